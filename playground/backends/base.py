@@ -1,0 +1,76 @@
+"""The Backend interface: a prompt goes in, text chunks stream out, then one Finished.
+
+Nothing above this layer knows whether the model is in-process, remote or fake.
+Cancellation is cooperative: the caller sets ``cancel`` and the backend stops
+within one token (local) or closes the HTTP stream (remote).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from playground.params import GenerationParams
+from playground.prompt import Prompt
+
+FinishReason = Literal["length", "eos", "stop", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """New text, and how many tokens produced it (0 while a multi-byte char is pending)."""
+
+    text: str
+    tokens: int = 1
+
+
+@dataclass(frozen=True)
+class Finished:
+    reason: FinishReason
+    prompt_tokens: int
+    completion_tokens: int
+    error: str | None = None  # user-facing message when reason == "error"
+
+
+Event = Chunk | Finished
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """What ``/api/models`` and shares report about the serving side."""
+
+    model_id: str
+    backend: str  # "local", "tgi", "openai", "fake"
+    context_length: int
+    loaded: bool
+    dtype: str | None = None
+    quantization: str | None = None
+    revision: str | None = None
+    endpoint: str | None = None
+    device_map: dict[str, Any] | None = None
+    placement: dict[str, Any] | None = None
+    max_new_tokens_limit: int | None = None
+    max_stop_sequences: int | None = None
+    concurrency: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    def info(self) -> BackendInfo: ...
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        """Tokens the prompt costs on this model (an estimate where no tokenizer is at hand)."""
+        ...
+
+    def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> Iterator[Event]:
+        """Yield Chunks, then exactly one Finished. ``params.seed`` is already concrete.
+
+        Raises BackendError subclasses only before the first Chunk; later
+        failures end the stream with ``Finished(reason="error")`` so the
+        partial text survives.
+        """
+        ...
+
+    def close(self) -> None: ...

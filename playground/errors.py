@@ -1,0 +1,144 @@
+"""The one error tree of the playground.
+
+Every error carries a message a person can act on. Code below the edges raises
+these; only the edges (Gradio handlers, REST routes, the CLI) turn them into
+``gr.Error``, HTTP statuses or exit messages.
+
+    PlaygroundError
+    ├── ConfigError                 bad flags or env vars (exit at start-up)
+    ├── ModelError
+    │   ├── UnknownModelError       no registry entry and no such folder
+    │   ├── GatedModelError         licence not accepted / token missing or refused
+    │   ├── HubUnreachableError     the hub cannot be reached and nothing is cached
+    │   ├── QuantizationUnavailableError
+    │   └── ModelLoadError
+    ├── InputError                  the request itself is wrong (4xx)
+    │   ├── InvalidParameterError
+    │   ├── InvalidTextError
+    │   ├── FillMarkerError
+    │   └── PromptTooLongError
+    ├── BackendError                the model side failed (5xx)
+    │   ├── BackendUnavailableError
+    │   ├── BackendBusyError
+    │   ├── BackendTimeoutError
+    │   └── GenerationFailedError
+    ├── BusyError                   the playground's own queue is full
+    ├── RateLimitedError
+    └── StoreError
+        └── ShareNotFoundError
+"""
+
+from __future__ import annotations
+
+
+class PlaygroundError(Exception):
+    """Base class. ``message`` is shown to users; ``status`` is the HTTP status at the API edge."""
+
+    status = 500
+    kind = "internal_error"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(PlaygroundError):
+    status = 400
+    kind = "config_error"
+
+
+class ModelError(PlaygroundError):
+    status = 503
+    kind = "model_error"
+
+
+class UnknownModelError(ModelError):
+    status = 404
+    kind = "unknown_model"
+
+
+class GatedModelError(ModelError):
+    status = 403
+    kind = "gated_model"
+
+
+class HubUnreachableError(ModelError):
+    kind = "hub_unreachable"
+
+
+class QuantizationUnavailableError(ModelError):
+    status = 400
+    kind = "quantization_unavailable"
+
+
+class ModelLoadError(ModelError):
+    kind = "model_load_failed"
+
+
+class InputError(PlaygroundError):
+    status = 400
+    kind = "invalid_request"
+
+
+class InvalidParameterError(InputError):
+    status = 422
+    kind = "invalid_parameter"
+
+
+class InvalidTextError(InputError):
+    status = 400
+    kind = "invalid_text"
+
+
+class FillMarkerError(InputError):
+    status = 422
+    kind = "fill_marker"
+
+
+class PromptTooLongError(InputError):
+    status = 413
+    kind = "prompt_too_long"
+
+
+class BackendError(PlaygroundError):
+    status = 502
+    kind = "backend_error"
+
+
+class BackendUnavailableError(BackendError):
+    status = 503
+    kind = "backend_unavailable"
+
+
+class BackendBusyError(BackendError):
+    status = 503
+    kind = "backend_busy"
+
+
+class BackendTimeoutError(BackendError):
+    status = 504
+    kind = "backend_timeout"
+
+
+class GenerationFailedError(BackendError):
+    kind = "generation_failed"
+
+
+class BusyError(PlaygroundError):
+    status = 503
+    kind = "busy"
+
+
+class RateLimitedError(PlaygroundError):
+    status = 429
+    kind = "rate_limited"
+
+
+class StoreError(PlaygroundError):
+    status = 503
+    kind = "store_unavailable"
+
+
+class ShareNotFoundError(StoreError):
+    status = 404
+    kind = "not_found"

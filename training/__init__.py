@@ -1,0 +1,1 @@
+"""Scripts that build nano-starcoder, the small model the playground ships."""

@@ -1,0 +1,89 @@
+"""Fill-in-the-middle training samples, built per window as StarCoder was trained.
+
+A window of source text is, with probability ``fim_rate``, cut into
+prefix / middle / suffix and rearranged so the model learns to write the
+middle after seeing both sides:
+
+    PSM: <fim_prefix> prefix <fim_suffix> suffix <fim_middle> middle <|endoftext|>
+    SPM: <fim_prefix> <fim_suffix> suffix <fim_middle> prefix middle <|endoftext|>
+
+The pieces are tokenized separately, which is exactly what happens at
+inference time when a user marks a hole: the token boundary always falls at
+the hole.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+Encode = Callable[[str], list[int]]
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    end_of_text: int
+    fim_prefix: int
+    fim_middle: int
+    fim_suffix: int
+    filename: int
+
+
+@dataclass(frozen=True)
+class FimPolicy:
+    fim_rate: float = 0.5  # share of windows turned into FIM samples (StarCoder: 0.5)
+    spm_rate: float = 0.5  # share of FIM samples in suffix-prefix-middle order
+    # How the hole is chosen. Users mostly mark whole lines or the rest of a
+    # line, so those get most of the budget; random spans keep the model general.
+    whole_lines_share: float = 0.4
+    rest_of_line_share: float = 0.3
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    starts.extend(i + 1 for i, ch in enumerate(text) if ch == "\n" and i + 1 < len(text))
+    return starts
+
+
+def choose_hole(text: str, rng: random.Random, policy: FimPolicy) -> tuple[int, int]:
+    """Pick the [start, end) character span that becomes the middle."""
+    starts = _line_starts(text)
+    roll = rng.random()
+    if len(starts) >= 3 and roll < policy.whole_lines_share:
+        # 1-4 whole lines, short holes more often, as in real editing.
+        count = min(len(starts) - 1, rng.choice((1, 1, 1, 2, 2, 3, 4)))
+        first = rng.randrange(0, len(starts) - count)
+        end = starts[first + count] if first + count < len(starts) else len(text)
+        return starts[first], end
+    if len(starts) >= 2 and roll < policy.whole_lines_share + policy.rest_of_line_share:
+        line = rng.randrange(0, len(starts) - 1)
+        line_end = starts[line + 1]
+        start = rng.randrange(starts[line], line_end)
+        return start, line_end
+    a, b = sorted(rng.randrange(0, len(text) + 1) for _ in range(2))
+    return a, b
+
+
+def build_sample(
+    text: str,
+    *,
+    encode: Encode,
+    ids: SpecialIds,
+    policy: FimPolicy,
+    rng: random.Random,
+    filename: str | None = None,
+    ends_document: bool = True,
+) -> list[int]:
+    """Token ids for one training window, FIM-transformed or left to right."""
+    metadata = [ids.filename, *encode(filename + "\n")] if filename else []
+    tail = [ids.end_of_text] if ends_document else []
+    if not text or rng.random() >= policy.fim_rate:
+        return metadata + encode(text) + tail
+    start, end = choose_hole(text, rng, policy)
+    prefix = metadata + encode(text[:start])
+    middle = encode(text[start:end])
+    suffix = encode(text[end:])
+    if rng.random() < policy.spm_rate:
+        return [ids.fim_prefix, ids.fim_suffix, *suffix, ids.fim_middle, *prefix, *middle, ids.end_of_text]
+    return [ids.fim_prefix, *prefix, ids.fim_suffix, *suffix, ids.fim_middle, *middle, ids.end_of_text]
