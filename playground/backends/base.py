@@ -51,6 +51,7 @@ class BackendInfo:
     endpoint: str | None = None
     device_map: dict[str, Any] | None = None
     placement: dict[str, Any] | None = None
+    max_input_tokens: int | None = None  # remote engines: longest prompt the server accepts
     max_new_tokens_limit: int | None = None
     max_stop_sequences: int | None = None
     concurrency: int = 1
