@@ -24,8 +24,12 @@ these; only the edges (Gradio handlers, REST routes, the CLI) turn them into
     │   └── GenerationFailedError
     ├── BusyError                   the playground's own queue is full
     ├── RateLimitedError
-    └── StoreError
-        └── ShareNotFoundError
+    └── StoreError                  sharing is unavailable; generation still works
+        ├── ShareNotFoundError      unknown, deleted or malformed share id (one message)
+        ├── ShareForbiddenError     delete token missing or wrong
+        ├── StoreLockedError        another process holds the write lock past the timeout
+        ├── StoreFullError          disk full or the database size cap reached
+        └── StoreCorruptError       the file is damaged or not a SQLite database
 """
 
 from __future__ import annotations
@@ -142,3 +146,23 @@ class StoreError(PlaygroundError):
 class ShareNotFoundError(StoreError):
     status = 404
     kind = "not_found"
+
+
+class ShareForbiddenError(StoreError):
+    status = 403
+    kind = "forbidden"
+
+
+class StoreLockedError(StoreError):
+    status = 503
+    kind = "store_locked"
+
+
+class StoreFullError(StoreError):
+    status = 507
+    kind = "store_full"
+
+
+class StoreCorruptError(StoreError):
+    status = 503
+    kind = "store_corrupt"

@@ -1,0 +1,129 @@
+"""The stream stage: backend events in, visible text deltas and one outcome out.
+
+Stop sequences are cut here, for every backend alike: text that could still
+become a stop sequence is held back until it can't, so a stop that spans
+tokens never flashes on screen. The wall-clock limit and the timings (time
+to first token, tokens/s) are measured here too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from playground.backends.base import Backend, Chunk, Finished
+from playground.params import GenerationParams
+from playground.prompt import Prompt
+
+
+class StopCutter:
+    """Feed text deltas; get back only text that is certainly before any stop sequence."""
+
+    def __init__(self, stops: tuple[str, ...]):
+        self.stops = tuple(s for s in stops if s)
+        self.pending = ""
+        self.stopped = False
+
+    def feed(self, delta: str) -> str:
+        if self.stopped:
+            return ""
+        self.pending += delta
+        cut = min((i for i in (self.pending.find(s) for s in self.stops) if i >= 0), default=-1)
+        if cut >= 0:
+            self.stopped = True
+            safe, self.pending = self.pending[:cut], ""
+            return safe
+        hold = self._partial_stop_length()
+        safe = self.pending[: len(self.pending) - hold]
+        self.pending = self.pending[len(safe) :]
+        return safe
+
+    def flush(self) -> str:
+        rest, self.pending = ("" if self.stopped else self.pending), ""
+        return rest
+
+    def _partial_stop_length(self) -> int:
+        """Length of the longest tail of ``pending`` that is a proper prefix of some stop."""
+        best = 0
+        for stop in self.stops:
+            for size in range(min(len(stop) - 1, len(self.pending)), best, -1):
+                if self.pending.endswith(stop[:size]):
+                    best = size
+                    break
+        return best
+
+
+@dataclass
+class Outcome:
+    """How a generation ended; filled in when the stream is exhausted."""
+
+    text: str = ""
+    finish_reason: str = "cancelled"  # stays so when the consumer closes the stream early
+    error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_ms: float | None = None
+    total_ms: float = 0.0
+    timed_out: bool = False
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Decode speed after the first token, the figure users compare across engines."""
+        if self.ttft_ms is None or self.completion_tokens < 2:
+            return None
+        decode_s = (self.total_ms - self.ttft_ms) / 1000
+        return round((self.completion_tokens - 1) / decode_s, 2) if decode_s > 0 else None
+
+
+def run_stream(
+    backend: Backend,
+    prompt: Prompt,
+    params: GenerationParams,
+    cancel: threading.Event,
+    outcome: Outcome,
+    *,
+    time_limit_s: float,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Iterator[str]:
+    """Yield visible deltas; fill ``outcome`` as the stream ends.
+
+    Backend errors before the first chunk propagate (nothing was shown); the
+    caller turns them into messages. Closing this generator cancels the backend.
+    """
+    cutter = StopCutter(params.stop)
+    start = clock()
+    deadline = start + time_limit_s
+    events = backend.stream(prompt, params, cancel)
+    try:
+        for event in events:
+            if isinstance(event, Chunk):
+                if outcome.ttft_ms is None:
+                    outcome.ttft_ms = (clock() - start) * 1000
+                visible = cutter.feed(event.text)
+                if visible:
+                    outcome.text += visible
+                    yield visible
+                if cutter.stopped:
+                    cancel.set()  # the model can stop now; the rest would be thrown away
+                elif clock() > deadline and not cancel.is_set():
+                    outcome.timed_out = True
+                    cancel.set()
+            elif isinstance(event, Finished):
+                outcome.prompt_tokens = event.prompt_tokens
+                outcome.completion_tokens = event.completion_tokens
+                outcome.error = event.error
+                outcome.finish_reason = event.reason
+    finally:
+        events.close()  # a closed consumer (stop button, closed tab) reaches the backend here
+        outcome.total_ms = (clock() - start) * 1000
+    if cutter.stopped:
+        outcome.finish_reason = "stop"
+    elif outcome.timed_out:
+        outcome.finish_reason = "length"
+        outcome.error = None
+    tail = cutter.flush()
+    if tail:
+        outcome.text += tail
+        yield tail
