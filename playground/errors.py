@@ -16,9 +16,11 @@ these; only the edges (Gradio handlers, REST routes, the CLI) turn them into
     │   ├── InvalidParameterError
     │   ├── InvalidTextError
     │   ├── FillMarkerError
-    │   └── PromptTooLongError
+    │   ├── PromptTooLongError
+    │   └── EngineRejectedError     a remote engine refused the request as invalid (its 422)
     ├── BackendError                the model side failed (5xx)
     │   ├── BackendUnavailableError
+    │   │   └── BackendAuthError    a remote engine refused the configured token (401/403)
     │   ├── BackendBusyError
     │   ├── BackendTimeoutError
     │   └── GenerationFailedError
@@ -104,6 +106,13 @@ class PromptTooLongError(InputError):
     kind = "prompt_too_long"
 
 
+class EngineRejectedError(InputError):
+    """The remote engine's own validation refused the request (parameters or length)."""
+
+    status = 422
+    kind = "rejected_by_engine"
+
+
 class BackendError(PlaygroundError):
     status = 502
     kind = "backend_error"
@@ -112,6 +121,11 @@ class BackendError(PlaygroundError):
 class BackendUnavailableError(BackendError):
     status = 503
     kind = "backend_unavailable"
+
+
+class BackendAuthError(BackendUnavailableError):
+    status = 502
+    kind = "backend_auth"
 
 
 class BackendBusyError(BackendError):

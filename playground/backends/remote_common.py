@@ -1,0 +1,422 @@
+"""What the TGI and OpenAI-compatible backends share: limits, clamping, the
+stream driver with its timeouts, retries and cancellation, and error messages.
+
+A remote backend only says how to open one streaming request (as a generator
+of ``Delta``/``Done`` events, run in a worker thread) and how to translate the
+client library's exceptions. ``RemoteBackend.stream`` does the rest:
+
+* the worker thread pushes events to a queue; the caller's thread polls it, so
+  a stalled server cannot block cancellation (a blocked socket read cannot
+  check a flag). On cancel, timeout or an abandoned generator the socket is
+  shut down, which wakes the worker and tells the engine to drop the request
+  from its batch;
+* the idle timeout counts time between *tokens*: TGI's keep-alive comments
+  (every 15 s) keep bytes flowing on a stuck stream and must not reset it;
+* a 429 is retried at most ``busy_retries`` times, with jitter, and only
+  before any token arrived; later failures end the stream with
+  ``Finished(reason="error")`` so the partial text is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from playground.backends.base import BackendInfo, Chunk, Event, Finished, FinishReason
+from playground.errors import (
+    BackendAuthError,
+    BackendBusyError,
+    BackendError,
+    BackendTimeoutError,
+    BackendUnavailableError,
+    GenerationFailedError,
+    PlaygroundError,
+)
+from playground.params import GenerationParams
+from playground.prompt import Prompt
+from playground.registry import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+_POLL_S = 0.1  # how often a waiting stream looks at the cancel flag and its deadlines
+_JOIN_S = 1.0  # how long closing a stream waits for its worker thread
+
+
+@dataclass(frozen=True)
+class RemoteLimits:
+    """The engine's limits, read from ``/info`` (TGI) or ``/v1/models`` (vLLM)."""
+
+    max_total_tokens: int  # prompt + generated tokens
+    max_input_tokens: int  # longest prompt accepted
+    max_new_tokens: int  # most new tokens one request may ask for
+    max_stop_sequences: int
+    server_model: str | None = None  # the engine's own model name (vLLM needs it in requests)
+    version: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delta:
+    """Generated text from the engine; ``text`` is "" for a skipped special token."""
+
+    text: str
+    tokens: int = 1
+
+
+@dataclass(frozen=True)
+class Done:
+    reason: FinishReason
+    completion_tokens: int | None = None  # the engine's count, when it reports one
+    prompt_tokens: int | None = None
+
+
+RemoteEvent = Delta | Done
+# Opens one request and yields its events. It runs in a worker thread and
+# calls ``register(sock)`` once the response is open so a cancel can shut it.
+EventSource = Callable[[Callable[[socket.socket | None], None]], Iterator[RemoteEvent]]
+
+
+def estimate_tokens(prompt: Prompt, spec: ModelSpec) -> int:
+    """A deliberately conservative token count: no tokenizer is at hand remotely."""
+    return max(1, math.ceil(prompt.char_count / spec.chars_per_token))
+
+
+def clamp_max_new_tokens(requested: int, prompt_tokens: int, limits: RemoteLimits) -> int:
+    """Keep prompt + new tokens within the engine's total; always at least 1 so the
+    engine, which counts exactly, decides whether a borderline prompt fits."""
+    room = limits.max_total_tokens - prompt_tokens
+    return max(1, min(requested, limits.max_new_tokens, room))
+
+
+def get_json(url: str, token: str | None, timeout_s: float) -> Any:
+    """Plain GET of a JSON document, with failures turned into messages naming the URL."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.get(url, headers=headers, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        raise unavailable(url, _describe(exc)) from exc
+    if response.status_code in (401, 403):
+        raise auth_refused(url, response.status_code)
+    if response.status_code != 200:
+        raise unavailable(url, f"HTTP {response.status_code} from {url}")
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise unavailable(url, f"{url} did not answer with JSON") from exc
+
+
+# -- user-facing messages ----------------------------------------------------------
+
+
+def unavailable(url: str, detail: str) -> BackendUnavailableError:
+    return BackendUnavailableError(
+        f"The model server at {url} cannot be reached ({detail}). Check that it is running and that "
+        "the endpoint URL is right; the playground retries on the next request."
+    )
+
+
+def auth_refused(url: str, status: int) -> BackendAuthError:
+    return BackendAuthError(
+        f"The model server at {url} refused our token (HTTP {status}). Set a valid token for this endpoint."
+    )
+
+
+def busy() -> BackendBusyError:
+    return BackendBusyError("The model server is busy (overloaded); try again in a few seconds.")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, httpx.ConnectError) or "connect" in type(exc).__name__.lower():
+        return "connection refused or host unknown"
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        return "it did not answer in time"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+# -- the worker side ---------------------------------------------------------------
+
+
+def shutdown_socket(sock: socket.socket | None) -> None:
+    """Wake a thread blocked reading ``sock`` and send the server a FIN.
+
+    ``close()`` from another thread does neither on Linux: the blocked read
+    keeps the socket alive, so the engine would keep generating.
+    """
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+def socket_of(response: Any) -> socket.socket | None:
+    """The TCP socket under an httpx(2) response, or None where it cannot be found."""
+    try:
+        stream = response.extensions["network_stream"]
+        sock = stream.get_extra_info("socket")
+    except (AttributeError, KeyError, TypeError):
+        return None
+    return sock if isinstance(sock, socket.socket) else None
+
+
+class _Pump:
+    """Runs one request's event generator in a daemon thread, feeding a queue."""
+
+    def __init__(self, source: EventSource, name: str):
+        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._thread = threading.Thread(target=self._run, args=(source,), name=name, daemon=True)
+        self._thread.start()
+
+    def _register(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._sock = sock
+            stopped = self._stop.is_set()
+        if stopped:  # closed while the request was still opening
+            shutdown_socket(sock)
+
+    def _run(self, source: EventSource) -> None:
+        events = source(self._register)
+        try:
+            for event in events:
+                if self._stop.is_set():
+                    return
+                self._queue.put(("event", event))
+            self._queue.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which maps it
+            if not self._stop.is_set():
+                self._queue.put(("error", exc))
+        finally:
+            try:
+                events.close()  # type: ignore[attr-defined]  # runs the source's own clean-up
+            except Exception:  # noqa: BLE001 - clean-up of a dead stream must not raise
+                logger.debug("closing a remote stream failed", exc_info=True)
+
+    def get(self, timeout_s: float) -> tuple[str, Any] | None:
+        try:
+            return self._queue.get(timeout=max(timeout_s, 0.0))
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            with self._lock:
+                sock = self._sock
+            shutdown_socket(sock)
+            self._thread.join(_JOIN_S)
+            if self._thread.is_alive():
+                # Still opening the request: it ends at the client's read timeout.
+                logger.debug("remote stream worker %s still opening; it ends at its read timeout", self._thread.name)
+
+
+# -- the backend skeleton ----------------------------------------------------------
+
+
+class RemoteBackend:
+    """Shared body of the remote backends; subclasses open requests and map errors."""
+
+    backend_name = "remote"
+    _RETRY = object()
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        endpoint: str,
+        *,
+        token: str | None = None,
+        first_token_timeout_s: float = 60.0,  # long prompts on a busy engine take a while to prefill
+        idle_timeout_s: float = 30.0,  # between tokens; must exceed TGI's 15 s keep-alive gap to be useful
+        connect_timeout_s: float = 10.0,  # reading the limits and opening a request
+        concurrency: int = 16,  # users served at once; the engine batches them
+        busy_retries: int = 2,  # 429s retried before the first token
+        retry_backoff_s: tuple[float, float] = (0.2, 0.6),  # jittered pause before a retry
+        connect: bool = True,  # read the limits now (never raises; see info().loaded)
+    ):
+        if not endpoint.startswith(("http://", "https://")):
+            raise BackendUnavailableError(f"The endpoint {endpoint!r} must be an http:// or https:// URL.")
+        self.spec = spec
+        self.endpoint = endpoint.rstrip("/")
+        self.token = token or None
+        self.first_token_timeout_s = first_token_timeout_s
+        self.idle_timeout_s = idle_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.concurrency = concurrency
+        self.busy_retries = busy_retries
+        self.retry_backoff_s = retry_backoff_s
+        # A read blocked longer than this ends the worker thread even if nobody shuts its socket.
+        self.read_backstop_s = max(first_token_timeout_s, idle_timeout_s) + 5.0
+        self._limits: RemoteLimits | None = None
+        self._stale = True  # re-read the limits before the next request
+        self._last_error: str | None = None
+        self._limits_lock = threading.Lock()
+        if connect:
+            self.connect()
+
+    # -- subclass hooks --
+    def _read_limits(self) -> RemoteLimits:
+        raise NotImplementedError
+
+    def _source(self, text: str, params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> EventSource:
+        raise NotImplementedError
+
+    def _classify(self, exc: BaseException) -> PlaygroundError:
+        raise NotImplementedError
+
+    # -- limits --
+    def connect(self) -> bool:
+        """(Re)read the engine's limits. Returns whether the engine answered."""
+        with self._limits_lock:
+            try:
+                self._limits = self._read_limits()
+            except PlaygroundError as exc:
+                self._last_error = exc.message
+                logger.warning("%s endpoint %s: %s", self.backend_name, self.endpoint, exc.message)
+                return False
+            self._stale = False
+            self._last_error = None
+            return True
+
+    def _require_limits(self) -> RemoteLimits:
+        if self._stale or self._limits is None:
+            self.connect()
+        if self._limits is None or self._stale:
+            raise unavailable(self.endpoint, self._last_error or "no answer")
+        return self._limits
+
+    def info(self) -> BackendInfo:
+        limits = self._limits
+        return BackendInfo(
+            model_id=self.spec.id,
+            backend=self.backend_name,
+            context_length=limits.max_total_tokens if limits else self.spec.context_length,
+            loaded=limits is not None and not self._stale,
+            revision=self.spec.revision,
+            endpoint=self.endpoint,
+            max_input_tokens=limits.max_input_tokens if limits else None,
+            max_new_tokens_limit=limits.max_new_tokens if limits else None,
+            max_stop_sequences=limits.max_stop_sequences if limits else None,
+            concurrency=self.concurrency,
+            extra={
+                "server_model": limits.server_model if limits else None,
+                "server_version": limits.version if limits else None,
+                "last_error": self._last_error,
+                **(limits.extra if limits else {}),
+            },
+        )
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        return estimate_tokens(prompt, self.spec)
+
+    def close(self) -> None:
+        pass
+
+    # -- streaming --
+    def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> Iterator[Event]:
+        limits = self._require_limits()
+        text = prompt.render_for_remote(self.spec.special_tokens())
+        prompt_tokens = self.count_tokens(prompt)
+        source = self._source(text, params, limits, prompt_tokens)
+        retries = 0
+        while True:
+            if cancel.is_set():
+                yield Finished("cancelled", prompt_tokens, 0)
+                return
+            pump = _Pump(source, name=f"{self.backend_name}-stream")
+            try:
+                outcome = yield from self._consume(pump, cancel, prompt_tokens, retries < self.busy_retries)
+            finally:
+                pump.close()  # also when the caller abandons the generator
+            if outcome is not self._RETRY:
+                return
+            retries += 1
+            if cancel.wait(random.uniform(*self.retry_backoff_s)):
+                yield Finished("cancelled", prompt_tokens, 0)
+                return
+
+    def _consume(
+        self, pump: _Pump, cancel: threading.Event, prompt_tokens: int, may_retry: bool
+    ) -> Generator[Event, None, object]:
+        """Relay one attempt's events; returns ``_RETRY`` when a 429 should be retried."""
+        started = time.monotonic()
+        last_token: float | None = None
+        completion = 0
+        yielded = False  # a Chunk went out: from now on failures end with Finished
+        while True:
+            if cancel.is_set():
+                yield Finished("cancelled", prompt_tokens, completion)
+                return None
+            now = time.monotonic()
+            deadline = started + self.first_token_timeout_s if last_token is None else last_token + self.idle_timeout_s
+            if now >= deadline:
+                error = self._timeout_error(last_token is None)
+                if not yielded:
+                    raise error
+                yield Finished("error", prompt_tokens, completion, self._interrupted(completion, error))
+                return None
+            item = pump.get(min(_POLL_S, deadline - now))
+            if item is None:
+                continue
+            kind, value = item
+            if kind == "event" and isinstance(value, Delta):
+                last_token = time.monotonic()
+                completion += value.tokens
+                if value.text:
+                    yielded = True
+                    yield Chunk(value.text, value.tokens)
+            elif kind == "event":
+                yield Finished(value.reason, value.prompt_tokens or prompt_tokens, value.completion_tokens or completion)
+                return None
+            elif kind == "end":
+                error = self.truncated_error()
+                if not yielded:
+                    raise error
+                yield Finished("error", prompt_tokens, completion, self._interrupted(completion, error))
+                return None
+            else:
+                error = self._classify(value)
+                if isinstance(error, BackendUnavailableError):
+                    self._stale = True  # re-read the limits before the next request
+                    self._last_error = error.message
+                if not yielded:
+                    if isinstance(error, BackendBusyError) and last_token is None and may_retry:
+                        return self._RETRY
+                    raise error
+                yield Finished("error", prompt_tokens, completion, self._interrupted(completion, error))
+                return None
+
+    def truncated_error(self) -> GenerationFailedError:
+        return GenerationFailedError(
+            f"The model server at {self.endpoint} closed the stream before finishing "
+            "(the connection dropped or the server restarted). Try again."
+        )
+
+    def _timeout_error(self, first: bool) -> BackendTimeoutError:
+        if first:
+            return BackendTimeoutError(
+                f"The model server at {self.endpoint} sent no tokens within {self.first_token_timeout_s:g} s. "
+                "It may be overloaded or stuck; try again in a moment."
+            )
+        return BackendTimeoutError(
+            f"The model server at {self.endpoint} stopped sending tokens for {self.idle_timeout_s:g} s."
+        )
+
+    @staticmethod
+    def _interrupted(tokens: int, error: BackendError | PlaygroundError) -> str:
+        return (
+            f"The output was interrupted after {tokens} tokens: {error.message} "
+            "The partial output is kept; run it again for a complete one."
+        )

@@ -1,0 +1,113 @@
+"""Fill-in-the-middle mode: code with one ``<FILL_HERE>`` hole becomes a FIM prompt.
+
+The prompt is prefix-suffix-middle order. Whitespace around the hole is kept
+byte for byte, because it changes what the model writes. When the code does
+not fit, the prefix *text* is trimmed from the top (whole lines), then the
+suffix from the bottom; the token sequence is never cut, so ``<fim_prefix>``
+always survives.
+"""
+
+from __future__ import annotations
+
+from playground.errors import FillMarkerError, InputError
+from playground.prompt import Prompt, Special
+from playground.prompting.budget import Budget, TokenCounter, check_text, too_long
+from playground.prompting.prepared import Prepared
+from playground.registry import ModelSpec
+
+FILL_MARKER = "<FILL_HERE>"
+_MIN_ECHO_CHARS = 12  # shorter overlaps are too likely to be legitimate code
+
+
+def split_hole(code: str) -> tuple[str, str]:
+    holes = code.count(FILL_MARKER)
+    if holes == 0:
+        raise FillMarkerError(
+            f"Mark the place to fill with {FILL_MARKER}: the code has no such marker. "
+            "Put it where the model should write code."
+        )
+    if holes > 1:
+        raise FillMarkerError(
+            f"The code has {holes} {FILL_MARKER} markers; exactly one hole is supported. "
+            "Keep the one you want filled and remove the others."
+        )
+    prefix, suffix = code.split(FILL_MARKER)
+    return prefix, suffix
+
+
+def _fim_prompt(spec: ModelSpec, prefix: str, suffix: str, filename: str) -> Prompt:
+    assert spec.fim is not None
+    header: list[Special | str] = []
+    if filename and spec.filename_token:
+        header = [Special(spec.filename_token), filename + "\n"]
+    return Prompt.of(
+        Special(spec.fim.prefix), *header, prefix, Special(spec.fim.suffix), suffix, Special(spec.fim.middle)
+    )
+
+
+def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget, count: TokenCounter) -> Prepared:
+    check_text("The code", code)
+    check_text("The filename", filename, allow_empty=True)
+    if "\n" in filename or len(filename) > 256:
+        raise InputError("The filename must be one line of at most 256 characters, e.g. src/utils.py.")
+    if spec.fim is None:
+        raise InputError(f"{spec.id} was not trained for fill-in-the-middle. Use completion mode, or pick a StarCoder model.")
+    prefix, suffix = split_hole(code)
+    use_filename = bool(filename and spec.filename_token)
+    fixed = 3 + (1 + count(filename + "\n") if use_filename else 0)  # the FIM specials and the header
+    prefix_lines = prefix.splitlines(keepends=True)
+    suffix_lines = suffix.splitlines(keepends=True)
+    prefix_counts = [count(line) for line in prefix_lines]
+    suffix_counts = [count(line) for line in suffix_lines]
+    total = fixed + sum(prefix_counts) + sum(suffix_counts)
+    dropped_prefix = dropped_suffix = 0
+    # Keep the lines touching the hole: without them the model cannot know what belongs there.
+    while total > budget.prompt_tokens and len(prefix_lines) - dropped_prefix > 1:
+        total -= prefix_counts[dropped_prefix]
+        dropped_prefix += 1
+    while total > budget.prompt_tokens and len(suffix_lines) - dropped_suffix > 1:
+        dropped_suffix += 1
+        total -= suffix_counts[-dropped_suffix]
+    if total > budget.prompt_tokens:
+        raise too_long("The code around the hole", total, budget, "Shorten the lines next to the hole, or lower max_new_tokens.")
+    kept_prefix = "".join(prefix_lines[dropped_prefix:])
+    kept_suffix = "".join(suffix_lines[: len(suffix_lines) - dropped_suffix])
+    notices = []
+    if dropped_prefix:
+        notices.append(f"Only the last {len(prefix_lines) - dropped_prefix} lines above the hole fit the context; "
+                       f"the first {dropped_prefix} were left out of the prompt.")
+    if dropped_suffix:
+        notices.append(f"Only the first {len(suffix_lines) - dropped_suffix} lines below the hole fit the context; "
+                       f"the last {dropped_suffix} were left out of the prompt.")
+    return Prepared(
+        _fim_prompt(spec, kept_prefix, kept_suffix, filename if use_filename else ""),
+        budget.reply_tokens,
+        total,
+        notices=tuple(notices),
+        inputs={"code": code, "filename": filename},
+    )
+
+
+def strip_suffix_echo(middle: str, suffix: str) -> str:
+    """Cut a middle where it starts repeating the code after the hole.
+
+    Models sometimes write the middle and then carry on with the suffix; the
+    repeat would appear twice once spliced.
+    """
+    target = suffix.strip()
+    if not target:
+        return middle
+    starts = [0] + [i + 1 for i, char in enumerate(middle) if char == "\n"]
+    for start in starts:
+        tail = middle[start:].strip()
+        overlap = min(len(tail), len(target))
+        if overlap >= min(_MIN_ECHO_CHARS, len(target)) and tail[:overlap] == target[:overlap]:
+            return middle[:start]
+    return middle
+
+
+def splice(code: str, middle: str) -> tuple[str, str]:
+    """(the whole code with the middle in place of the hole, the middle as used)."""
+    prefix, suffix = split_hole(code)
+    middle = strip_suffix_echo(middle, suffix)
+    return prefix + middle + suffix, middle

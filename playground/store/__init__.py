@@ -1,0 +1,44 @@
+"""The share store: durable, exact, deletable shared generations in SQLite (or any SQLAlchemy URL).
+
+Public surface (the submodules are implementation):
+
+    store = ShareStore.open(path_or_url)          # logs, never raises, on a bad database
+    created = store.create(generation)            # -> CreatedShare(id, delete_token, created_at)
+    generation = store.get(created.id)            # ShareNotFoundError for unknown/deleted/malformed
+    store.delete(created.id, created.delete_token)
+    store.backup("shares-backup.db")
+
+CLI: ``python -m playground.store {migrate,backup,schema}``.
+"""
+
+from playground.store.backup import BackupResult, backup_database
+from playground.store.engine import SqlitePlan, fs_type_for, is_network_fs, open_engine, plan_for
+from playground.store.migrations import LATEST_VERSION, MIGRATIONS, applied_migrations, migrate
+from playground.store.shares import (
+    NOT_FOUND_MESSAGE,
+    CreatedShare,
+    Share,
+    ShareStore,
+    StoreHealth,
+    is_share_id,
+)
+
+__all__ = [
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "NOT_FOUND_MESSAGE",
+    "BackupResult",
+    "CreatedShare",
+    "Share",
+    "ShareStore",
+    "SqlitePlan",
+    "StoreHealth",
+    "applied_migrations",
+    "backup_database",
+    "fs_type_for",
+    "is_network_fs",
+    "is_share_id",
+    "migrate",
+    "open_engine",
+    "plan_for",
+]

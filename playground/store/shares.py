@@ -1,0 +1,228 @@
+"""ShareStore: save a Generation under an unguessable id, open it again exactly, delete it.
+
+- Ids are ``secrets.token_urlsafe(16)`` (128 random bits). Delete tokens are
+  ``token_urlsafe(32)``, returned once and stored only as a sha256 hash.
+- Deletion is a hard delete (with ``secure_delete`` on, the text is wiped from
+  the file), so a deleted id and one that never existed are the same to
+  callers: both raise ShareNotFoundError with one fixed message, as do
+  malformed ids, which never reach the database.
+- Delete-token policy: a missing token is refused (ShareForbiddenError) before
+  the id is even looked up; a wrong token for an existing share is refused
+  with ShareForbiddenError. That tells a caller the id exists, but anyone who
+  knows an id can already read it, so it reveals nothing new.
+- Writes are serialized inside the process by a lock (fair queueing instead of
+  SQLite's sleep-and-poll busy handler) and start with ``BEGIN IMMEDIATE``
+  across processes. Create one ShareStore per database and share it.
+- The store starts even when the database is locked, full or broken: the
+  failure is logged, and each call retries the schema check and raises a
+  StoreError that says what to do. Reads keep working while writes fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, delete, insert, select, text
+
+from playground.errors import ShareForbiddenError, ShareNotFoundError, StoreError, StoreLockedError
+from playground.record import Generation
+from playground.store.backup import BackupResult, backup_database
+from playground.store.encoding import dump_record, load_record, scrub
+from playground.store.engine import JournalChoice, is_sqlite, open_engine, read_transaction, write_transaction
+from playground.store.faults import LOCKED_MESSAGE, store_errors
+from playground.store.migrations import LATEST_VERSION, applied_migrations, migrate
+from playground.store.schema import ShareRow
+
+logger = logging.getLogger("playground.store")
+
+NOT_FOUND_MESSAGE = "Share not found: the link may be mistyped or incomplete, or the share was deleted."
+MISSING_TOKEN_MESSAGE = "Deleting a share needs its delete token, which was shown once when the share was created."
+WRONG_TOKEN_MESSAGE = "That delete token does not match this share; use the token shown when it was created."
+
+# token_urlsafe(16) is exactly 22 characters of the URL-safe base64 alphabet.
+_SHARE_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+@dataclass(frozen=True)
+class CreatedShare:
+    id: str
+    delete_token: str  # show it once; only its hash is stored
+    created_at: datetime  # UTC-aware
+
+
+@dataclass(frozen=True)
+class Share:
+    id: str
+    created_at: datetime  # when it was shared (UTC-aware)
+    generation: Generation
+
+
+@dataclass(frozen=True)
+class StoreHealth:
+    ok: bool
+    message: str  # "ok", or the StoreError message
+    journal_mode: str | None
+    schema_version: int | None
+    latest_version: int
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def is_share_id(value: object) -> bool:
+    return isinstance(value, str) and _SHARE_ID.fullmatch(value) is not None
+
+
+class ShareStore:
+    """Shared generations in one database. Thread-safe; one instance per database."""
+
+    def __init__(self, engine: Engine, *, lock_timeout_s: float = 5.0):
+        self._engine = engine
+        self._lock_timeout_s = lock_timeout_s  # how long a writer queues inside this process
+        self._write_lock = threading.Lock()
+        self._schema_lock = threading.Lock()
+        self._schema_ready = False
+
+    @classmethod
+    def open(
+        cls,
+        url_or_path: str | os.PathLike[str],
+        *,
+        busy_timeout_ms: int = 5000,
+        max_page_count: int | None = None,
+        journal: JournalChoice = "auto",
+        mounts_text: str | None = None,
+    ) -> ShareStore:
+        """Open (creating and migrating if needed) the store; database trouble is logged, not raised."""
+        engine = open_engine(
+            url_or_path,
+            busy_timeout_ms=busy_timeout_ms,
+            max_page_count=max_page_count,
+            journal=journal,
+            mounts_text=mounts_text,
+        )
+        store = cls(engine, lock_timeout_s=max(busy_timeout_ms / 1000, 0.1))
+        try:
+            store.ensure_schema()
+        except StoreError as error:
+            logger.error("share store not ready at start-up; sharing will fail until fixed: %s", error.message)
+        return store
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def ensure_schema(self) -> None:
+        """Migrate once per store; retried on the next call if it failed."""
+        if self._schema_ready:
+            return
+        with self._schema_lock, store_errors("migrate"):
+            if not self._schema_ready:
+                migrate(self._engine)
+                self._schema_ready = True
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        if not self._write_lock.acquire(timeout=self._lock_timeout_s):
+            raise StoreLockedError(LOCKED_MESSAGE)
+        try:
+            with write_transaction(self._engine) as conn:
+                yield conn
+        finally:
+            self._write_lock.release()
+
+    def create(self, generation: Generation) -> CreatedShare:
+        """Store a finished generation; return its new id and the one-time delete token."""
+        record = scrub(generation.to_dict())
+        share_id = secrets.token_urlsafe(16)
+        token = secrets.token_urlsafe(32)
+        created_at = datetime.now(UTC)
+        values = {
+            "id": share_id,
+            "created_at": created_at,
+            "mode": record["mode"],
+            "model": record["model"],
+            "generation_id": record["id"],
+            "delete_token_hash": hash_token(token),
+            "record_json": dump_record(record),
+            "finish_reason": record["finish_reason"],
+            "app_version": record["app_version"],
+        }
+        self.ensure_schema()
+        # A 128-bit id colliding is not a practical event; the primary key would refuse it.
+        with store_errors("create share"), self._writing() as conn:
+            conn.execute(insert(ShareRow).values(**values))
+        return CreatedShare(id=share_id, delete_token=token, created_at=created_at)
+
+    def get_share(self, share_id: str) -> Share:
+        """The share with this id; ShareNotFoundError (one fixed message) for anything else."""
+        if not is_share_id(share_id):
+            raise ShareNotFoundError(NOT_FOUND_MESSAGE)
+        self.ensure_schema()
+        with store_errors("open share"), read_transaction(self._engine) as conn:
+            row = conn.execute(
+                select(ShareRow.created_at, ShareRow.record_json).where(ShareRow.id == share_id)
+            ).first()
+        if row is None:
+            raise ShareNotFoundError(NOT_FOUND_MESSAGE)
+        return Share(id=share_id, created_at=row.created_at, generation=Generation.from_dict(load_record(row.record_json)))
+
+    def get(self, share_id: str) -> Generation:
+        return self.get_share(share_id).generation
+
+    def delete(self, share_id: str, token: str | None) -> None:
+        """Delete a share for good, given its delete token."""
+        if not token or not isinstance(token, str):
+            raise ShareForbiddenError(MISSING_TOKEN_MESSAGE)
+        if not is_share_id(share_id):
+            raise ShareNotFoundError(NOT_FOUND_MESSAGE)
+        given = hash_token(token)
+        self.ensure_schema()
+        with store_errors("delete share"), self._writing() as conn:
+            stored = conn.execute(select(ShareRow.delete_token_hash).where(ShareRow.id == share_id)).scalar()
+            if stored is None:
+                raise ShareNotFoundError(NOT_FOUND_MESSAGE)
+            if not hmac.compare_digest(stored, given):
+                raise ShareForbiddenError(WRONG_TOKEN_MESSAGE)
+            conn.execute(delete(ShareRow).where(ShareRow.id == share_id))
+
+    def backup(self, target: str | os.PathLike[str]) -> BackupResult:
+        """Copy the live database to ``target`` with SQLite's backup API (atomic replace)."""
+        return backup_database(self._engine, Path(target))
+
+    def health(self) -> StoreHealth:
+        """A cheap check for /health pages: can the database be read, and is the schema current?"""
+        try:
+            with store_errors("health check"):
+                with read_transaction(self._engine) as conn:
+                    journal = conn.exec_driver_sql("PRAGMA journal_mode").scalar() if is_sqlite(self._engine) else None
+                version = len(applied_migrations(self._engine))
+        except StoreError as error:
+            return StoreHealth(False, error.message, None, None, LATEST_VERSION)
+        except Exception as error:  # health must answer, never raise
+            logger.warning("share store health check failed: %s", error)
+            return StoreHealth(False, "Sharing is unavailable: the share database cannot be read.", None, None, LATEST_VERSION)
+        ok = version == LATEST_VERSION
+        message = "ok" if ok else "The share database schema is not current; sharing will migrate it on first use."
+        return StoreHealth(ok, message, str(journal) if journal is not None else None, version, LATEST_VERSION)
+
+    def count(self) -> int:
+        """How many shares are stored (for metrics and tests)."""
+        self.ensure_schema()
+        with store_errors("count shares"), read_transaction(self._engine) as conn:
+            return int(conn.execute(text("SELECT count(*) FROM shares")).scalar_one())
