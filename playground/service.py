@@ -20,13 +20,14 @@ from typing import Any
 from playground import __version__
 from playground.backends.base import Backend, BackendInfo
 from playground.config import Settings
-from playground.errors import BusyError, InputError, ModelError, PlaygroundError, UnknownModelError
+from playground.errors import BusyError, ConfigError, InputError, ModelError, PlaygroundError, UnknownModelError
 from playground.generation import Outcome, run_stream
 from playground.loading import LoadProgress
 from playground.params import GenerationParams
 from playground.prompt import Prompt
 from playground.prompting.budget import plan_budget
-from playground.prompting.chat import TechAssistantPrompt, build_chat, present_reply
+from playground.prompting.budget import check_text
+from playground.prompting.chat import TechAssistantPrompt, build_chat, parse_tech_assistant, present_reply
 from playground.prompting.complete import build_complete
 from playground.prompting.fill import build_fill, splice
 from playground.prompting.prepared import Prepared
@@ -237,9 +238,21 @@ class Playground:
             prepared = build_fill(inputs.get("code", ""), inputs.get("filename") or "", slot.spec, budget, count)
         else:
             history = _history(inputs.get("history") or [])
-            prepared = build_chat(self.chat_prompt, history, inputs.get("message", ""), budget, count)
+            chat_prompt = self._chat_prompt(inputs.get("system_prompt"))
+            prepared = build_chat(chat_prompt, history, inputs.get("message", ""), budget, count)
+            if chat_prompt is not self.chat_prompt:
+                prepared = replace(prepared, inputs={**prepared.inputs, "system_prompt": inputs["system_prompt"]})
         stops = tuple(dict.fromkeys(params.stop + prepared.stops))
         return slot, prepared, replace(params, max_new_tokens=prepared.reply_tokens, stop=stops)
+
+    def _chat_prompt(self, custom: Any) -> TechAssistantPrompt:
+        """Ours, unless the user edited it in the UI or sent their own over the API."""
+        if custom is None or custom == self.chat_prompt.text:
+            return self.chat_prompt
+        try:
+            return parse_tech_assistant(check_text("The chat prompt", custom))
+        except ConfigError as exc:
+            raise InputError(exc.message) from None
 
     def start(self, mode: str, model_id: str | None, inputs: Mapping[str, Any],
               raw_params: Mapping[str, Any] | None = None) -> Run:

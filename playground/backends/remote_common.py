@@ -23,6 +23,7 @@ import logging
 import math
 import queue
 import random
+import re
 import socket
 import threading
 import time
@@ -39,8 +40,11 @@ from playground.errors import (
     BackendError,
     BackendTimeoutError,
     BackendUnavailableError,
+    EngineRejectedError,
     GenerationFailedError,
+    InputError,
     PlaygroundError,
+    PromptTooLongError,
 )
 from playground.params import GenerationParams
 from playground.prompt import Prompt
@@ -98,8 +102,11 @@ def clamp_max_new_tokens(requested: int, prompt_tokens: int, limits: RemoteLimit
     return max(1, min(requested, limits.max_new_tokens, room))
 
 
-def get_json(url: str, token: str | None, timeout_s: float) -> Any:
-    """Plain GET of a JSON document, with failures turned into messages naming the URL."""
+def get_json(url: str, token: str | None, timeout_s: float, *, allow_missing: bool = False) -> Any:
+    """Plain GET of a JSON document, with failures turned into messages naming the URL.
+
+    ``allow_missing``: a 404 returns None (the server lacks that optional route).
+    """
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = httpx.get(url, headers=headers, timeout=timeout_s)
@@ -107,6 +114,8 @@ def get_json(url: str, token: str | None, timeout_s: float) -> Any:
         raise unavailable(url, _describe(exc)) from exc
     if response.status_code in (401, 403):
         raise auth_refused(url, response.status_code)
+    if response.status_code == 404 and allow_missing:
+        return None
     if response.status_code != 200:
         raise unavailable(url, f"HTTP {response.status_code} from {url}")
     try:
@@ -133,6 +142,45 @@ def auth_refused(url: str, status: int) -> BackendAuthError:
 
 def busy() -> BackendBusyError:
     return BackendBusyError("The model server is busy (overloaded); try again in a few seconds.")
+
+
+def generation_failed(detail: str) -> GenerationFailedError:
+    return GenerationFailedError(
+        f"The model server failed while generating ({detail}). Try again; if it keeps failing, check its logs."
+    )
+
+
+_INPUT_TOO_LONG = re.compile(r"(?:must have less than|maximum context length is) (\d+) tokens.*?(?:Given: |has |requested )(\d+)")
+
+
+def rejected(detail: str) -> InputError:
+    """The engine's validation refused the request; a too-long prompt gets its own error."""
+    detail = detail.strip().rstrip(".")
+    match = _INPUT_TOO_LONG.search(detail)
+    if match and ("inputs` must" in detail or "input tokens" in detail):
+        limit, given = match.groups()
+        return PromptTooLongError(
+            f"The prompt is too long for the model server ({given} tokens; it accepts {limit}). "
+            "Shorten the input or remove old chat turns."
+        )
+    return EngineRejectedError(
+        f"The model server rejected the request: {detail}. Change the parameters or shorten the input."
+    )
+
+
+def status_error(url: str, status: int, detail: str) -> PlaygroundError:
+    """An HTTP error status from the engine, as the error the user sees."""
+    if status == 429:
+        return busy()
+    if status in (401, 403):
+        return auth_refused(url, status)
+    if status == 404:
+        return unavailable(url, "HTTP 404: no such route; give the server's base URL, e.g. http://host:8080")
+    if status in (400, 422):
+        return rejected(detail or f"HTTP {status}")
+    if status in (502, 503, 504):
+        return unavailable(url, f"HTTP {status}: it is starting up, or a proxy in front of it cannot reach it")
+    return generation_failed(detail or f"HTTP {status}")
 
 
 def _describe(exc: BaseException) -> str:

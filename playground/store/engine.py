@@ -178,7 +178,11 @@ def open_engine(
         kwargs.setdefault("poolclass", StaticPool)
         kwargs.setdefault("connect_args", {"check_same_thread": False})
     else:
-        Path(db_file).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(db_file).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            # Not fatal here: SQLite then fails to open the file, and that becomes a StoreError.
+            logger.warning("share store folder for %s cannot be created: %s", db_file, error)
         logger.info(
             "share store %s: journal_mode=%s synchronous=%s (%s)",
             db_file, plan.journal_mode, plan.synchronous, plan.reason,

@@ -1,0 +1,206 @@
+"""The OpenAI-compatible completions backend (vLLM, SGLang, llama.cpp's server).
+
+It uses the ``openai`` package against ``{endpoint}/v1/completions``, which
+takes a raw prompt and so serves FIM as well as chat. The limits come from
+``GET /v1/models``: vLLM adds ``max_model_len`` to each entry; where it is
+missing the registry's context length is used. The request's ``model`` is the
+name the server lists (vLLM refuses any other), unless one is given.
+
+Sampling knobs the OpenAI API lacks (``top_k``, ``repetition_penalty``) go in
+``extra_body``, as vLLM and SGLang accept them. The SDK's own retries are off:
+the shared driver retries a 429 only before the first token.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import openai
+
+from playground.backends.base import FinishReason
+from playground.backends.remote_common import (
+    Delta,
+    Done,
+    EventSource,
+    RemoteBackend,
+    RemoteEvent,
+    RemoteLimits,
+    clamp_max_new_tokens,
+    generation_failed,
+    get_json,
+    socket_of,
+    status_error,
+    unavailable,
+)
+from playground.errors import BackendTimeoutError, PlaygroundError
+from playground.params import GenerationParams
+from playground.registry import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+
+def openai_parameters(params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> dict[str, Any]:
+    """Keyword arguments for ``completions.create`` (besides model, prompt, stream)."""
+    out: dict[str, Any] = {
+        "max_tokens": clamp_max_new_tokens(params.max_new_tokens, prompt_tokens, limits),
+        "temperature": 0.0 if params.greedy else params.temperature,  # 0 is greedy in this API
+        "stream_options": {"include_usage": True},  # exact token counts in a last chunk
+    }
+    extra: dict[str, Any] = {}
+    if not params.greedy:
+        if 0 < params.top_p < 1:
+            out["top_p"] = params.top_p
+        if params.top_k > 0:
+            extra["top_k"] = params.top_k
+        if params.seed is not None:
+            out["seed"] = params.seed
+    if params.repetition_penalty != 1:
+        extra["repetition_penalty"] = params.repetition_penalty
+    stops = list(params.stop[: limits.max_stop_sequences])
+    if stops:
+        out["stop"] = stops
+    if extra:
+        out["extra_body"] = extra
+    return out
+
+
+def _finish(reason: str | None, stop_reason: Any) -> FinishReason:
+    if reason == "length":
+        return "length"
+    # vLLM says which stop string matched; end-of-text leaves stop_reason empty.
+    return "stop" if isinstance(stop_reason, str) else "eos"
+
+
+class OpenAiCompletionsBackend(RemoteBackend):
+    """A model behind an OpenAI-compatible ``/v1/completions`` endpoint.
+
+    Constructor: ``OpenAiCompletionsBackend(spec, endpoint, *, model_name=None,
+    max_stop_sequences=4, token=None, first_token_timeout_s=60, idle_timeout_s=30,
+    connect_timeout_s=10, concurrency=16, busy_retries=2, retry_backoff_s=(0.2, 0.6),
+    connect=True)``. ``endpoint`` may end in ``/v1`` or not.
+    """
+
+    backend_name = "openai"
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        endpoint: str,
+        *,
+        model_name: str | None = None,  # the server's name for the model; None: taken from /v1/models
+        max_stop_sequences: int = 4,  # the OpenAI API's limit; vLLM takes more, but the client cuts anyway
+        **kwargs: Any,
+    ):
+        base = endpoint.rstrip("/")
+        self.api_base = base if base.endswith("/v1") else base + "/v1"
+        self.model_name = model_name
+        self.stop_limit = max_stop_sequences
+        self._client: openai.OpenAI | None = None
+        super().__init__(spec, endpoint, **kwargs)
+
+    def _read_limits(self) -> RemoteLimits:
+        listing = get_json(f"{self.api_base}/models", self.token, self.connect_timeout_s, allow_missing=True)
+        entries = [e for e in (listing or {}).get("data", []) if isinstance(e, dict) and "id" in e]
+        entry = self._pick(entries)
+        total = int(entry.get("max_model_len") or self.spec.context_length)
+        return RemoteLimits(
+            max_total_tokens=total,
+            max_input_tokens=max(1, total - 1),
+            max_new_tokens=max(1, total - 1),
+            max_stop_sequences=self.stop_limit,
+            server_model=self.model_name or entry.get("id") or self.spec.source,
+            extra={"served_models": [e["id"] for e in entries]},
+        )
+
+    def _pick(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        if not entries:
+            return {}  # no listing (or an empty one): the registry entry and model_name decide
+        wanted = [self.model_name] if self.model_name else [self.spec.source, self.spec.id]
+        for name in wanted:
+            for entry in entries:
+                if entry["id"] == name:
+                    return entry
+        if self.model_name:
+            served = ", ".join(e["id"] for e in entries)
+            raise unavailable(self.endpoint, f"it serves {served}, not {self.model_name}; fix the model name")
+        return entries[0]
+
+    def client(self) -> openai.OpenAI:
+        with self._limits_lock:
+            return self._client or self._make_client()
+
+    def _make_client(self) -> openai.OpenAI:
+        if self._client is None:
+            self._client = openai.OpenAI(
+                base_url=self.api_base,
+                # An explicit placeholder: never pick up OPENAI_API_KEY for an unrelated server.
+                api_key=self.token or "not-needed",
+                max_retries=0,
+                timeout=self.read_backstop_s,
+                # A cancelled stream's socket is shut down: it must not be a pooled one.
+                default_headers={"Connection": "close"},
+            )
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _source(self, text: str, params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> EventSource:
+        kwargs = openai_parameters(params, limits, prompt_tokens)
+        model = limits.server_model or self.spec.source
+        client = self.client()
+
+        def events(register: Callable[[Any], None]) -> Iterator[RemoteEvent]:
+            stream = client.completions.create(model=model, prompt=text, stream=True, **kwargs)
+            try:
+                register(socket_of(stream.response))
+                finish: FinishReason | None = None
+                usage = None
+                for chunk in stream:
+                    usage = chunk.usage or usage
+                    for choice in chunk.choices:
+                        yield Delta(choice.text or "")
+                        if choice.finish_reason:
+                            finish = _finish(choice.finish_reason, getattr(choice, "stop_reason", None))
+                if finish is not None:  # [DONE] or not, the engine said it finished
+                    yield Done(
+                        finish,
+                        usage.completion_tokens if usage else None,
+                        usage.prompt_tokens if usage else None,
+                    )
+            finally:
+                stream.close()
+
+        return events
+
+    def _classify(self, exc: BaseException) -> PlaygroundError:
+        if isinstance(exc, PlaygroundError):
+            return exc
+        if isinstance(exc, openai.APITimeoutError):
+            return BackendTimeoutError(f"The model server at {self.endpoint} did not answer in time. Try again.")
+        if isinstance(exc, openai.APIConnectionError):
+            cause = exc.__cause__
+            if cause is not None and "Connect" in type(cause).__name__:
+                return unavailable(self.endpoint, "connection refused or host unknown")
+            return self.truncated_error()
+        if isinstance(exc, openai.APIStatusError):
+            return status_error(self.endpoint, exc.status_code, _message(exc.body) or exc.message)
+        if isinstance(exc, openai.APIError):  # an error event inside the stream
+            return generation_failed(_message(exc.body) or exc.message)
+        logger.error("unexpected error from %s", self.endpoint, exc_info=exc)
+        return generation_failed(f"unexpected {type(exc).__name__}")
+
+
+def _message(body: object) -> str | None:
+    """The server's own message from ``{"error": {"message"}}`` or ``{"message"}``."""
+    if isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return inner["message"]
+        if isinstance(body.get("message"), str):
+            return body["message"]
+    return None

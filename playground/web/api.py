@@ -1,0 +1,193 @@
+"""The JSON API: health, models, and generation (whole or as server-sent events).
+
+Errors leave here as ``{"error": {"kind", "message"}}`` with the status their
+class carries. A client that disconnects stops its generation on the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from playground.errors import InputError, PlaygroundError, ShareNotFoundError
+from playground.params import BOUNDS, MAX_STOP_SEQUENCES
+from playground.service import Playground, Run
+
+log = logging.getLogger("playground.web.api")
+
+_INPUT_FIELDS = ("prompt", "code", "filename", "message", "history", "system_prompt")
+
+
+def error_response(exc: PlaygroundError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"kind": exc.kind, "message": exc.message}}, status_code=exc.status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PlaygroundError)
+    async def _playground_error(request: Request, exc: PlaygroundError) -> JSONResponse:
+        log.info("%s %s -> %s: %s", request.method, request.url.path, exc.status, exc.message)
+        return error_response(exc)
+
+
+def model_entries(playground: Playground) -> list[dict[str, Any]]:
+    entries = []
+    for slot in playground.slots.values():
+        info = slot.info()
+        spec = slot.spec
+        entries.append({
+            "id": spec.id,
+            "backend": info.backend,
+            "context_length": info.context_length,
+            "fim": asdict(spec.fim) if spec.fim else None,
+            "loaded": info.loaded,
+            "dtype": info.dtype,
+            "device_map": info.device_map,
+            "placement": info.placement,
+            "quantization": info.quantization,
+            "revision": info.revision,
+            "endpoint": info.endpoint,
+            "progress": slot.progress.to_dict(),
+            "defaults": spec.defaults.to_dict(),
+            "license": spec.license,
+            "license_url": spec.license_url,
+            "gated": spec.gated,
+            "description": spec.description,
+        })
+    return entries
+
+
+async def _read_json(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError("The request body must be a JSON object.") from None
+    if not isinstance(body, dict):
+        raise InputError("The request body must be a JSON object.")
+    return body
+
+
+def _start(playground: Playground, body: dict[str, Any]) -> Run:
+    inputs = {k: body[k] for k in _INPUT_FIELDS if k in body}
+    params = body.get("params")
+    if params is not None and not isinstance(params, dict):
+        raise InputError("params must be an object, e.g. {\"temperature\": 0.2}.")
+    return playground.start(str(body.get("mode", "")), body.get("model"), inputs, params)
+
+
+def _pump(run: Run, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[str, Any]]) -> None:
+    """Drive a run on a worker thread, handing events to the event loop."""
+
+    def put(kind: str, payload: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, payload))
+        except RuntimeError:
+            pass  # the loop is gone: the client left and nobody is listening
+
+    try:
+        for delta in run:
+            put("delta", delta)
+        put("done", run.record)
+    except PlaygroundError as exc:
+        put("error", exc)
+    except Exception as exc:  # noqa: BLE001 - logged, then reported without internals
+        log.exception("generation crashed")
+        put("error", PlaygroundError(f"The generation failed unexpectedly ({type(exc).__name__}). Try again."))
+
+
+async def _events(run: Run) -> AsyncIterator[tuple[str, Any]]:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    worker = threading.Thread(target=_pump, args=(run, loop, queue), name="api-generation", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, payload = await queue.get()
+            yield kind, payload
+            if kind != "delta":
+                return
+    finally:
+        run.stop()  # finished, or the client went away: either way the model is released
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def api_router(playground: Playground) -> APIRouter:
+    router = APIRouter(prefix="/api")
+
+    @router.get("/health")
+    def health() -> JSONResponse:
+        slot = playground.slot(None)
+        if slot.backend is not None:
+            return JSONResponse({"status": "ok", "model": slot.spec.id, "backend": slot.info().backend})
+        status = "failed" if slot.progress.error else "loading"
+        return JSONResponse({"status": status, "model": slot.spec.id, "progress": slot.progress.to_dict()}, 503)
+
+    @router.get("/models")
+    def models() -> list[dict[str, Any]]:
+        return model_entries(playground)
+
+    @router.get("/params")
+    def params() -> dict[str, Any]:
+        return {"bounds": {k: asdict(v) for k, v in BOUNDS.items()}, "max_stop_sequences": MAX_STOP_SEQUENCES}
+
+    @router.get("/generations/{generation_id}")
+    def generation(generation_id: str) -> dict[str, Any]:
+        record = playground.recent.get(generation_id)
+        if record is None:
+            raise ShareNotFoundError("No recent generation has this id; it may have been evicted. Generate again.")
+        return record.to_dict()
+
+    @router.post("/generate")
+    async def generate(request: Request) -> Any:
+        body = await _read_json(request)
+        run = _start(playground, body)
+        if body.get("stream"):
+            return StreamingResponse(_stream_sse(run), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return await _whole(run, request)
+
+    return router
+
+
+async def _stream_sse(run: Run) -> AsyncIterator[str]:
+    yield _sse("start", {"id": run.id, "params": run.params.to_dict(), "notices": list(run.prepared.notices)})
+    async for kind, payload in _events(run):
+        if kind == "delta":
+            yield _sse("delta", {"text": payload})
+        elif kind == "done":
+            yield _sse("done", payload.to_dict())
+        else:
+            yield _sse("error", {"kind": payload.kind, "message": payload.message})
+
+
+async def _whole(run: Run, request: Request) -> JSONResponse:
+    events = _events(run)
+    watcher = asyncio.create_task(_stop_on_disconnect(request, run))
+    try:
+        async for kind, payload in events:
+            if kind == "done":
+                return JSONResponse(payload.to_dict())
+            if kind == "error":
+                return error_response(payload)
+    finally:
+        watcher.cancel()
+        await events.aclose()
+    raise PlaygroundError("The generation ended without a result. Try again.")
+
+
+async def _stop_on_disconnect(request: Request, run: Run) -> None:
+    while not run.cancel.is_set():
+        if await request.is_disconnected():
+            run.stop()
+            return
+        await asyncio.sleep(0.2)

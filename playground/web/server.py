@@ -1,0 +1,21 @@
+"""The one FastAPI app: REST routes first, then the Gradio UI mounted at ``/``."""
+
+from __future__ import annotations
+
+import gradio as gr
+from fastapi import FastAPI
+
+from playground import __version__
+from playground.service import Playground
+from playground.web.api import api_router, install_error_handlers
+from playground.web.ui import CSS, build_ui
+
+
+def create_app(playground: Playground) -> FastAPI:
+    app = FastAPI(title="StarCoder Playground", version=__version__, docs_url="/api/docs", redoc_url=None)
+    install_error_handlers(app)
+    app.include_router(api_router(playground))
+    demo = build_ui(playground)
+    demo.queue(max_size=playground.settings.max_queue, default_concurrency_limit=1)
+    # Gradio's own routes are mounted last so they cannot shadow /api/*.
+    return gr.mount_gradio_app(app, demo, path="/", css=CSS, footer_links=["api"], ssr_mode=False)
