@@ -464,7 +464,4 @@ class RemoteBackend:
 
     @staticmethod
     def _interrupted(tokens: int, error: BackendError | PlaygroundError) -> str:
-        return (
-            f"The output was interrupted after {tokens} tokens: {error.message} "
-            "The partial output is kept; run it again for a complete one."
-        )
+        return f"The output was interrupted after {tokens} tokens and is incomplete. {error.message}"

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx2
 from huggingface_hub import InferenceClient
+from huggingface_hub.utils import hf_raise_for_status
 from huggingface_hub.errors import (
     GenerationError,
     HfHubHTTPError,
@@ -103,17 +104,38 @@ def tgi_parameters(params: GenerationParams, limits: RemoteLimits, prompt_tokens
     return out
 
 
-def _response_of(stream: Any) -> Any:
-    """The httpx response behind the hub's token generator.
+class _EngineClient(InferenceClient):
+    """``InferenceClient`` sending through its own HTTP client instead of the hub's session.
 
-    An internal of huggingface_hub 2.x (its generator's ``output_lines`` is the
-    response's ``iter_lines()``); tests/backends/test_tgi.py checks it, so an
-    upgrade that moves it fails a test instead of silently slowing cancels.
+    Two reasons. The hub's shared session refuses every request while
+    ``HF_HUB_OFFLINE=1``, which is about the Hub, not a user's own engine. And
+    a cancel needs the open response, to shut its socket. Request building,
+    SSE parsing and TGI's error types stay the hub's; this only replaces the
+    transport step (``_inner_post``, mirrored from huggingface_hub 2.x).
     """
-    try:
-        return stream.gi_frame.f_locals["output_lines"].gi_frame.f_locals["self"]
-    except (AttributeError, KeyError, TypeError):
-        return None
+
+    def __init__(self, http: httpx2.Client, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._http = http
+        self.response: httpx2.Response | None = None
+
+    def _inner_post(self, request_parameters: Any, *, stream: bool = False) -> Any:
+        try:
+            response = self.exit_stack.enter_context(
+                self._http.stream(
+                    "POST",
+                    request_parameters.url,
+                    json=request_parameters.json,
+                    content=request_parameters.data,
+                    headers=request_parameters.headers,
+                    timeout=self.timeout,
+                )
+            )
+            self.response = response
+            hf_raise_for_status(response)  # reads the error body; the hub then parses TGI's error_type
+            return response.iter_lines() if stream else response.read()
+        except httpx2.TimeoutException as error:
+            raise InferenceTimeoutError(f"Inference call timed out: {request_parameters.url}") from error
 
 
 class TgiBackend(RemoteBackend):
@@ -126,13 +148,18 @@ class TgiBackend(RemoteBackend):
 
     backend_name = "tgi"
 
+    def __init__(self, spec: ModelSpec, endpoint: str, **kwargs: Any):
+        # One HTTP client per backend, shared by its concurrent streams (thread-safe).
+        self._http = httpx2.Client(follow_redirects=False, timeout=None)
+        super().__init__(spec, endpoint, **kwargs)
+
     def _read_limits(self) -> RemoteLimits:
         info = get_json(f"{self.endpoint}/info", self.token, self.connect_timeout_s)
         if not isinstance(info, dict) or "max_total_tokens" not in info:
             raise unavailable(self.endpoint, "its /info does not look like text-generation-inference's")
         return limits_from_info(info, self.spec)
 
-    def _client(self) -> InferenceClient:
+    def _engine_client(self) -> _EngineClient:
         # Connection: close - a cancelled stream's socket is shut down, so it must
         # never be a pooled one another request could pick up.
         headers = {"Connection": "close"}
@@ -140,13 +167,18 @@ class TgiBackend(RemoteBackend):
             # Without this the hub client would send the machine's own HF token
             # to whatever URL the endpoint is.
             headers["Authorization"] = ""
-        return InferenceClient(base_url=self.endpoint, timeout=self.read_backstop_s, token=self.token, headers=headers)
+        return _EngineClient(
+            self._http, base_url=self.endpoint, timeout=self.read_backstop_s, token=self.token, headers=headers
+        )
+
+    def close(self) -> None:
+        self._http.close()
 
     def _source(self, text: str, params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> EventSource:
         parameters = tgi_parameters(params, limits, prompt_tokens)
 
         def events(register: Callable[[Any], None]) -> Iterator[RemoteEvent]:
-            client = self._client()
+            client = self._engine_client()
             try:
                 yield from self._events(client, text, parameters, limits, register)
             finally:
@@ -156,7 +188,7 @@ class TgiBackend(RemoteBackend):
 
     def _events(
         self,
-        client: InferenceClient,
+        client: _EngineClient,
         text: str,
         parameters: dict[str, Any],
         limits: RemoteLimits,
@@ -166,7 +198,7 @@ class TgiBackend(RemoteBackend):
             got_token = False
             try:
                 stream = client.text_generation(text, stream=True, details=True, **parameters)
-                register(socket_of(_response_of(stream)))
+                register(socket_of(client.response))
                 for output in stream:
                     got_token = True
                     token = output.token
