@@ -1,0 +1,118 @@
+"""Shared fixtures: the shipped nano-starcoder, tiny random models, and a real server on a free port.
+
+Everything runs offline: HF_HUB_OFFLINE is set for the whole session, and
+each test's state lives in its own temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+NANO = REPO / "models" / "nano-starcoder"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def registry():
+    from playground.registry import load_registry
+
+    return load_registry()
+
+
+@pytest.fixture(scope="session")
+def nano(registry):
+    """nano-starcoder loaded once through the real loading path."""
+    from playground.config import Settings
+    from playground.loading import load_model
+
+    return load_model("nano-starcoder", registry, Settings())
+
+
+@pytest.fixture(scope="session")
+def nano_backend(nano):
+    from playground.backends.local import LocalBackend
+
+    return LocalBackend(nano)
+
+
+@pytest.fixture(scope="session")
+def sharded_nano(tmp_path_factory) -> Path:
+    """A copy of nano-starcoder saved as several safetensors shards plus an index."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    folder = tmp_path_factory.mktemp("sharded-nano")
+    model = AutoModelForCausalLM.from_pretrained(NANO, dtype=torch.float32)
+    model.save_pretrained(folder, max_shard_size="4MB")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(NANO / name, folder / name)
+    return folder
+
+
+class LiveServer:
+    def __init__(self, app, port: int):
+        import uvicorn
+
+        self.url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the app did not become healthy within 60 s")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve(playground) -> LiveServer:
+    from playground.web.server import create_app
+
+    return LiveServer(create_app(playground), free_port()).start()
+
+
+@pytest.fixture(scope="session")
+def nano_playground(nano, nano_backend, tmp_path_factory):
+    from playground.config import Settings
+    from playground.service import ModelSlot, Playground
+    from playground.tech_assistant import load_tech_assistant
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), generation_timeout_s=60)
+    slot = ModelSlot(nano.spec, nano_backend)
+    slot.progress.step("ready", "loaded by the test session")
+    return Playground(settings, {nano.spec.id: slot}, load_tech_assistant())
+
+
+@pytest.fixture(scope="session")
+def nano_server(nano_playground) -> Iterator[LiveServer]:
+    """The real app over HTTP, serving the shipped nano-starcoder."""
+    server = serve(nano_playground)
+    yield server
+    server.stop()

@@ -1,0 +1,113 @@
+"""Fill mode: hole parsing, the exact FIM prompt, trimming, splicing and suffix echoes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from playground.errors import FillMarkerError, InputError, PromptTooLongError
+from playground.prompt import Special, Text
+from playground.prompting.budget import Budget
+from playground.prompting.fill import build_fill, splice, split_hole, strip_suffix_echo
+from playground.registry import FimTokens, ModelSpec
+
+STARCODER = ModelSpec("starcoder", "bigcode/starcoder", 8192, fim=FimTokens.starcoder(), filename_token="<filename>")
+SANTACODER = ModelSpec("santacoder", "bigcode/gpt_bigcode-santacoder", 2048, fim=FimTokens.santacoder())
+ROOMY = Budget(8192, 256, 8192 - 256)
+
+
+def chars(text: str) -> int:
+    return len(text)
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"),
+    [
+        ("a<FILL_HERE>b", ("a", "b")),
+        ("<FILL_HERE>", ("", "")),
+        ("def f():\n    <FILL_HERE>\n\n", ("def f():\n    ", "\n\n")),
+        ("  \t<FILL_HERE>\t  ", ("  \t", "\t  ")),
+    ],
+)
+def test_split_hole_keeps_whitespace_exactly(code, expected):
+    assert split_hole(code) == expected
+
+
+@pytest.mark.parametrize(("code", "needle"), [("no hole", "has no such marker"), ("<FILL_HERE>x<FILL_HERE>", "2 <FILL_HERE> markers")])
+def test_wrong_number_of_holes_is_named(code, needle):
+    with pytest.raises(FillMarkerError, match=needle):
+        split_hole(code)
+
+
+@pytest.mark.parametrize(
+    ("spec", "filename", "segments"),
+    [
+        (STARCODER, "", (Special("<fim_prefix>"), Text("x = "), Special("<fim_suffix>"), Text("\n"), Special("<fim_middle>"))),
+        (STARCODER, "a.py", (Special("<fim_prefix>"), Special("<filename>"), Text("a.py\n"), Text("x = "),
+                             Special("<fim_suffix>"), Text("\n"), Special("<fim_middle>"))),
+        # SantaCoder has no <filename> token: the name is left out, never spelled as text.
+        (SANTACODER, "a.py", (Special("<fim-prefix>"), Text("x = "), Special("<fim-suffix>"), Text("\n"), Special("<fim-middle>"))),
+    ],
+)
+def test_fim_prompt_layout(spec, filename, segments):
+    prepared = build_fill("x = <FILL_HERE>\n", filename, spec, ROOMY, chars)
+    assert prepared.prompt.segments == segments
+
+
+def test_special_token_text_in_code_stays_text():
+    prepared = build_fill("s = '<fim_suffix><|endoftext|>'\n<FILL_HERE>", "", STARCODER, ROOMY, chars)
+    specials = [s.token for s in prepared.prompt.segments if isinstance(s, Special)]
+    assert specials == ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
+
+
+def test_model_without_fim_is_refused():
+    plain = ModelSpec("plain", "x/y", 1024)
+    with pytest.raises(InputError, match="not trained for fill-in-the-middle"):
+        build_fill("<FILL_HERE>", "", plain, ROOMY, chars)
+
+
+def test_trims_prefix_text_from_the_top_then_suffix_from_the_bottom():
+    prefix = "".join(f"line{i}\n" for i in range(10))
+    suffix = "".join(f"tail{i}\n" for i in range(10))
+    budget = Budget(100, 40, 60)  # 3 specials + 57 characters
+    prepared = build_fill(prefix + "<FILL_HERE>" + suffix, "", STARCODER, budget, chars)
+    text = [s.text for s in prepared.prompt.segments if isinstance(s, Text)]
+    assert prepared.prompt.segments[0] == Special("<fim_prefix>")
+    assert text[0].endswith("line9\n") and not text[0].startswith("line0")
+    assert prepared.prompt_tokens <= 60
+    assert any("lines above the hole" in n for n in prepared.notices)
+    assert prepared.inputs["code"].startswith("line0")  # the user's code is recorded whole
+
+
+def test_refuses_when_even_the_lines_at_the_hole_do_not_fit():
+    with pytest.raises(PromptTooLongError, match="tokens"):
+        build_fill("x" * 500 + "<FILL_HERE>" + "y" * 500, "", STARCODER, Budget(300, 100, 200), chars)
+
+
+@pytest.mark.parametrize(
+    ("middle", "suffix", "expected"),
+    [
+        ("return a + b\n", "\nprint(add(1, 2))\n", "return a + b\n"),
+        ("return a + b\nprint(add(1, 2))\n", "print(add(1, 2))\n", "return a + b\n"),
+        ("x = 1\n    return numbers[:n]\n", "\n    return numbers[:n]\n", "x = 1\n"),
+        ("y = 2\n", "", "y = 2\n"),
+        ("x = n\n", "n", "x = n\n"),  # an overlap inside a line is not an echo
+        ("value\n", "value = compute(a, b)\n", "value\n"),  # too short to call an echo of a long suffix
+    ],
+)
+def test_strip_suffix_echo(middle, suffix, expected):
+    assert strip_suffix_echo(middle, suffix) == expected
+
+
+def test_splice_puts_middle_in_the_hole():
+    full, middle = splice("def f():\n    <FILL_HERE>\n", "return 1")
+    assert (full, middle) == ("def f():\n    return 1\n", "return 1")
+
+
+@given(st.text(), st.text(), st.text())
+def test_splice_round_trip(prefix, middle, suffix):
+    prefix, suffix = prefix.replace("<FILL_HERE>", ""), suffix.replace("<FILL_HERE>", "")
+    full, used = splice(prefix + "<FILL_HERE>" + suffix, middle)
+    assert full == prefix + used + suffix
+    assert middle.startswith(used)
