@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playground.errors import ConfigError, UnknownModelError
+from playground.errors import ConfigError, InvalidParameterError, UnknownModelError
 from playground.params import GenerationParams
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -84,7 +84,7 @@ def _spec_from_table(path: Path, table: dict) -> ModelSpec:
         fim = _FIM_STYLES[fim_style]() if fim_style else None
         stop_tokens = tuple(table.pop("stop_tokens", ()))
         return ModelSpec(fim=fim, defaults=defaults, stop_tokens=stop_tokens, **table)
-    except (TypeError, KeyError, ValueError) as exc:
+    except (TypeError, KeyError, ValueError, InvalidParameterError) as exc:
         raise ConfigError(f"Model registry file {path.name} is invalid: {exc}. Fix the file or remove it.") from exc
 
 

@@ -1,0 +1,65 @@
+"""Settings: flags over env vars over defaults, and a clear error for every bad value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from playground.config import Settings, load_settings
+from playground.errors import ConfigError
+
+
+def test_defaults_serve_nano_starcoder_locally():
+    settings = load_settings([], {})
+    assert settings == Settings()
+    assert settings.model == "nano-starcoder" and settings.backend == "local"
+
+
+def test_flags_win_over_env():
+    settings = load_settings(["--port", "9000", "--max-memory", "0=20GiB,cpu=64GiB"],
+                             {"PLAYGROUND_PORT": "8000", "PLAYGROUND_MODEL": "starcoder", "HF_TOKEN": "hf_x"})
+    assert settings.port == 9000
+    assert settings.model == "starcoder"
+    assert settings.hf_token == "hf_x"
+    assert settings.max_memory == {"0": "20GiB", "cpu": "64GiB"}
+
+
+def test_space_environment():
+    settings = load_settings([], {"SPACE_ID": "me/playground", "SPACE_HOST": "me-playground.hf.space"})
+    assert settings.host == "0.0.0.0"
+    assert settings.public_url == "https://me-playground.hf.space"
+
+
+def test_data_dir_and_database():
+    settings = load_settings(["--data-dir", "/tmp/pg"], {})
+    assert settings.data_dir == Path("/tmp/pg")
+    assert settings.database.endswith("/tmp/pg/playground.db")
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "needle"),
+    [
+        (["--port", "eighty"], {}, "--port must be a whole number"),
+        (["--port", "70000"], {}, "between 1 and 65535"),
+        (["--backend", "vllm"], {}, "--backend must be one of local, tgi, openai, fake"),
+        (["--backend", "tgi"], {}, "needs --endpoint"),
+        (["--backend", "tgi", "--endpoint", "localhost:8080"], {}, "must start with http"),
+        (["--dtype", "fp8"], {}, "--dtype must be one of"),
+        (["--device-map", "everywhere"], {}, "or a JSON object"),
+        (["--max-memory", "gpu0=20GiB"], {}, "could not read 'gpu0=20GiB'"),
+        (["--max-memory", "0=20 gigs"], {}, "0=20GiB,1=20GiB,cpu=64GiB"),
+        ([], {"PLAYGROUND_QUANTIZE": "3bit"}, "PLAYGROUND_QUANTIZE must be one of none, 8bit, 4bit"),
+        (["--backend", "tgi", "--endpoint", "http://x", "--quantize", "8bit"], {}, "applies to --backend local"),
+        (["--generation-timeout", "0"], {}, "must be positive"),
+    ],
+)
+def test_bad_settings_are_named(argv, env, needle):
+    with pytest.raises(ConfigError) as info:
+        load_settings(argv, env)
+    assert needle in info.value.message
+
+
+def test_device_map_accepts_a_json_mapping():
+    settings = load_settings(["--device-map", '{"transformer.h.0": 0, "lm_head": "cpu"}'], {})
+    assert settings.device_map.startswith("{")
