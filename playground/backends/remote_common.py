@@ -261,14 +261,17 @@ class _Pump:
 
     def close(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            with self._lock:
-                sock = self._sock
-            shutdown_socket(sock)
-            self._thread.join(_JOIN_S)
-            if self._thread.is_alive():
-                # Still opening the request: it ends at the client's read timeout.
-                logger.debug("remote stream worker %s still opening; it ends at its read timeout", self._thread.name)
+        if not self._thread.is_alive():
+            return
+        with self._lock:
+            sock = self._sock
+        if sock is None:
+            # Still waiting for response headers, with no socket to shut: the worker
+            # ends by itself once they come or at the client's read timeout.
+            logger.debug("remote stream worker %s is still opening its request", self._thread.name)
+            return
+        shutdown_socket(sock)
+        self._thread.join(_JOIN_S)
 
 
 # -- the backend skeleton ----------------------------------------------------------

@@ -24,7 +24,8 @@ import pytest
 
 from playground.backends.base import Chunk, Event, Finished
 from playground.registry import FimTokens, ModelSpec
-from tests.standins import openai_standin, tgi_standin as tgi_module
+from tests.standins import openai_standin as openai_module
+from tests.standins import tgi_standin as tgi_module
 from tests.standins.common import StandinConfig, State, SubprocessServer, ThreadServer
 
 
@@ -45,7 +46,7 @@ def running_tgi(config: StandinConfig | None = None, port: int = 0) -> Iterator[
 @contextmanager
 def running_openai(config: StandinConfig | None = None, port: int = 0) -> Iterator[RunningStandin]:
     state = State(config)
-    with ThreadServer(openai_standin.create_app(state), port=port) as server:
+    with ThreadServer(openai_module.create_app(state), port=port) as server:
         yield RunningStandin(server.url, state, server)
 
 
