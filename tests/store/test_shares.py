@@ -151,3 +151,12 @@ def test_cli_migrate_backup_and_schema(tmp_path: Path) -> None:
     broken = run("migrate", "--db", str(tmp_path / "junk.db"))
     assert broken.returncode == 1 and "not a SQLite database" in broken.stderr and "Traceback" not in broken.stderr
     store.close()
+
+
+def test_a_record_this_version_cannot_read_gives_a_clear_error(store: ShareStore, db_path: Path) -> None:
+    created = store.create(make_generation())
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("UPDATE shares SET record_json = ? WHERE id = ?", ('{"unknown_field": 1}', created.id))
+    with pytest.raises(StoreError, match="cannot read") as caught:
+        store.get(created.id)
+    assert not isinstance(caught.value, ShareNotFoundError)
