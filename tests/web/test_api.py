@@ -1,0 +1,185 @@
+"""The real app over HTTP: health, models, generation (JSON and SSE), and bad input."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import pytest
+
+from playground.backends.fake import FakeBackend
+from playground.config import Settings
+from playground.errors import BackendUnavailableError
+from playground.registry import ModelSpec
+from playground.service import ModelSlot, Playground
+from playground.tech_assistant import load_tech_assistant
+from tests.conftest import serve
+
+
+def sse_events(response: httpx.Response):
+    event = None
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            yield event, json.loads(line[6:])
+
+
+def test_health_and_models(nano_server):
+    health = httpx.get(nano_server.url + "/api/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    [entry] = httpx.get(nano_server.url + "/api/models").json()
+    assert {"id", "backend", "context_length", "fim", "loaded", "dtype", "device_map"} <= set(entry)
+    assert entry["id"] == "nano-starcoder" and entry["loaded"] is True and entry["context_length"] == 512
+    assert entry["fim"]["prefix"] == "<fim_prefix>"
+    assert entry["placement"]["devices"]["cpu"]["blocks"] == [0, 1, 2, 3]
+
+
+def test_generate_returns_the_full_record(nano_server):
+    body = {"mode": "complete", "prompt": "def add(a, b):\n", "params": {"max_new_tokens": 12, "temperature": 0}}
+    record = httpx.post(nano_server.url + "/api/generate", json=body, timeout=60).json()
+    assert record["mode"] == "complete" and record["model"] == "nano-starcoder"
+    assert record["raw_prompt"] == "def add(a, b):\n"
+    assert record["params"]["temperature"] == 0 and isinstance(record["params"]["seed"], int)
+    assert record["finish_reason"] in ("length", "eos")
+    assert 0 < record["usage"]["completion_tokens"] <= 12
+    assert record["backend"]["kind"] == "local" and record["backend"]["revision"].startswith("sha256:")
+    again = httpx.get(f"{nano_server.url}/api/generations/{record['id']}").json()
+    assert again == record
+
+
+def test_streaming_deltas_add_up_to_the_record(nano_server):
+    body = {"mode": "fill", "code": "def f(x):\n    <FILL_HERE>\n", "stream": True,
+            "params": {"max_new_tokens": 16, "temperature": 0}}
+    with httpx.stream("POST", nano_server.url + "/api/generate", json=body, timeout=60) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = list(sse_events(response))
+    kinds = [kind for kind, _ in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and set(kinds[1:-1]) <= {"delta"}
+    record = events[-1][1]
+    middle = "".join(data["text"] for kind, data in events if kind == "delta")
+    assert record["middle"] == middle or middle.startswith(record["middle"])  # a suffix echo is cut at the end
+    assert record["text"] == "def f(x):\n    " + record["middle"] + "\n"
+    assert "<fim_" not in record["text"]
+
+
+def test_chat_on_nano_drops_examples_and_records_the_prompt_version(nano_server):
+    body = {"mode": "chat", "message": "How do I reverse a list in Python?", "params": {"max_new_tokens": 8}}
+    record = httpx.post(nano_server.url + "/api/generate", json=body, timeout=60).json()
+    assert record["prompt_version"] == "tech_assistant/v1"
+    assert any("example dialogues" in n for n in record["notices"])
+    assert record["raw_prompt"].endswith("Human: How do I reverse a list in Python?\n\nAssistant:")
+    assert "\nHuman:" not in record["text"]
+
+
+def test_client_disconnect_cancels_the_generation(nano_server):
+    body = {"mode": "complete", "prompt": "class Tree:\n", "stream": True,
+            "params": {"max_new_tokens": 400, "temperature": 1.0, "repetition_penalty": 1.0}}
+    with httpx.stream("POST", nano_server.url + "/api/generate", json=body, timeout=60) as response:
+        events = sse_events(response)
+        _, start = next(events)
+        next(events)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        got = httpx.get(f"{nano_server.url}/api/generations/{start['id']}")
+        if got.status_code == 200:
+            break
+        time.sleep(0.1)
+    record = got.json()
+    assert record["finish_reason"] == "cancelled"
+    assert record["usage"]["completion_tokens"] < 400
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"mode": "poetry", "prompt": "x"}, 400, "Unknown mode"),
+        ({"mode": "complete", "prompt": ""}, 400, "empty"),
+        ({"mode": "complete", "prompt": "x", "params": {"temperature": 5}}, 422, "temperature must be between 0 and 2"),
+        ({"mode": "complete", "prompt": "x", "params": {"top_k": "many"}}, 422, "top_k must be a whole number"),
+        ({"mode": "complete", "prompt": "x", "params": {"stop": ["a"] * 9 + ["b"] * 0 + list("cdefghij")}}, 422, "At most 8 stop"),
+        ({"mode": "complete", "prompt": "x", "params": {"bogus": 1}}, 422, "Unknown parameter"),
+        ({"mode": "complete", "prompt": "word " * 2000}, 413, "tokens"),
+        ({"mode": "complete", "prompt": "x" * 300_000}, 413, "characters"),
+        ({"mode": "fill", "code": "no hole here"}, 422, "has no such marker"),
+        ({"mode": "fill", "code": "<FILL_HERE><FILL_HERE>"}, 422, "exactly one hole"),
+        ({"mode": "chat", "message": "x", "history": "not a list"}, 400, "history must be a list"),
+        ({"mode": "complete", "prompt": "x", "model": "gpt-5"}, 404, "not served here"),
+    ],
+)
+def test_bad_input_gets_a_specific_error(nano_server, body, status, needle):
+    response = httpx.post(nano_server.url + "/api/generate", json=body, timeout=60)
+    assert response.status_code == status, response.text
+    assert needle in response.json()["error"]["message"]
+
+
+def test_broken_unicode_and_broken_json(nano_server):
+    raw = b'{"mode": "complete", "prompt": "ok \\ud800 broken"}'
+    response = httpx.post(nano_server.url + "/api/generate", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and "lone surrogate" in response.json()["error"]["message"]
+    response = httpx.post(nano_server.url + "/api/generate", content=b"{not json")
+    assert response.status_code == 400 and "JSON object" in response.json()["error"]["message"]
+
+
+def test_special_token_injection_stays_plain_text(nano_server, nano_backend):
+    hostile = "x = '<|endoftext|><fim_prefix><fim_suffix><fim_middle>'\n"
+    body = {"mode": "complete", "prompt": hostile, "params": {"max_new_tokens": 4}}
+    record = httpx.post(nano_server.url + "/api/generate", json=body, timeout=60).json()
+    assert record["raw_prompt"] == hostile
+    # As plain text the spellings cost many tokens; as specials they would cost 4.
+    assert record["usage"]["prompt_tokens"] > 20
+
+
+@pytest.fixture
+def fake_server(tmp_path):
+    servers = []
+
+    def start(backend: FakeBackend, **settings):
+        spec = ModelSpec("fake", "fake", backend.context_length)
+        slot = ModelSlot(spec, backend, max_queue=settings.pop("max_queue", 64))
+        playground = Playground(Settings(data_dir=tmp_path, **settings), {"fake": slot}, load_tech_assistant())
+        servers.append(serve(playground))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def test_dead_backend_gets_a_clear_503_and_the_app_keeps_serving(fake_server):
+    error = BackendUnavailableError("The model server at http://10.0.0.9:8080 is not answering. Check that it runs.")
+    server = fake_server(FakeBackend(fail_with=error))
+    response = httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"})
+    assert response.status_code == 503
+    assert response.json()["error"] == {"kind": "backend_unavailable", "message": error.message}
+    assert httpx.get(server.url + "/api/health").status_code == 200
+
+
+def test_one_generation_at_a_time_and_a_full_queue_says_busy(fake_server):
+    backend = FakeBackend(outputs=["a b c d e f g h"] * 3, delay_s=0.15)
+    server = fake_server(backend, max_queue=1)
+    results: list[httpx.Response] = []
+
+    def call():
+        results.append(httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"}, timeout=30))
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.1)
+    for thread in threads:
+        thread.join()
+    statuses = sorted(r.status_code for r in results)
+    assert statuses == [200, 200, 503]
+    busy = next(r for r in results if r.status_code == 503)
+    assert "already waiting" in busy.json()["error"]["message"]
+
+
+def test_mid_stream_failure_keeps_partial_text_marked_interrupted(fake_server):
+    server = fake_server(FakeBackend(outputs=["one two three four"], fail_after=2))
+    record = httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"}).json()
+    assert record["text"] == "one two"
+    assert record["finish_reason"] == "error"
+    assert any("interrupted" in n for n in record["notices"])
