@@ -23,6 +23,7 @@ import math
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -82,6 +83,7 @@ class StandinConfig:
 class StreamRecord:
     path: str
     started: float
+    prompt: str = ""  # what the request asked, so a benchmark can pair client and server timings
     outcome: str = "running"  # finished | disconnected | fault:<kind> | running
     token_times: list[float] = field(default_factory=list)  # monotonic send time of each token
     scheduled: list[float] = field(default_factory=list)  # when each token was due
@@ -287,13 +289,16 @@ class SubprocessServer:
         self.command = [sys.executable, "-m", module, "--port", str(self.port), *(args or [])]
         self.ready_path = ready_path
         self.process: subprocess.Popen[bytes] | None = None
+        self.log: Any = None
 
     def start(self, timeout_s: float = 30.0) -> SubprocessServer:
-        self.process = subprocess.Popen(self.command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.log = tempfile.TemporaryFile()  # stderr to a file: a full pipe would block the server
+        self.process = subprocess.Popen(self.command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"stand-in exited: {self.process.stderr.read().decode() if self.process.stderr else ''}")
+                self.log.seek(0)
+                raise RuntimeError(f"stand-in exited: {self.log.read().decode(errors='replace')}")
             try:
                 httpx.get(self.url + self.ready_path, timeout=0.5)
                 return self
@@ -312,6 +317,9 @@ class SubprocessServer:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
     def __enter__(self) -> SubprocessServer:
         return self.start()

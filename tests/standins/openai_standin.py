@@ -129,7 +129,7 @@ class OpenAiStandin:
         if behaviour.kind == "http":
             return _error(behaviour.message, behaviour.status)
         if behaviour.kind == "hang":
-            await hang_forever(self._new_record(request), request)
+            await hang_forever(self._new_record(request, str(body.get("prompt", ""))), request)
             return Response(status_code=499)
         error, prompt_tokens, max_tokens = validate(self.state, body)
         if error is not None:
@@ -137,7 +137,7 @@ class OpenAiStandin:
         if behaviour.kind == "validation":
             return _error(behaviour.message, 400)
         self.counter += 1
-        record = self._new_record(request)
+        record = self._new_record(request, str(body.get("prompt", "")))
         events = self._events(behaviour, record, body, prompt_tokens, max_tokens)
         if body.get("stream"):
             headers = {"Cache-Control": "no-cache"}
@@ -201,8 +201,8 @@ class OpenAiStandin:
         elif record.outcome == "running":
             record.outcome = f"fault:{behaviour.kind}"  # truncate: no finish_reason, no [DONE]
 
-    def _new_record(self, request: Request) -> StreamRecord:
-        record = StreamRecord(path=request.url.path, started=time.monotonic())
+    def _new_record(self, request: Request, prompt: str = "") -> StreamRecord:
+        record = StreamRecord(path=request.url.path, started=time.monotonic(), prompt=prompt)
         self.state.streams.append(record)
         return record
 

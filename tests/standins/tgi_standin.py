@@ -182,13 +182,13 @@ class TgiStandin:
     async def _generate(self, request: Request, body: dict[str, Any]) -> dict[str, Any] | Response:
         parameters = body.get("parameters") or {}
         behaviour = self.state.next_behaviour()
-        early = await self._early_fault(request, behaviour)
+        early = await self._early_fault(request, behaviour, body)
         if early is not None:
             return early
         error, input_tokens, max_new = validate(self.state, body["inputs"], parameters)
         if error or behaviour.kind == "validation":
             return _error(error or behaviour.message, "validation", 422)
-        record = self._new_record(request)
+        record = self._new_record(request, str(body.get("inputs", "")))
         text, tokens, reason = "", [], "length"
         async for event in script_events(self.state, behaviour, record, max_new, parameters.get("stop") or []):
             if isinstance(event, Err):
@@ -216,11 +216,11 @@ class TgiStandin:
     async def _stream(self, request: Request, body: dict[str, Any]) -> Response:
         parameters = body.get("parameters") or {}
         behaviour = self.state.next_behaviour()
-        early = await self._early_fault(request, behaviour)
+        early = await self._early_fault(request, behaviour, body)
         if early is not None:
             return early
         error, input_tokens, max_new = validate(self.state, body["inputs"], parameters)
-        record = self._new_record(request)
+        record = self._new_record(request, str(body.get("inputs", "")))
         if error or behaviour.kind == "validation":
             record.outcome = "fault:validation"
             message = error or behaviour.message
@@ -266,16 +266,16 @@ class TgiStandin:
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(tracked(record, body), media_type="text/event-stream", headers=headers)
 
-    async def _early_fault(self, request: Request, behaviour: Behaviour) -> Response | None:
+    async def _early_fault(self, request: Request, behaviour: Behaviour, body: dict[str, Any]) -> Response | None:
         if behaviour.kind == "http":
             return _error(behaviour.message, behaviour.error_type, behaviour.status)
         if behaviour.kind == "hang":
-            await hang_forever(self._new_record(request), request)
+            await hang_forever(self._new_record(request, str(body.get("inputs", ""))), request)
             return Response(status_code=499)  # nobody is listening any more
         return None
 
-    def _new_record(self, request: Request) -> StreamRecord:
-        record = StreamRecord(path=request.url.path, started=time.monotonic())
+    def _new_record(self, request: Request, prompt: str = "") -> StreamRecord:
+        record = StreamRecord(path=request.url.path, started=time.monotonic(), prompt=prompt)
         self.state.streams.append(record)
         return record
 
