@@ -51,7 +51,9 @@ def backup_database(engine: Engine, target: Path) -> BackupResult:
                 copy.execute("PRAGMA journal_mode = DELETE")
                 check = copy.execute("PRAGMA integrity_check").fetchone()[0]
                 if check != "ok":
-                    raise StoreError(f"The backup failed its integrity check ({check}); the live database may be damaged.")
+                    raise StoreError(
+                        f"The backup failed its integrity check ({check}); the live database may be damaged."
+                    )
                 has_shares = copy.execute("SELECT 1 FROM sqlite_master WHERE name = 'shares'").fetchone()
                 shares = copy.execute("SELECT count(*) FROM shares").fetchone()[0] if has_shares else 0
             finally:

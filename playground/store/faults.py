@@ -24,6 +24,10 @@ LOCKED_MESSAGE = (
     "Sharing is temporarily unavailable: the share database is locked by another process; "
     "try again in a moment. Generation still works."
 )
+BUSY_MESSAGE = (
+    "Sharing is temporarily unavailable: the share database is busy with other writes; "
+    "try again in a moment. Generation still works."
+)
 FULL_MESSAGE = (
     "Sharing is temporarily unavailable: the share database is full (its disk or size limit is "
     "reached); an operator needs to free space or raise the limit. Generation and opening "
@@ -80,7 +84,7 @@ def translate(error: BaseException) -> StoreError:
     original = error.orig if isinstance(error, sa_exc.DBAPIError) else error
     if isinstance(error, sa_exc.TimeoutError):
         # Every pooled connection stayed busy past the pool timeout: same advice as a lock.
-        return StoreLockedError(LOCKED_MESSAGE)
+        return StoreLockedError(BUSY_MESSAGE)
     return _classify(original if original is not None else error)
 
 

@@ -40,7 +40,7 @@ from playground.record import Generation
 from playground.store.backup import BackupResult, backup_database
 from playground.store.encoding import dump_record, load_record, scrub
 from playground.store.engine import JournalChoice, is_sqlite, open_engine, read_transaction, write_transaction
-from playground.store.faults import LOCKED_MESSAGE, store_errors
+from playground.store.faults import BUSY_MESSAGE, store_errors
 from playground.store.migrations import LATEST_VERSION, applied_migrations, migrate
 from playground.store.schema import ShareRow
 
@@ -142,8 +142,9 @@ class ShareStore:
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
+        # Queue on a lock first: wakes the next writer at once, where SQLite's busy handler sleeps and polls.
         if not self._write_lock.acquire(timeout=self._lock_timeout_s):
-            raise StoreLockedError(LOCKED_MESSAGE)
+            raise StoreLockedError(BUSY_MESSAGE)
         try:
             with write_transaction(self._engine) as conn:
                 yield conn
@@ -227,7 +228,8 @@ class ShareStore:
             return StoreHealth(False, error.message, None, None, LATEST_VERSION)
         except Exception as error:  # health must answer, never raise
             logger.warning("share store health check failed: %s", error)
-            return StoreHealth(False, "Sharing is unavailable: the share database cannot be read.", None, None, LATEST_VERSION)
+            message = "Sharing is unavailable: the share database cannot be read."
+            return StoreHealth(False, message, None, None, LATEST_VERSION)
         ok = version == LATEST_VERSION
         message = "ok" if ok else "The share database schema is not current; sharing will migrate it on first use."
         return StoreHealth(ok, message, str(journal) if journal is not None else None, version, LATEST_VERSION)

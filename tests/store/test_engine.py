@@ -58,7 +58,10 @@ def test_unknown_mounts_give_none() -> None:
     assert parse_mounts("garbage\n\n") == []
 
 
-@pytest.mark.parametrize("fs", ["nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse", "fuse.sshfs", "fuseblk", "9p", "ceph", "glusterfs", "virtiofs"])
+@pytest.mark.parametrize(
+    "fs",
+    ["nfs", "nfs4", "cifs", "smb3", "smbfs", "fuse", "fuse.sshfs", "fuseblk", "9p", "ceph", "glusterfs", "virtiofs"],
+)
 def test_network_and_fuse_types(fs: str) -> None:
     assert is_network_fs(fs)
 

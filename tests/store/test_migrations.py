@@ -18,7 +18,8 @@ from tests.store.store_factories import make_generation
 
 def schema_of(db: Path) -> list[tuple[str, str, str, str]]:
     with sqlite3.connect(db) as conn:
-        return sorted(conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"))
+        query = "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+        return sorted(conn.execute(query))
 
 
 def fresh_schema(tmp_path: Path) -> list[tuple[str, str, str, str]]:
@@ -71,7 +72,8 @@ def test_migrating_from_each_earlier_version_gives_the_fresh_schema_and_keeps_da
     for share_id, token, record in old_shares:
         assert store.get(share_id).to_dict() == record
         with store.engine.connect() as conn:
-            row = conn.execute(text("SELECT finish_reason, app_version FROM shares WHERE id = :i"), {"i": share_id}).one()
+            query = text("SELECT finish_reason, app_version FROM shares WHERE id = :i")
+            row = conn.execute(query, {"i": share_id}).one()
         assert tuple(row) == (record["finish_reason"], "0.0.9")  # m002 backfilled the new columns
     if old_shares:
         share_id, token, _ = old_shares[0]

@@ -29,7 +29,9 @@ from tests.store.store_factories import make_generation
 ANY_CHAR = st.characters(codec=None, exclude_categories=())
 TEXT = st.text(ANY_CHAR, max_size=40)
 # Bias towards the awkward ones so each example is likely to contain some.
-AWKWARD = st.sampled_from(["\x00", "\ud800", "\udfff", "\ud83d\ude00", "😀", "\u2028", "\ufeff", "\U0010ffff", "\r\n", '"\\'])
+AWKWARD = st.sampled_from(
+    ["\x00", "\ud800", "\udfff", "\ud83d\ude00", "😀", "\u2028", "\ufeff", "\U0010ffff", "\r\n", '"\\']
+)
 TEXTS = st.one_of(TEXT, st.lists(st.one_of(TEXT, AWKWARD), max_size=6).map("".join))
 
 SCALARS = st.one_of(
