@@ -28,12 +28,10 @@ from playground.backends.remote_common import (
     RemoteEvent,
     RemoteLimits,
     clamp_max_new_tokens,
-    generation_failed,
     get_json,
     socket_of,
-    status_error,
-    unavailable,
 )
+from playground.backends.remote_errors import generation_failed, misconfigured, status_error, unavailable
 from playground.errors import BackendTimeoutError, PlaygroundError
 from playground.params import GenerationParams
 from playground.registry import ModelSpec
@@ -124,7 +122,7 @@ class OpenAiCompletionsBackend(RemoteBackend):
                     return entry
         if self.model_name:
             served = ", ".join(e["id"] for e in entries)
-            raise unavailable(self.endpoint, f"it serves {served}, not {self.model_name}; fix the model name")
+            raise misconfigured(self.endpoint, f"serves {served}, not {self.model_name}; fix the model name")
         return entries[0]
 
     def client(self) -> openai.OpenAI:

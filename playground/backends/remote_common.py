@@ -23,7 +23,6 @@ import logging
 import math
 import queue
 import random
-import re
 import socket
 import threading
 import time
@@ -34,17 +33,14 @@ from typing import Any
 import httpx
 
 from playground.backends.base import BackendInfo, Chunk, Event, Finished, FinishReason
+from playground.backends.remote_errors import auth_refused, describe, unavailable
 from playground.errors import (
-    BackendAuthError,
     BackendBusyError,
     BackendError,
     BackendTimeoutError,
     BackendUnavailableError,
-    EngineRejectedError,
     GenerationFailedError,
-    InputError,
     PlaygroundError,
-    PromptTooLongError,
 )
 from playground.params import GenerationParams
 from playground.prompt import Prompt
@@ -111,7 +107,7 @@ def get_json(url: str, token: str | None, timeout_s: float, *, allow_missing: bo
     try:
         response = httpx.get(url, headers=headers, timeout=timeout_s)
     except httpx.HTTPError as exc:
-        raise unavailable(url, _describe(exc)) from exc
+        raise unavailable(url, describe(exc)) from exc
     if response.status_code in (401, 403):
         raise auth_refused(url, response.status_code)
     if response.status_code == 404 and allow_missing:
@@ -122,73 +118,6 @@ def get_json(url: str, token: str | None, timeout_s: float, *, allow_missing: bo
         return response.json()
     except ValueError as exc:
         raise unavailable(url, f"{url} did not answer with JSON") from exc
-
-
-# -- user-facing messages ----------------------------------------------------------
-
-
-def unavailable(url: str, detail: str) -> BackendUnavailableError:
-    return BackendUnavailableError(
-        f"The model server at {url} cannot be reached ({detail}). Check that it is running and that "
-        "the endpoint URL is right; the playground retries on the next request."
-    )
-
-
-def auth_refused(url: str, status: int) -> BackendAuthError:
-    return BackendAuthError(
-        f"The model server at {url} refused our token (HTTP {status}). Set a valid token for this endpoint."
-    )
-
-
-def busy() -> BackendBusyError:
-    return BackendBusyError("The model server is busy (overloaded); try again in a few seconds.")
-
-
-def generation_failed(detail: str) -> GenerationFailedError:
-    return GenerationFailedError(
-        f"The model server failed while generating ({detail}). Try again; if it keeps failing, check its logs."
-    )
-
-
-_INPUT_TOO_LONG = re.compile(r"(?:must have less than|maximum context length is) (\d+) tokens.*?(?:Given: |has |requested )(\d+)")
-
-
-def rejected(detail: str) -> InputError:
-    """The engine's validation refused the request; a too-long prompt gets its own error."""
-    detail = detail.strip().rstrip(".")
-    match = _INPUT_TOO_LONG.search(detail)
-    if match and ("inputs` must" in detail or "input tokens" in detail):
-        limit, given = match.groups()
-        return PromptTooLongError(
-            f"The prompt is too long for the model server ({given} tokens; it accepts {limit}). "
-            "Shorten the input or remove old chat turns."
-        )
-    return EngineRejectedError(
-        f"The model server rejected the request: {detail}. Change the parameters or shorten the input."
-    )
-
-
-def status_error(url: str, status: int, detail: str) -> PlaygroundError:
-    """An HTTP error status from the engine, as the error the user sees."""
-    if status == 429:
-        return busy()
-    if status in (401, 403):
-        return auth_refused(url, status)
-    if status == 404:
-        return unavailable(url, "HTTP 404: no such route; give the server's base URL, e.g. http://host:8080")
-    if status in (400, 422):
-        return rejected(detail or f"HTTP {status}")
-    if status in (502, 503, 504):
-        return unavailable(url, f"HTTP {status}: it is starting up, or a proxy in front of it cannot reach it")
-    return generation_failed(detail or f"HTTP {status}")
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, httpx.ConnectError) or "connect" in type(exc).__name__.lower():
-        return "connection refused or host unknown"
-    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
-        return "it did not answer in time"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 # -- the worker side ---------------------------------------------------------------
@@ -312,7 +241,7 @@ class RemoteBackend:
         self.read_backstop_s = max(first_token_timeout_s, idle_timeout_s) + 5.0
         self._limits: RemoteLimits | None = None
         self._stale = True  # re-read the limits before the next request
-        self._last_error: str | None = None
+        self._last_error: PlaygroundError | None = None
         self._limits_lock = threading.Lock()
         if connect:
             self.connect()
@@ -334,7 +263,7 @@ class RemoteBackend:
             try:
                 self._limits = self._read_limits()
             except PlaygroundError as exc:
-                self._last_error = exc.message
+                self._last_error = exc
                 logger.warning("%s endpoint %s: %s", self.backend_name, self.endpoint, exc.message)
                 return False
             self._stale = False
@@ -345,7 +274,7 @@ class RemoteBackend:
         if self._stale or self._limits is None:
             self.connect()
         if self._limits is None or self._stale:
-            raise unavailable(self.endpoint, self._last_error or "no answer")
+            raise self._last_error or unavailable(self.endpoint, "no answer")
         return self._limits
 
     def info(self) -> BackendInfo:
@@ -364,7 +293,7 @@ class RemoteBackend:
             extra={
                 "server_model": limits.server_model if limits else None,
                 "server_version": limits.version if limits else None,
-                "last_error": self._last_error,
+                "last_error": self._last_error.message if self._last_error else None,
                 **(limits.extra if limits else {}),
             },
         )
@@ -441,7 +370,7 @@ class RemoteBackend:
                 error = self._classify(value)
                 if isinstance(error, BackendUnavailableError):
                     self._stale = True  # re-read the limits before the next request
-                    self._last_error = error.message
+                    self._last_error = error
                 if not yielded:
                     if isinstance(error, BackendBusyError) and last_token is None and may_retry:
                         return self._RETRY

@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx2
 from huggingface_hub import InferenceClient
-from huggingface_hub.utils import hf_raise_for_status
 from huggingface_hub.errors import (
     GenerationError,
     HfHubHTTPError,
@@ -31,7 +30,9 @@ from huggingface_hub.errors import (
     UnknownError,
     ValidationError,
 )
+from huggingface_hub.utils import hf_raise_for_status
 
+from playground.backends.base import FinishReason
 from playground.backends.remote_common import (
     Delta,
     Done,
@@ -39,16 +40,18 @@ from playground.backends.remote_common import (
     RemoteBackend,
     RemoteEvent,
     RemoteLimits,
+    clamp_max_new_tokens,
+    get_json,
+    socket_of,
+)
+from playground.backends.remote_errors import (
     busy,
     generation_failed,
-    get_json,
+    misconfigured,
     rejected,
-    socket_of,
     status_error,
     unavailable,
-    clamp_max_new_tokens,
 )
-from playground.backends.base import FinishReason
 from playground.errors import BackendTimeoutError, PlaygroundError
 from playground.params import GenerationParams
 from playground.registry import ModelSpec
@@ -156,7 +159,7 @@ class TgiBackend(RemoteBackend):
     def _read_limits(self) -> RemoteLimits:
         info = get_json(f"{self.endpoint}/info", self.token, self.connect_timeout_s)
         if not isinstance(info, dict) or "max_total_tokens" not in info:
-            raise unavailable(self.endpoint, "its /info does not look like text-generation-inference's")
+            raise misconfigured(self.endpoint, "does not answer /info like text-generation-inference")
         return limits_from_info(info, self.spec)
 
     def _engine_client(self) -> _EngineClient:

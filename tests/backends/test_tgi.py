@@ -109,7 +109,10 @@ def test_finish_reasons_length_and_stop_sequence(tgi_standin: RunningStandin) ->
     assert stop.text.endswith("):")
 
 
-def test_request_goes_to_base_url_within_the_engine_rules(tgi_standin: RunningStandin) -> None:
+def test_request_goes_to_base_url_within_the_engine_rules(
+    tgi_standin: RunningStandin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_machine_token")  # the hub client would send this to any URL
     prompt = Prompt.of(Special("<fim_prefix>"), "a = '<fim_middle><|endoftext|>'", Special("<fim_suffix>"), Special("<fim_middle>"))
     params = GenerationParams(max_new_tokens=20, temperature=0.5, top_p=1.0, top_k=0, repetition_penalty=1.0, seed=7, stop=tuple("123456"))
     collect(backend(tgi_standin.url).stream(prompt, params, threading.Event()))
@@ -120,7 +123,7 @@ def test_request_goes_to_base_url_within_the_engine_rules(tgi_standin: RunningSt
     assert "truncate" not in sent and "top_p" not in sent
     # Structural tokens intact; the user's spellings broken by a zero-width space.
     assert request["body"]["inputs"] == "<fim_prefix>a = '<\u200bfim_middle><\u200b|endoftext|>'<fim_suffix><fim_middle>"
-    assert request["headers"]["authorization"] == ""  # no implicit HF token sent anywhere
+    assert "hf_machine_token" not in request["headers"]["authorization"]
 
 
 def test_token_is_sent_when_given(tgi_standin: RunningStandin) -> None:
