@@ -348,3 +348,8 @@ def test_standin_wire_format(tgi_standin: RunningStandin) -> None:
     bad = httpx.post(tgi_standin.url + "/generate_stream", json={"inputs": "x", "parameters": {"top_p": 1.0}})
     assert bad.status_code == 200 and json.loads(bad.text[len("data:") :])["error_type"] == "validation"
     assert httpx.post(tgi_standin.url + "/generate", json={"inputs": "x", "parameters": {"top_p": 1.0}}).status_code == 422
+    tgi_standin.state.script(Behaviour(tokens=["c"]), Behaviour(tokens=["d"]))
+    plain = httpx.post(tgi_standin.url + "/generate", json={"inputs": "x", "parameters": {"details": True}}).json()
+    assert plain["generated_text"] == "c" and plain["details"]["finish_reason"] == "eos_token"
+    compat = httpx.post(tgi_standin.url + "/", json={"inputs": "x", "stream": False}).json()
+    assert compat == [{"generated_text": "d"}]
