@@ -48,6 +48,10 @@ class VerbatimCode(gr.Code):
     def postprocess(self, value: str | None) -> str | None:
         return value
 
+    @classmethod
+    def get_block_name(cls) -> str:
+        return "code"  # render with the stock code editor in the browser
+
 
 def language_for(filename: str | None) -> str | None:
     if not filename:
@@ -237,7 +241,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
             try:
                 run = playground.start(mode, model_id, inputs, params_from(*values))
             except PlaygroundError as exc:
-                raise gr.Error(exc.message, print_exception=False) from None
+                raise gr.Error(html.escape(exc.message), print_exception=False) from None
             active.add(request.session_hash or "", run)
             return run
 
@@ -245,12 +249,13 @@ def build_ui(playground: Playground) -> gr.Blocks:
             try:
                 yield from coalesce(run)
             except PlaygroundError as exc:
-                raise gr.Error(exc.message, print_exception=False) from None
+                raise gr.Error(html.escape(exc.message), print_exception=False) from None
             finally:
                 active.discard(request.session_hash or "", run)
 
-        def chat_send(text: str, messages: list[dict[str, Any]], prompt_text: str, model_id: str, *values: Any,
+        def chat_send(text: str, messages: list[dict[str, Any]], prompt_text: str, model_id: str, max_new: Any, temperature: Any, top_p: Any, top_k: Any, repetition: Any, stop_text: str, seed: Any,
                       request: gr.Request) -> Iterator[tuple[Any, ...]]:
+            values = (max_new, temperature, top_p, top_k, repetition, stop_text, seed)
             history = _history_pairs(messages)
             inputs = {"message": text, "history": history}
             if prompt_text != playground.chat_prompt.text:
@@ -265,15 +270,16 @@ def build_ui(playground: Playground) -> gr.Blocks:
             shown[-1] = {"role": "assistant", "content": record.text}
             yield shown, gr.skip(), stats_line(record), record.raw_prompt
 
-        def chat_regenerate(messages: list[dict[str, Any]], prompt_text: str, model_id: str, *values: Any,
+        def chat_regenerate(messages: list[dict[str, Any]], prompt_text: str, model_id: str, max_new: Any, temperature: Any, top_p: Any, top_k: Any, repetition: Any, stop_text: str, seed: Any,
                             request: gr.Request) -> Iterator[tuple[Any, ...]]:
+            values = (max_new, temperature, top_p, top_k, repetition, stop_text, seed)
             history = _history_pairs(messages)
             while history and history[-1]["role"] == "assistant":
                 history.pop()
             if not history:
                 raise gr.Error("There is no message to regenerate a reply for yet.", print_exception=False)
             last = _text_of(history.pop()["content"])
-            yield from chat_send(last, history, prompt_text, model_id, *values, request=request)
+            yield from chat_send(last, history, prompt_text, model_id, *values, request)
 
         def chat_meter(text: str, messages: list[dict[str, Any]], prompt_text: str, model_id: str,
                        max_new: Any) -> str:
@@ -289,8 +295,9 @@ def build_ui(playground: Playground) -> gr.Blocks:
             notes = " ".join(prepared.notices)
             return meter_html(prepared.breakdown) + (f"<div>{html.escape(notes)}</div>" if notes else "")
 
-        def fill_run(code: str, name: str, model_id: str, *values: Any,
+        def fill_run(code: str, name: str, model_id: str, max_new: Any, temperature: Any, top_p: Any, top_k: Any, repetition: Any, stop_text: str, seed: Any,
                      request: gr.Request) -> Iterator[tuple[Any, ...]]:
+            values = (max_new, temperature, top_p, top_k, repetition, stop_text, seed)
             run = start("fill", model_id, {"code": code, "filename": name}, values, request)
             raw_prompt = run.prepared.prompt.render()
             yield "", "", "", "Generating…", raw_prompt
@@ -300,7 +307,9 @@ def build_ui(playground: Playground) -> gr.Blocks:
             record = run.record
             yield record.text, record.middle, _mark(code, record.middle or ""), stats_line(record), raw_prompt
 
-        def complete_run(prompt: str, model_id: str, *values: Any, request: gr.Request) -> Iterator[tuple[Any, ...]]:
+        def complete_run(prompt: str, model_id: str, max_new: Any, temperature: Any, top_p: Any, top_k: Any, repetition: Any, stop_text: str, seed: Any,
+                         request: gr.Request) -> Iterator[tuple[Any, ...]]:
+            values = (max_new, temperature, top_p, top_k, repetition, stop_text, seed)
             run = start("complete", model_id, {"prompt": prompt}, values, request)
             yield prompt, "Generating…"
             for raw in stream(run, request):

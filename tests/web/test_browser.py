@@ -1,0 +1,123 @@
+"""The UI in a real browser: Playwright driving Debian's chromium against the real app on nano-starcoder."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("PLAYGROUND_TEST_CHROMIUM", "/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs chromium: apt-get install chromium"),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, nano_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 1600})
+    page = context.new_page()
+    page.goto(nano_server.url + "/")
+    page.wait_for_selector("#chat-send", timeout=30_000)
+    yield page
+    context.close()
+
+
+def code_text(page, elem_id: str) -> str:
+    """The editor's text, line by line, as the user sees it."""
+    return page.evaluate(
+        f"[...document.querySelectorAll('#{elem_id} .cm-line')].map(e => e.textContent).join('\\n')"
+    )
+
+
+def set_slider(page, name: str, value: int) -> None:
+    accordion = page.get_by_role("button", name=re.compile("^Parameters"))
+    if not page.locator(f"#param-{name}").is_visible():
+        accordion.click()
+    box = page.locator(f"#param-{name} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def open_tab(page, label: str) -> None:
+    page.get_by_role("tab", name=label).click()
+
+
+def test_complete_streams_and_keeps_indentation(page):
+    open_tab(page, "Complete")
+    page.locator("#complete-run").click()
+    stats = page.locator("#complete-stats")
+    stats.get_by_text(re.compile("finish: ")).wait_for(timeout=60_000)
+    assert re.search(r"\d+ tokens .* finish: (length|eos) .* seed \d+", stats.inner_text())
+    result = code_text(page, "complete-result")
+    assert result.startswith("import os\n\n\ndef list_python_files(root):")
+
+
+def test_fill_marks_the_middle_and_never_leaks_fim_tokens(page):
+    open_tab(page, "Fill in the middle")
+    page.locator("#fill-run").click()
+    page.locator("#fill-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=60_000)
+    result = code_text(page, "fill-result")
+    assert "    numbers = [0, 1]\n" in result and result.rstrip().endswith("    return numbers[:n]")
+    assert "<fim_" not in result and "<|endoftext|>" not in result and "<FILL_HERE>" not in result
+    assert "of the result were generated" in page.locator("#fill-mark").inner_text() or "wrote nothing" in page.locator("#fill-mark").inner_text()
+    page.get_by_role("button", name=re.compile("^Raw prompt")).click()
+    raw = page.locator("#fill-raw textarea").input_value()
+    assert raw.startswith("<fim_prefix>def fibonacci") and raw.endswith("<fim_middle>")
+
+
+def test_fill_without_a_hole_shows_a_specific_error(page):
+    open_tab(page, "Fill in the middle")
+    editor = page.locator("#fill-code .cm-content")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("x = 1")
+    page.locator("#fill-run").click()
+    page.get_by_text(re.compile("Mark the place to fill with <FILL_HERE>: the code has no such marker")).first.wait_for(
+        timeout=30_000
+    )
+
+
+def test_chat_replies_shows_the_meter_and_renders_hostile_html_inert(page):
+    set_slider(page, "max_new_tokens", 16)
+    meter = page.locator("#context-meter")
+    meter.get_by_text(re.compile(r"Context: \d+ prompt")).wait_for(timeout=30_000)
+    hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script> what is 2+2?'
+    page.locator("#chat-message textarea").fill(hostile)
+    page.locator("#chat-send").click()
+    page.locator("#chat-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=60_000)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#chatbot").get_by_text("what is 2+2?").count() >= 1
+    assert "example dialogues" in page.locator("#chat-stats").inner_text()
+
+
+def test_stop_really_stops_the_model(page):
+    set_slider(page, "max_new_tokens", 2048)
+    set_slider(page, "repetition_penalty", 1)
+    set_slider(page, "temperature", 1)
+    open_tab(page, "Complete")
+    page.locator("#complete-run").click()
+    prompt_length = len(code_text(page, "complete-prompt"))
+    page.wait_for_function(
+        f"[...document.querySelectorAll('#complete-result .cm-line')].map(e => e.textContent).join('\\n').length"
+        f" > {prompt_length + 20}",
+        timeout=30_000,
+    )
+    page.locator("#complete-stop").click()
+    stats = page.locator("#complete-stats")
+    stats.get_by_text(re.compile("finish: ")).wait_for(timeout=30_000)
+    text = stats.inner_text()
+    assert "finish: cancelled" in text
+    assert int(re.search(r"(\d+) tokens", text).group(1)) < 500
