@@ -23,11 +23,11 @@ from playground.service import Playground, Run
 
 log = logging.getLogger("playground.web.api")
 
-_INPUT_FIELDS = ("prompt", "code", "filename", "message", "history", "system_prompt")
+_INPUT_FIELDS = ("prompt", "code", "filename", "message", "history", "messages", "system_prompt")
 
 
 def error_response(exc: PlaygroundError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"kind": exc.kind, "message": exc.message}}, status_code=exc.status, headers=headers)
+    return JSONResponse({"error": {"type": exc.kind, "message": exc.message}}, status_code=exc.status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -74,8 +74,21 @@ async def _read_json(request: Request) -> dict[str, Any]:
     return body
 
 
+def _chat_messages(inputs: dict[str, Any]) -> None:
+    """``messages`` (role/content, last from the user) → the service's history + message."""
+    messages = inputs.pop("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InputError('messages must be a non-empty list of {"role", "content"} objects.')
+    last = messages[-1]
+    if not isinstance(last, dict) or last.get("role") != "user":
+        raise InputError("The last of messages must come from the user (role \"user\").")
+    inputs["history"], inputs["message"] = messages[:-1], last.get("content", "")
+
+
 def _start(playground: Playground, body: dict[str, Any]) -> Run:
     inputs = {k: body[k] for k in _INPUT_FIELDS if k in body}
+    if "messages" in inputs:
+        _chat_messages(inputs)
     params = body.get("params")
     if params is not None and not isinstance(params, dict):
         raise InputError("params must be an object, e.g. {\"temperature\": 0.2}.")
@@ -117,8 +130,8 @@ async def _events(run: Run) -> AsyncIterator[tuple[str, Any]]:
         run.stop()  # finished, or the client went away: either way the model is released
 
 
-def _sse(event: str, data: Any) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+def _sse(data: dict[str, Any]) -> str:
+    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 def api_router(playground: Playground) -> APIRouter:
@@ -152,22 +165,21 @@ def api_router(playground: Playground) -> APIRouter:
         body = await _read_json(request)
         run = _start(playground, body)
         if body.get("stream"):
-            return StreamingResponse(_stream_sse(run), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+            headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "X-Generation-Id": run.id}
+            return StreamingResponse(_stream_sse(run), media_type="text/event-stream", headers=headers)
         return await _whole(run, request)
 
     return router
 
 
 async def _stream_sse(run: Run) -> AsyncIterator[str]:
-    yield _sse("start", {"id": run.id, "params": run.params.to_dict(), "notices": list(run.prepared.notices)})
     async for kind, payload in _events(run):
         if kind == "delta":
-            yield _sse("delta", {"text": payload})
+            yield _sse({"delta": payload})
         elif kind == "done":
-            yield _sse("done", payload.to_dict())
+            yield _sse({"done": True, **payload.to_dict()})
         else:
-            yield _sse("error", {"kind": payload.kind, "message": payload.message})
+            yield _sse({"error": {"type": payload.kind, "message": payload.message}})
 
 
 async def _whole(run: Run, request: Request) -> JSONResponse:

@@ -19,12 +19,9 @@ from tests.conftest import serve
 
 
 def sse_events(response: httpx.Response):
-    event = None
     for line in response.iter_lines():
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            yield event, json.loads(line[6:])
+        if line.startswith("data: "):
+            yield json.loads(line[6:])
 
 
 def test_health_and_models(nano_server):
@@ -56,17 +53,19 @@ def test_streaming_deltas_add_up_to_the_record(nano_server):
     with httpx.stream("POST", nano_server.url + "/api/generate", json=body, timeout=60) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = list(sse_events(response))
-    kinds = [kind for kind, _ in events]
-    assert kinds[0] == "start" and kinds[-1] == "done" and set(kinds[1:-1]) <= {"delta"}
-    record = events[-1][1]
-    middle = "".join(data["text"] for kind, data in events if kind == "delta")
+    assert all(set(e) == {"delta"} for e in events[:-1]) and events[-1]["done"] is True
+    record = events[-1]
+    assert record["id"] == response.headers["x-generation-id"]
+    middle = "".join(e["delta"] for e in events[:-1])
     assert record["middle"] == middle or middle.startswith(record["middle"])  # a suffix echo is cut at the end
     assert record["text"] == "def f(x):\n    " + record["middle"] + "\n"
     assert "<fim_" not in record["text"]
 
 
 def test_chat_on_nano_drops_examples_and_records_the_prompt_version(nano_server):
-    body = {"mode": "chat", "message": "How do I reverse a list in Python?", "params": {"max_new_tokens": 8}}
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
+                {"role": "user", "content": "How do I reverse a list in Python?"}]
+    body = {"mode": "chat", "messages": messages, "params": {"max_new_tokens": 8}}
     record = httpx.post(nano_server.url + "/api/generate", json=body, timeout=60).json()
     assert record["prompt_version"] == "tech_assistant/v1"
     assert any("example dialogues" in n for n in record["notices"])
@@ -78,12 +77,11 @@ def test_client_disconnect_cancels_the_generation(nano_server):
     body = {"mode": "complete", "prompt": "class Tree:\n", "stream": True,
             "params": {"max_new_tokens": 400, "temperature": 1.0, "repetition_penalty": 1.0}}
     with httpx.stream("POST", nano_server.url + "/api/generate", json=body, timeout=60) as response:
-        events = sse_events(response)
-        _, start = next(events)
-        next(events)
+        generation_id = response.headers["x-generation-id"]
+        next(sse_events(response))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        got = httpx.get(f"{nano_server.url}/api/generations/{start['id']}")
+        got = httpx.get(f"{nano_server.url}/api/generations/{generation_id}")
         if got.status_code == 200:
             break
         time.sleep(0.1)
@@ -106,6 +104,8 @@ def test_client_disconnect_cancels_the_generation(nano_server):
         ({"mode": "fill", "code": "no hole here"}, 422, "has no such marker"),
         ({"mode": "fill", "code": "<FILL_HERE><FILL_HERE>"}, 422, "exactly one hole"),
         ({"mode": "chat", "message": "x", "history": "not a list"}, 400, "history must be a list"),
+        ({"mode": "chat", "messages": []}, 400, "non-empty list"),
+        ({"mode": "chat", "messages": [{"role": "assistant", "content": "x"}]}, 400, "must come from the user"),
         ({"mode": "complete", "prompt": "x", "model": "gpt-5"}, 404, "not served here"),
     ],
 )
@@ -153,7 +153,7 @@ def test_dead_backend_gets_a_clear_503_and_the_app_keeps_serving(fake_server):
     server = fake_server(FakeBackend(fail_with=error))
     response = httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"})
     assert response.status_code == 503
-    assert response.json()["error"] == {"kind": "backend_unavailable", "message": error.message}
+    assert response.json()["error"] == {"type": "backend_unavailable", "message": error.message}
     assert httpx.get(server.url + "/api/health").status_code == 200
 
 
