@@ -16,6 +16,7 @@ from playground.errors import ModelError, PlaygroundError
 from playground.loading import LoadProgress, load_model, resolve_source
 from playground.registry import ModelSpec, load_registry
 from playground.service import ModelSlot, Playground
+from playground.store import ShareStore
 from playground.tech_assistant import load_tech_assistant
 
 log = logging.getLogger("playground.bootstrap")
@@ -52,6 +53,8 @@ def build_playground(settings: Settings, *, wait: bool = False) -> tuple[Playgro
     """Create the playground; a local model starts loading on a thread (joined when ``wait``)."""
     registry = load_registry()
     chat_prompt = load_tech_assistant(settings.chat_prompt, settings.hf_token)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = ShareStore.open(settings.database)
     spec, source = resolve_source(settings.model, registry)
     if spec is None:
         # Placeholder until the files are read; context comes from the model's config at load time.
@@ -60,12 +63,12 @@ def build_playground(settings: Settings, *, wait: bool = False) -> tuple[Playgro
         from playground.backends.fake import FakeBackend
 
         slot = ModelSlot(spec, FakeBackend(model_id=spec.id, context_length=spec.context_length), max_queue=settings.max_queue)
-        return Playground(settings, {spec.id: slot}, chat_prompt), None
+        return Playground(settings, {spec.id: slot}, chat_prompt, store), None
     if settings.backend in ("tgi", "openai"):
         slot = ModelSlot(spec, remote_backend(spec, settings), concurrency=settings.remote_concurrency,
                          max_queue=settings.max_queue)
         slot.progress.step("ready", f"{spec.id} served by {settings.endpoint}")
-        return Playground(settings, {spec.id: slot}, chat_prompt), None
+        return Playground(settings, {spec.id: slot}, chat_prompt, store), None
     slot = ModelSlot(spec, progress=LoadProgress(), max_queue=settings.max_queue)
     thread = threading.Thread(target=_load_local, args=(slot, registry, settings), name="model-loader", daemon=True)
     thread.start()
@@ -73,6 +76,6 @@ def build_playground(settings: Settings, *, wait: bool = False) -> tuple[Playgro
         thread.join()
         if slot.progress.error:
             raise ModelError(slot.progress.error)
-    return Playground(settings, {spec.id: slot}, chat_prompt), thread
+    return Playground(settings, {spec.id: slot}, chat_prompt, store), thread
 
 

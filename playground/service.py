@@ -20,7 +20,16 @@ from typing import Any
 from playground import __version__
 from playground.backends.base import Backend, BackendInfo
 from playground.config import Settings
-from playground.errors import BusyError, ConfigError, InputError, ModelError, PlaygroundError, UnknownModelError
+from playground.errors import (
+    BusyError,
+    ConfigError,
+    InputError,
+    ModelError,
+    PlaygroundError,
+    ShareNotFoundError,
+    StoreError,
+    UnknownModelError,
+)
 from playground.generation import Outcome, run_stream
 from playground.loading import LoadProgress
 from playground.params import GenerationParams
@@ -33,6 +42,7 @@ from playground.prompting.fill import build_fill, splice
 from playground.prompting.prepared import Prepared
 from playground.record import Generation
 from playground.registry import ModelSpec
+from playground.store import CreatedShare, ShareStore
 
 log = logging.getLogger("playground.service")
 
@@ -198,13 +208,32 @@ def _backend_summary(info: BackendInfo) -> dict[str, Any]:
 
 
 class Playground:
-    def __init__(self, settings: Settings, slots: Mapping[str, ModelSlot], chat_prompt: TechAssistantPrompt):
+    def __init__(self, settings: Settings, slots: Mapping[str, ModelSlot], chat_prompt: TechAssistantPrompt,
+                 store: ShareStore | None = None):
         if not slots:
             raise InputError("At least one model must be configured.")
         self.settings = settings
         self.slots = dict(slots)
         self.chat_prompt = chat_prompt
         self.recent = RecentGenerations()
+        self.store = store
+
+    def share(self, generation_id: str) -> CreatedShare:
+        """Persist a generation this server made and still holds; clients never supply content."""
+        if self.store is None:
+            raise StoreError("Sharing is turned off on this server.")
+        record = self.recent.get(generation_id) if isinstance(generation_id, str) else None
+        if record is None:
+            raise ShareNotFoundError(
+                "This server holds no finished generation with that id (it may have restarted since). "
+                "Generate again, then share."
+            )
+        return self.store.create(record)
+
+    def open_share(self, share_id: str) -> Generation:
+        if self.store is None:
+            raise StoreError("Sharing is turned off on this server.")
+        return self.store.get(share_id)
 
     @property
     def default_model(self) -> str:

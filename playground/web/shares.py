@@ -1,0 +1,123 @@
+"""Share routes: create, read and delete shared generations, and the pages a link opens.
+
+A share is made only from a generation this server produced and still holds
+(``Playground.recent``); clients send an id, never content. Unknown and
+deleted ids get the same bytes. Share pages and JSON are never indexed.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+
+from playground.config import Settings
+from playground.errors import InputError, ShareNotFoundError, StoreError
+from playground.service import Playground
+from playground.store import NOT_FOUND_MESSAGE, ShareStore
+from playground.web.limits import RateLimiter, client_of
+
+SHARE_HEADERS = {
+    "X-Robots-Tag": "noindex, nofollow",
+    "Referrer-Policy": "no-referrer",  # a share id in a Referer header would leak the link
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "private, no-store",
+}
+
+
+def share_url(settings: Settings, request: Request, share_id: str) -> str:
+    base = settings.public_url or str(request.base_url)
+    return base.rstrip("/") + f"/s/{share_id}"
+
+
+def _delete_page(share_id: str) -> str:
+    """A page whose button sends DELETE with the token from the URL fragment (never sent to servers)."""
+    safe_id = html.escape(share_id)
+    return f"""<!doctype html><html><head><meta charset="utf-8"><meta name="robots" content="noindex">
+<title>Delete shared generation</title></head><body style="font-family:sans-serif;max-width:40em;margin:3em auto">
+<h1>Delete shared generation</h1><p>This removes <code>/s/{safe_id}</code> for everyone. It cannot be undone.</p>
+<button id="delete">Delete it</button><p id="result" role="status"></p>
+<script>
+document.getElementById("delete").onclick = async () => {{
+  const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
+  const r = await fetch("/api/shares/{safe_id}", {{method: "DELETE", headers: {{Authorization: "Bearer " + token}}}});
+  const body = r.status === 204 ? null : await r.json();
+  document.getElementById("result").textContent = r.status === 204 ? "Deleted." : body.error.message;
+}};
+</script></body></html>"""
+
+
+def share_router(playground: Playground) -> APIRouter:
+    settings = playground.settings
+    creations = RateLimiter(settings.share_create_per_minute, "shares created")
+    lookups = RateLimiter(settings.share_lookup_per_minute, "share lookups")
+    router = APIRouter()
+
+    def not_found() -> JSONResponse:
+        # One body for unknown, deleted and malformed ids: nothing to learn by probing.
+        return JSONResponse({"error": {"type": "not_found", "message": NOT_FOUND_MESSAGE}}, 404, headers=SHARE_HEADERS)
+
+    @router.post("/api/shares")
+    async def create(request: Request) -> JSONResponse:
+        creations.check(client_of(request))
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        generation_id = body.get("generation_id") if isinstance(body, dict) else None
+        if not isinstance(generation_id, str):
+            raise InputError('Send {"generation_id": "..."}: the id returned by /api/generate or shown in the UI.')
+        created = playground.share(generation_id)
+        payload = {"id": created.id, "url": share_url(settings, request, created.id), "delete_token": created.delete_token}
+        return JSONResponse(payload, 201, headers=SHARE_HEADERS)
+
+    @router.get("/api/shares/{share_id}")
+    def read(share_id: str, request: Request) -> Response:
+        lookups.check(client_of(request))
+        try:
+            generation = playground.open_share(share_id)
+        except ShareNotFoundError:
+            return not_found()
+        return JSONResponse(generation.to_dict(), headers=SHARE_HEADERS)
+
+    @router.delete("/api/shares/{share_id}")
+    def delete(share_id: str, request: Request) -> Response:
+        lookups.check(client_of(request))
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        try:
+            _require_store(playground).delete(share_id, token)
+        except ShareNotFoundError:
+            return not_found()
+        return Response(status_code=204, headers=SHARE_HEADERS)
+
+    @router.get("/s/{share_id}")
+    def page(share_id: str, request: Request) -> Response:
+        lookups.check(client_of(request))
+        try:
+            playground.open_share(share_id)
+        except ShareNotFoundError:
+            return not_found()
+        except StoreError:
+            pass  # let the app page explain; the share may load once the store recovers
+        return RedirectResponse(f"/?share={share_id}", 303, headers=SHARE_HEADERS)
+
+    @router.get("/s/{share_id}/delete")
+    def delete_page(share_id: str) -> HTMLResponse:
+        return HTMLResponse(_delete_page(share_id), headers={**SHARE_HEADERS, "Content-Security-Policy":
+                            "default-src 'none'; script-src 'unsafe-inline'; connect-src 'self'; style-src 'unsafe-inline'"})
+
+    return router
+
+
+def _require_store(playground: Playground) -> ShareStore:
+    if playground.store is None:
+        raise StoreError("Sharing is turned off on this server.")
+    return playground.store
+
+
+def share_links(settings: Settings, request: Any, share_id: str, delete_token: str) -> tuple[str, str]:
+    url = share_url(settings, request, share_id)
+    return url, f"{url}/delete#token={delete_token}"
