@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from playground.errors import ConfigError
 from playground.prompt import Prompt
-from playground.prompting.budget import Budget, TokenCounter, check_text, too_long
+from playground.prompting.budget import Budget, TokenCounter, check_text, reply_notice, too_long
 from playground.prompting.prepared import Prepared
 
 CHAT_STOPS = ("\nHuman:", "\n-----")
@@ -87,17 +87,17 @@ def build_chat(
     text = preamble + "".join(examples[first_example:]) + "".join(turns[first_turn:]) + question
     return Prepared(
         Prompt.of(text),
-        budget.reply_tokens,
+        budget.reply_for(total),
         total,
         stops=CHAT_STOPS,
-        notices=tuple(notices),
+        notices=tuple(notices) + reply_notice(budget, total),
         inputs={"messages": [list(pair) for pair in history] + [[message, None]]},
         prompt_version=ta.version,
         breakdown={
             "prompt": count(preamble) + sum(example_counts[first_example:]),
             "history": sum(turn_counts[first_turn:]) + count(question),
-            "reply": budget.reply_tokens,
-            "free": budget.prompt_tokens - total,
+            "reply": budget.reply_for(total),
+            "free": budget.context_length - total - budget.reply_for(total),
             "context": budget.context_length,
         },
     )

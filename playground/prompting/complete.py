@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from playground.prompt import Prompt
-from playground.prompting.budget import Budget, TokenCounter, check_text, too_long
+from playground.prompting.budget import Budget, TokenCounter, check_text, reply_notice, too_long
 from playground.prompting.prepared import Prepared
 
 
@@ -12,4 +12,5 @@ def build_complete(text: str, budget: Budget, count: TokenCounter) -> Prepared:
     tokens = count(text)
     if tokens > budget.prompt_tokens:
         raise too_long("The prompt", tokens, budget, "Shorten it, or lower max_new_tokens.")
-    return Prepared(Prompt.of(text), budget.reply_tokens, tokens, inputs={"prompt": text})
+    return Prepared(Prompt.of(text), budget.reply_for(tokens), tokens, notices=reply_notice(budget, tokens),
+                    inputs={"prompt": text})

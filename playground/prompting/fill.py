@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from playground.errors import FillMarkerError, InputError
 from playground.prompt import Prompt, Special
-from playground.prompting.budget import Budget, TokenCounter, check_text, too_long
+from playground.prompting.budget import Budget, TokenCounter, check_text, reply_notice, too_long
 from playground.prompting.prepared import Prepared
 from playground.registry import ModelSpec
 
@@ -81,9 +81,9 @@ def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget, count:
                        f"the last {dropped_suffix} were left out of the prompt.")
     return Prepared(
         _fim_prompt(spec, kept_prefix, kept_suffix, filename if use_filename else ""),
-        budget.reply_tokens,
+        budget.reply_for(total),
         total,
-        notices=tuple(notices),
+        notices=tuple(notices) + reply_notice(budget, total),
         inputs={"code": code, "filename": filename},
     )
 

@@ -11,7 +11,8 @@ from playground import __version__
 from playground.service import Playground
 from playground.web.api import api_router, install_error_handlers
 from playground.web.shares import SHARE_HEADERS, share_router
-from playground.web.ui import CSS, build_ui
+from playground.web.ui import HEAD, build_ui
+from playground.web.ui_parts import CSS
 
 
 def create_app(playground: Playground) -> FastAPI:
@@ -32,4 +33,4 @@ def create_app(playground: Playground) -> FastAPI:
     demo = build_ui(playground)
     demo.queue(max_size=playground.settings.max_queue, default_concurrency_limit=1)
     # Gradio's own routes are mounted last so they cannot shadow /api/*.
-    return gr.mount_gradio_app(app, demo, path="/", css=CSS, footer_links=["api"], ssr_mode=False)
+    return gr.mount_gradio_app(app, demo, path="/", css=CSS, head=HEAD, footer_links=["api"], ssr_mode=False)

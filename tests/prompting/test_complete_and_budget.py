@@ -12,11 +12,17 @@ from playground.prompting.complete import build_complete
 
 @pytest.mark.parametrize(
     ("context", "max_new", "max_input", "expected"),
-    [(512, 128, None, (128, 384)), (512, 2048, None, (511, 1)), (4096, 256, 1000, (256, 1000))],
+    [(512, 128, None, (128, 384)), (512, 2048, None, (511, 384)), (4096, 256, 1000, (256, 1000)), (8192, 256, None, (256, 7936))],
 )
 def test_plan_budget(context, max_new, max_input, expected):
     budget = plan_budget(context, max_new, max_input)
-    assert (budget.reply_tokens, budget.prompt_tokens) == expected
+    assert (budget.max_reply, budget.prompt_tokens) == expected
+
+
+def test_a_long_prompt_shrinks_the_reply_with_a_notice():
+    prepared = build_complete("x" * 300, plan_budget(512, 2048), len)
+    assert prepared.reply_tokens == 212
+    assert "at most 212 tokens" in prepared.notices[0]
 
 
 def test_complete_is_the_text_verbatim():

@@ -103,7 +103,8 @@ def test_chat_replies_shows_the_meter_and_renders_hostile_html_inert(page):
     assert "example dialogues" in page.locator("#chat-stats").inner_text()
 
 
-def test_stop_really_stops_the_model(page):
+def test_stop_really_stops_the_model(page, request):
+    request.addfinalizer(lambda: page.screenshot(path="/tmp/stop.png", full_page=True))
     set_slider(page, "max_new_tokens", 2048)
     set_slider(page, "repetition_penalty", 1)
     set_slider(page, "temperature", 1)

@@ -1,0 +1,204 @@
+"""Pieces of the Gradio UI that hold no state: code boxes, language mapping, stats and meter text."""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections import defaultdict
+from typing import Any
+
+import gradio as gr
+
+from playground.record import Generation
+from playground.service import Run
+
+# gr.Code highlights only these; java/go/rust raise, so they fall back to plain text.
+_EXTENSIONS = {
+    ".py": "python", ".js": "javascript", ".mjs": "javascript", ".ts": "typescript", ".c": "c", ".h": "c",
+    ".cpp": "cpp", ".cc": "cpp", ".hpp": "cpp", ".sql": "sql", ".sh": "shell", ".bash": "shell",
+    ".json": "json", ".html": "html", ".css": "css", ".yaml": "yaml", ".yml": "yaml", ".md": "markdown",
+    ".r": "r", "Dockerfile": "dockerfile",
+}
+LANGUAGES = ["python", "javascript", "typescript", "c", "cpp", "shell", "sql", "json", "html", "css", "yaml",
+             "markdown", "r", "dockerfile", "plain text"]
+
+NOTICE = """---
+**Licence and intended use.** StarCoder-family weights are released under the
+[BigCode OpenRAIL-M licence](https://huggingface.co/spaces/bigcode/bigcode-model-license-agreement), whose
+use restrictions apply to what you generate here. The models write code, not facts: review, test and
+understand anything before you use it. **Attribution:** the models can reproduce code from their training
+data verbatim; check generated code against the training set with
+[BigCode's search tool](https://huggingface.co/spaces/bigcode/search) and respect the original licences.
+The default model, nano-starcoder, is a 3.9M-parameter demo trained by this project on Python's standard
+library: it shows how the playground works, not what StarCoder can do.
+"""
+
+SHARE_WARNING = (
+    "**Anyone with the link can see this generation** (your input and the output). "
+    "Links are unguessable and are not indexed by search engines, and you get a delete link."
+)
+
+# Ctrl/Cmd+Enter clicks the primary button of the visible tab.
+SUBMIT_SHORTCUT_JS = """
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) return;
+  const buttons = [...document.querySelectorAll("button.submit")].filter((b) => b.offsetParent !== null);
+  if (buttons.length) { event.preventDefault(); buttons[0].click(); }
+});
+"""
+
+CHAT_EXAMPLES = [
+    ["How do I read a CSV file into a list of dicts in Python?"],
+    ["What is the difference between a process and a thread?"],
+    ["Translate this to JavaScript: squares = [x * x for x in range(10) if x % 2 == 0]"],
+]
+
+FILL_EXAMPLES = [
+    ["def is_palindrome(text: str) -> bool:\n    cleaned = <FILL_HERE>\n    return cleaned == cleaned[::-1]\n", "text_utils.py"],
+    ["import json\n\n\ndef load_config(path):\n    with open(path) as handle:\n        <FILL_HERE>\n", "config.py"],
+]
+
+COMPLETE_EXAMPLES = [
+    ["def quicksort(items):\n"],
+    ["class LRUCache:\n    def __init__(self, capacity: int):\n"],
+]
+
+FILL_EXAMPLE = '''def fibonacci(n: int) -> list[int]:
+    """Return the first n Fibonacci numbers."""
+    numbers = [0, 1]
+    <FILL_HERE>
+    return numbers[:n]
+'''
+COMPLETE_EXAMPLE = "import os\n\n\ndef list_python_files(root):\n"
+
+
+class VerbatimCode(gr.Code):
+    """gr.Code that keeps leading and trailing whitespace: indentation is part of the code."""
+
+    def postprocess(self, value: str | None) -> str | None:
+        return value
+
+    @classmethod
+    def get_block_name(cls) -> str:
+        return "code"  # render with the stock code editor in the browser
+
+
+def language_for(filename: str | None) -> str | None:
+    if not filename:
+        return "python"
+    name = filename.rsplit("/", 1)[-1]
+    for suffix, language in _EXTENSIONS.items():
+        if name == suffix or name.lower().endswith(suffix.lower()):
+            return language
+    return None
+
+
+class ActiveRuns:
+    """Runs per browser session, so Stop and a closed tab reach the right generation."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, set[Run]] = defaultdict(set)
+        self._lock = threading.Lock()
+
+    def add(self, session: str, run: Run) -> None:
+        with self._lock:
+            self._runs[session].add(run)
+
+    def discard(self, session: str, run: Run) -> None:
+        with self._lock:
+            self._runs[session].discard(run)
+
+    def stop(self, session: str) -> None:
+        with self._lock:
+            runs = list(self._runs.pop(session, ()))
+        for run in runs:
+            run.stop()
+
+
+def stats_line(record: Generation) -> str:
+    timings, usage = record.timings, record.usage
+    parts = [f"{usage['completion_tokens']} tokens"]
+    if timings.get("tokens_per_s"):
+        parts.append(f"{timings['tokens_per_s']:.1f} tok/s")
+    if timings.get("ttft_ms") is not None:
+        parts.append(f"first token {timings['ttft_ms']:.0f} ms")
+    parts.append(f"finish: {record.finish_reason}")
+    parts.append(f"seed {record.params.get('seed')}")
+    line = " · ".join(parts)
+    extra = [record.error] if record.error else []
+    extra += record.notices
+    return line + "".join(f"\n\n> {html.escape(n)}" for n in extra)
+
+
+def params_from(max_new: Any, temperature: Any, top_p: Any, top_k: Any, repetition: Any, stop_text: str,
+                seed: Any) -> dict[str, Any]:
+    """Widget values → raw params; GenerationParams.parse validates them in the service."""
+    stops = [line.replace("\\n", "\n").replace("\\t", "\t") for line in (stop_text or "").splitlines() if line]
+    return {"max_new_tokens": max_new, "temperature": temperature, "top_p": top_p, "top_k": top_k,
+            "repetition_penalty": repetition, "stop": stops, "seed": None if seed is None or not str(seed).strip() else str(seed).strip()}
+
+
+def history_pairs(messages: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return [{"role": m["role"], "content": m["content"]} for m in (messages or []) if m.get("role") in ("user", "assistant")]
+
+
+def text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(b.get("text", "") for b in content if isinstance(b, dict))
+    return str(content or "")
+
+
+def meter_html(breakdown: dict[str, int] | None, warning: str | None = None) -> str:
+    if warning:
+        return f'<div class="ctx-meter ctx-over" role="status">{html.escape(warning)}</div>'
+    if not breakdown:
+        return ""
+    context = max(breakdown["context"], 1)
+    used = breakdown["prompt"] + breakdown["history"] + breakdown["reply"]
+    bar = "".join(
+        f'<span class="ctx-{name}" style="width:{100 * breakdown[name] / context:.1f}%"></span>'
+        for name in ("prompt", "history", "reply")
+    )
+    return (
+        f'<div class="ctx-meter" role="status"><div class="ctx-bar">{bar}</div>'
+        f"Context: {breakdown['prompt']} prompt + {breakdown['history']} conversation + "
+        f"{breakdown['reply']} reply = {used} of {context} tokens ({max(context - used, 0)} free)</div>"
+    )
+
+
+CSS = """
+.ctx-bar { display:flex; height:8px; background:#e5e7eb; border-radius:4px; overflow:hidden; margin-bottom:4px }
+.ctx-prompt { background:#6366f1 } .ctx-history { background:#22c55e } .ctx-reply { background:#f59e0b }
+.ctx-over { color:#b91c1c; font-weight:600 }
+"""
+
+
+
+
+def mark_middle(code: str, middle: str) -> str:
+    """Say which lines of the result the model wrote."""
+    if not middle.strip():
+        return "The model wrote nothing for the hole."
+    first = code.split("<FILL_HERE>")[0].count("\n") + 1
+    last = first + middle.rstrip("\n").count("\n")
+    return f"Lines {first}–{last} of the result were generated (shown on their own below)."
+
+
+def history_messages(record: Generation) -> list[dict[str, str]]:
+    """A chat record's turns as Chatbot messages, ending with its reply."""
+    messages: list[dict[str, str]] = []
+    for user, assistant in record.inputs.get("messages", []):
+        messages.append({"role": "user", "content": user})
+        messages.append({"role": "assistant", "content": record.text if assistant is None else assistant})
+    return messages
+
+
+def share_banner(record: Generation, served: bool) -> str:
+    state = " · incomplete (stopped or interrupted)" if record.incomplete else ""
+    lines = [f"**Shared generation** · {record.mode} · {html.escape(record.model)} · {record.created_at[:19]} UTC"
+             f" · finish: {record.finish_reason}{state} · read-only"]
+    if not served:
+        lines.append(f"{html.escape(record.model)} is not served here, so a re-run uses the current model.")
+    return "\n\n".join(lines)
