@@ -104,10 +104,12 @@ def nano_playground(nano, nano_backend, tmp_path_factory):
     from playground.service import ModelSlot, Playground
     from playground.tech_assistant import load_tech_assistant
 
+    from playground.store import ShareStore
+
     settings = Settings(data_dir=tmp_path_factory.mktemp("data"), generation_timeout_s=60)
     slot = ModelSlot(nano.spec, nano_backend)
     slot.progress.step("ready", "loaded by the test session")
-    return Playground(settings, {nano.spec.id: slot}, load_tech_assistant())
+    return Playground(settings, {nano.spec.id: slot}, load_tech_assistant(), ShareStore.open(settings.database))
 
 
 @pytest.fixture(scope="session")
