@@ -1,0 +1,250 @@
+"""Streaming efficiency and time-to-first-token overhead on the shipped nano-starcoder, in one run.
+
+Five paths generate the same greedy continuation of the same prompt, interleaved
+round by round (raw, raw_thread, backend, REST, Gradio, raw, ...):
+  raw      model.generate(min_new_tokens = max_new_tokens = N), no streamer, on the main thread
+  raw_thread  the same call on a fresh thread (where the backend runs generate); ratios are
+           taken against the faster of the two raw medians
+  backend  LocalBackend.stream through playground.generation.run_stream
+  rest     POST /api/generate {"stream": true} on a real server in this process (SSE)
+  gradio   the /complete endpoint of the same server through gradio_client
+tokens/s = each path's own token count (raw: output length; others: usage.completion_tokens)
+÷ wall time measured by the caller, from request start to the last byte / last output.
+The app paths cannot force N tokens, so a prompt is chosen on which greedy decoding does
+not emit end-of-text within N tokens; the counts are printed so equal lengths can be checked.
+Targets: backend/raw >= 0.97 (issue 2), REST/raw and Gradio/raw >= 0.95 (issue 3),
+client-side time to first SSE delta minus the backend's own ttft <= 50 ms (issue 3).
+
+    .venv/bin/python bench/bench_streaming.py [--tokens 200] [--rounds 5] [--threads 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from anywhere without installing
+os.chdir(ROOT)  # the registry's nano-starcoder source is relative to the repo
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import httpx  # noqa: E402
+import torch  # noqa: E402
+
+CANDIDATE_PROMPTS = [
+    "import os\nimport sys\n\n\ndef main():\n",
+    "class Node:\n    def __init__(self, value):\n",
+    "def fibonacci(n):\n",
+    "# Utility functions\n\nimport re\n\n",
+    "for i in range(10):\n",
+]
+PATHS = ("raw", "raw_thread", "backend", "rest", "gradio")
+RAW = ("raw", "raw_thread")
+
+
+def pick_prompt(model, backend, n: int) -> tuple[str, list[int]]:
+    """The first candidate on which plain greedy generate runs n tokens without end-of-text."""
+    from playground.prompt import Prompt
+
+    for text in CANDIDATE_PROMPTS:
+        ids = backend.encode(Prompt.of(text))
+        out = raw_generate(model, backend, ids, n, force=False)
+        if out == n:
+            return text, ids
+    raise SystemExit(f"no candidate prompt runs {n} greedy tokens without end-of-text; lower --tokens")
+
+
+def raw_generate(model, backend, ids: list[int], n: int, force: bool = True) -> int:
+    tensor = torch.tensor([ids])
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=tensor, attention_mask=torch.ones_like(tensor), max_new_tokens=n,
+            min_new_tokens=n if force else 0, eos_token_id=backend._eos_ids, pad_token_id=backend._eos_ids[0],
+            do_sample=False, temperature=None, top_p=None, top_k=None, repetition_penalty=1.0,
+        )
+    return out.shape[1] - len(ids)
+
+
+def time_raw(model, backend, ids, n):
+    start = time.perf_counter()
+    tokens = raw_generate(model, backend, ids, n)
+    return {"tokens": tokens, "seconds": time.perf_counter() - start}
+
+
+def time_raw_thread(model, backend, ids, n):
+    """The same call on a fresh thread, as the backend runs it: OpenMP's spin-waiting on an
+    oversubscribed machine can slow the main thread's team several-fold, and the baseline
+    must not be handicapped by where it runs."""
+    result: list[dict] = []
+    worker = threading.Thread(target=lambda: result.append(time_raw(model, backend, ids, n)))
+    worker.start()
+    worker.join()
+    return result[0]
+
+
+def time_backend(backend, text, n):
+    from playground.generation import Outcome, run_stream
+    from playground.params import GenerationParams
+    from playground.prompt import Prompt
+
+    params = GenerationParams(temperature=0.0, max_new_tokens=n, repetition_penalty=1.0, seed=0)
+    outcome = Outcome()
+    start = time.perf_counter()
+    for _ in run_stream(backend, Prompt.of(text), params, threading.Event(), outcome, time_limit_s=600):
+        pass
+    seconds = time.perf_counter() - start
+    return {"tokens": outcome.completion_tokens, "seconds": seconds, "ttft_ms": outcome.ttft_ms,
+            "finish": outcome.finish_reason}
+
+
+def time_rest(url, text, n):
+    body = {"mode": "complete", "prompt": text, "stream": True,
+            "params": {"max_new_tokens": n, "temperature": 0, "repetition_penalty": 1.0, "seed": 0}}
+    first = record = None
+    start = time.perf_counter()
+    with httpx.stream("POST", url + "/api/generate", json=body, timeout=600) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            event = json.loads(line[6:])
+            if "delta" in event and first is None:
+                first = time.perf_counter()
+            elif event.get("done"):
+                record = event
+            elif "error" in event:
+                raise RuntimeError(event["error"])
+    end = time.perf_counter()
+    return {"tokens": record["usage"]["completion_tokens"], "seconds": end - start,
+            "client_ttft_ms": (first - start) * 1000, "server_ttft_ms": record["timings"]["ttft_ms"],
+            "finish": record["finish_reason"]}
+
+
+def time_gradio(client, text, n):
+    """The API returns (prompt + continuation, stats line); the token count is read from the stats line."""
+    start = time.perf_counter()
+    first = last = None
+    job = client.submit(text, "nano-starcoder", n, 0, 1.0, 0, 1.0, "", "0", api_name="/complete")
+    for out in job:
+        last = out
+        if first is None and out[0] != text:
+            first = time.perf_counter()  # the first output carrying generated text
+    end = time.perf_counter()
+    stats = (job.outputs() or [last])[-1][1]
+    match = re.match(r"(\d+) tokens .*finish: (\w+)", stats)
+    if not match:
+        raise RuntimeError(f"unexpected stats line from /complete: {stats!r}")
+    return {"tokens": int(match[1]), "seconds": end - start,
+            "client_ttft_ms": None if first is None else (first - start) * 1000, "finish": match[2]}
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", type=int, default=200, help="N new tokens per generation (prompt + N < 512)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the four paths")
+    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--json", type=Path, default=None, help="write the result here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from gradio_client import Client
+
+    from playground.backends.local import LocalBackend
+    from playground.config import Settings
+    from playground.loading import load_model
+    from playground.registry import load_registry
+    from playground.service import ModelSlot, Playground
+    from playground.tech_assistant import load_tech_assistant
+    from tests.conftest import serve
+
+    loaded = load_model("nano-starcoder", load_registry(), Settings())
+    model, backend = loaded.model, LocalBackend(loaded)
+    text, ids = pick_prompt(model, backend, args.tokens)
+    print(f"prompt {text!r}: {len(ids)} tokens, N = {args.tokens}, torch threads {torch.get_num_threads()}")
+
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-streaming-"))
+    settings = Settings(data_dir=data_dir, generation_timeout_s=600, share_create_per_minute=0,
+                        share_lookup_per_minute=0)
+    slot = ModelSlot(loaded.spec, backend)
+    slot.progress.step("ready", "loaded by the benchmark")
+    server = serve(Playground(settings, {loaded.spec.id: slot}, load_tech_assistant()))
+    client = Client(server.url + "/", verbose=False)
+
+    runners = {
+        "raw": lambda: time_raw(model, backend, ids, args.tokens),
+        "raw_thread": lambda: time_raw_thread(model, backend, ids, args.tokens),
+        "backend": lambda: time_backend(backend, text, args.tokens),
+        "rest": lambda: time_rest(server.url, text, args.tokens),
+        "gradio": lambda: time_gradio(client, text, args.tokens),
+    }
+    for name in PATHS:  # warm-up, discarded
+        runners[name]()
+    runs: dict[str, list[dict]] = {name: [] for name in PATHS}
+    for r in range(args.rounds):
+        for name in PATHS:
+            result = runners[name]()
+            result["tokens_per_s"] = result["tokens"] / result["seconds"]
+            runs[name].append(result)
+        print(f"round {r + 1}: " + "  ".join(f"{p} {runs[p][-1]['tokens_per_s']:.1f} tok/s ({runs[p][-1]['tokens']})"
+                                             for p in PATHS), flush=True)
+    client.close()
+    server.stop()
+
+    tps = {p: median(x["tokens_per_s"] for x in runs[p]) for p in PATHS}
+    baseline = max(tps[p] for p in RAW)  # the faster raw run: the stricter ratio
+    ratios = {p: tps[p] / baseline for p in PATHS}
+    backend_ttft = median(x["ttft_ms"] for x in runs["backend"])
+    rest_ttft = median(x["client_ttft_ms"] for x in runs["rest"])
+    gradio_ttft = median(x["client_ttft_ms"] for x in runs["gradio"])
+    targets = {"backend": 0.97, "rest": 0.95, "gradio": 0.95}
+    print(f"\n{'path':<10} {'tok/s':>8} {'tokens':>7} {'÷ raw':>7} {'target':>7}   (raw = the faster of raw, raw_thread)")
+    for p in PATHS:
+        counts = sorted({x["tokens"] for x in runs[p]})
+        ratio = f"{ratios[p]:.3f}"
+        target = f">={targets[p]}" if p in targets else ""
+        verdict = ("ok" if ratios[p] >= targets[p] else "MISS") if p in targets else ""
+        print(f"{p:<10} {tps[p]:>8.1f} {'/'.join(map(str, counts)):>7} {ratio:>7} {target:>7} {verdict}")
+    overhead = rest_ttft - backend_ttft
+    print(f"\nTTFT (medians): backend's own {backend_ttft:.1f} ms, REST client {rest_ttft:.1f} ms, "
+          f"Gradio client {gradio_ttft:.1f} ms")
+    print(f"TTFT overhead REST - backend: {overhead:.1f} ms (target <= 50 ms: {'ok' if overhead <= 50 else 'MISS'}); "
+          f"Gradio - backend: {gradio_ttft - backend_ttft:.1f} ms")
+
+    if args.json:
+        args.json.write_text(json.dumps({
+            "benchmark": "streaming", "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch threads {args.threads}, "
+                       f"torch {torch.__version__}",
+            "prompt": text, "prompt_tokens": len(ids), "tokens": args.tokens, "rounds": args.rounds,
+            "median_tokens_per_s": tps, "raw_baseline_tokens_per_s": baseline, "ratio_vs_raw": ratios, "targets": targets,
+            "ttft_ms": {"backend": backend_ttft, "rest_client": rest_ttft, "gradio_client": gradio_ttft,
+                        "rest_overhead": overhead, "gradio_overhead": gradio_ttft - backend_ttft},
+            "pass": {**{p: ratios[p] >= targets[p] for p in targets}, "ttft_overhead": overhead <= 50},
+            "runs": runs,
+        }, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
