@@ -288,6 +288,9 @@ def build_ui(playground: Playground) -> gr.Blocks:
         # ------------------------------------------------------------ opening a share
 
         editable = [message, system_prompt, code_in, filename, prompt_in]
+        # The code editor does not switch to read-only after it is built, so a shared view also hides
+        # the buttons that would run it; "Edit a copy" brings both back.
+        run_buttons = [send, regenerate, fill_go, complete_go]
 
         def restore(request: gr.Request) -> dict[Any, Any]:
             share_id = request.query_params.get("share") if request else None
@@ -300,6 +303,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
                 return {tabs: gr.skip()}
             updates: dict[Any, Any] = {tabs: gr.Tabs(selected=record.mode)}
             updates.update({c: gr.update(interactive=False) for c in editable})
+            updates.update({b: gr.Button(visible=False) for b in run_buttons})
             params = record.params
             updates.update({s: params.get(n) for s, n in zip(sliders, PARAM_NAMES)})
             user_stops = [s for s in params.get("stop", []) if s not in ("\nHuman:", "\n-----")]
@@ -326,7 +330,8 @@ def build_ui(playground: Playground) -> gr.Blocks:
             return updates
 
         def edit_copy() -> list[Any]:
-            return [gr.update(interactive=True) for _ in editable] + [gr.Group(visible=False)] * 3
+            return ([gr.update(interactive=True) for _ in editable] + [gr.Button(visible=True) for _ in run_buttons]
+                    + [gr.Group(visible=False)] * 3)
 
         # ------------------------------------------------------------ wiring
 
@@ -358,12 +363,12 @@ def build_ui(playground: Playground) -> gr.Blocks:
             panel["confirm"].click(share_outputs, [panel["record"]], outputs, api_visibility="private")
         banners = [chat_banner["group"], fill_banner["group"], complete_banner["group"]]
         for shared in (chat_banner, fill_banner, complete_banner):
-            shared["copy"].click(edit_copy, None, [*editable, *banners], api_visibility="private")
-        chat_banner["rerun"].click(edit_copy, None, [*editable, *banners], api_visibility="private").then(
+            shared["copy"].click(edit_copy, None, [*editable, *run_buttons, *banners], api_visibility="private")
+        chat_banner["rerun"].click(edit_copy, None, [*editable, *run_buttons, *banners], api_visibility="private").then(
             chat_regenerate, chat_inputs, chat_outputs, api_visibility="private", **generation)
-        fill_banner["rerun"].click(edit_copy, None, [*editable, *banners], api_visibility="private").then(
+        fill_banner["rerun"].click(edit_copy, None, [*editable, *run_buttons, *banners], api_visibility="private").then(
             fill_run, fill_inputs, fill_outputs, api_visibility="private", **generation)
-        complete_banner["rerun"].click(edit_copy, None, [*editable, *banners], api_visibility="private").then(
+        complete_banner["rerun"].click(edit_copy, None, [*editable, *run_buttons, *banners], api_visibility="private").then(
             complete_run, complete_inputs, complete_outputs, api_visibility="private", **generation)
         filename.change(lambda n: language_for(n) or "plain text", filename, language, api_visibility="private")
         language.change(lambda lang: [gr.Code(language=None if lang == "plain text" else lang)] * 3,
@@ -371,7 +376,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
         model.change(lambda m: [model_status(m), *spec_defaults(m)], model, [status, *sliders], api_visibility="private")
         timer.tick(lambda m: (model_status(m), gr.Timer(active=not playground.slot(m).info().loaded)), model,
                    [status, timer], **quiet)
-        restore_outputs = [tabs, *editable, *sliders, stop_text, seed, model, chatbot, chat_stats, chat_raw,
+        restore_outputs = [tabs, *editable, *run_buttons, *sliders, stop_text, seed, model, chatbot, chat_stats, chat_raw,
                            code_out, middle_out, fill_raw, fill_mark, fill_stats, complete_out, complete_stats,
                            *[b[k] for b in (chat_banner, fill_banner, complete_banner) for k in ("group", "text")]]
         demo.load(restore, None, restore_outputs, **quiet).then(chat_meter, meter_inputs, meter, **quiet)

@@ -10,6 +10,7 @@ import pytest
 
 playwright = pytest.importorskip("playwright.sync_api")
 
+SCREENSHOTS = Path(os.environ.get("PLAYGROUND_SCREENSHOTS", "/tmp/playground-screenshots"))
 CHROMIUM = os.environ.get("PLAYGROUND_TEST_CHROMIUM", "/usr/bin/chromium")
 pytestmark = [
     pytest.mark.browser,
@@ -19,6 +20,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def browser():
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         yield browser
@@ -103,8 +105,7 @@ def test_chat_replies_shows_the_meter_and_renders_hostile_html_inert(page):
     assert "example dialogues" in page.locator("#chat-stats").inner_text()
 
 
-def test_stop_really_stops_the_model(page, request):
-    request.addfinalizer(lambda: page.screenshot(path="/tmp/stop.png", full_page=True))
+def test_stop_really_stops_the_model(page):
     set_slider(page, "max_new_tokens", 2048)
     set_slider(page, "repetition_penalty", 1)
     set_slider(page, "temperature", 1)
@@ -122,3 +123,53 @@ def test_stop_really_stops_the_model(page, request):
     text = stats.inner_text()
     assert "finish: cancelled" in text
     assert int(re.search(r"(\d+) tokens", text).group(1)) < 500
+
+
+def test_share_flow_in_the_ui_warns_first_then_gives_a_link(page):
+    set_slider(page, "max_new_tokens", 8)
+    open_tab(page, "Complete")
+    page.locator("#complete-run").click()
+    page.locator("#complete-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=60_000)
+    page.locator("#complete-share").click()
+    page.get_by_text("Anyone with the link can see this generation").wait_for(timeout=10_000)
+    page.locator("#complete-share-confirm").click()
+    link = page.locator("#complete-share-link textarea, #complete-share-link input").first
+    page.wait_for_function("document.querySelector('#complete-share-link textarea, #complete-share-link input')"
+                           "?.value.includes('/s/')", timeout=20_000)
+    assert "/s/" in link.input_value()
+    assert "delete#token=" in page.locator("#complete-share-delete").inner_html()
+    page.screenshot(path=str(SCREENSHOTS / "share.png"), full_page=True)
+
+
+def test_share_link_reopens_the_fill_generation_read_only(page, nano_server):
+    import httpx
+
+    code = "class Stack:\n    def push(self, item):\n        <FILL_HERE>\n\n    def pop(self):\n        return self.items.pop()\n"
+    record = httpx.post(nano_server.url + "/api/generate", timeout=60,
+                        json={"mode": "fill", "code": code, "params": {"max_new_tokens": 12, "seed": 5}}).json()
+    created = httpx.post(nano_server.url + "/api/shares", json={"generation_id": record["id"]}).json()
+    page.goto(f"{nano_server.url}/s/{created['id']}")
+    page.locator("#fill-shared-banner").get_by_text("Shared generation").wait_for(timeout=30_000)
+    assert code_text(page, "fill-code") == code.rstrip("\n") or code_text(page, "fill-code") == code
+    assert code_text(page, "fill-result").rstrip("\n") == record["text"].rstrip("\n")
+    page.get_by_role("button", name=re.compile("^Parameters")).click()
+    assert page.locator("#param-seed input, #param-seed textarea").first.input_value() == "5"
+    assert not page.locator("#fill-run").is_visible()  # read-only: nothing to run until "Edit a copy"
+    page.screenshot(path=str(SCREENSHOTS / "shared-fill.png"), full_page=True)
+    page.locator("#fill-edit-copy").click()
+    page.locator("#fill-run").wait_for(state="visible", timeout=10_000)
+    assert not page.locator("#fill-shared-banner").is_visible()
+
+
+def test_xss_stored_in_a_share_never_executes(page, nano_server):
+    import httpx
+
+    hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script><b>bold?</b>'
+    record = httpx.post(nano_server.url + "/api/generate", timeout=60,
+                        json={"mode": "chat", "messages": [{"role": "user", "content": hostile}],
+                              "params": {"max_new_tokens": 4}}).json()
+    created = httpx.post(nano_server.url + "/api/shares", json={"generation_id": record["id"]}).json()
+    page.goto(f"{nano_server.url}/s/{created['id']}")
+    page.locator("#chat-shared-banner").get_by_text("Shared generation").wait_for(timeout=30_000)
+    page.wait_for_timeout(1000)
+    assert page.evaluate("window.__pwned") is None
