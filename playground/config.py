@@ -11,7 +11,7 @@ import argparse
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,8 @@ class Settings:
     revision: str | None = None  # hub branch, tag or commit
     backend: str = "local"  # local | tgi | openai | fake
     endpoint: str | None = None  # remote engine base URL
-    endpoint_token: str | None = None  # bearer token for the remote engine
-    hf_token: str | None = None  # for gated hub repos (HF_TOKEN)
+    endpoint_token: str | None = field(default=None, repr=False)  # bearer token; repr=False keeps it out of logs
+    hf_token: str | None = field(default=None, repr=False)  # for gated hub repos (HF_TOKEN)
     dtype: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
     device_map: str | None = None  # auto | balanced | sequential | JSON mapping; None: one device
     max_memory: Mapping[str, str] | None = None  # {"0": "20GiB", "cpu": "64GiB"}
@@ -48,6 +48,8 @@ class Settings:
     max_queue: int = 64  # waiting requests beyond this get "busy"
     share_create_per_minute: int = 60  # per client; 0 turns the limit off
     share_lookup_per_minute: int = 300
+    generate_per_minute: int = 120  # generations per client; 0 turns the limit off
+    log_prompts: bool = False  # put prompt text in the generation log (off: it may hold secrets)
     log_level: str = "INFO"
 
     @property
@@ -77,6 +79,15 @@ def _choice(choices: tuple[str, ...]):
         return text
 
     return parse
+
+
+def _bool(name: str, text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {text!r}.")
 
 
 def _text(name: str, text: str) -> str | None:
@@ -150,6 +161,8 @@ _OPTIONS: dict[str, tuple[str, Any, str]] = {
     "max_queue": ("PLAYGROUND_MAX_QUEUE", _int, "waiting requests before new ones are turned away"),
     "share_create_per_minute": ("PLAYGROUND_SHARE_CREATE_PER_MINUTE", _int, "share creations per client; 0 = off"),
     "share_lookup_per_minute": ("PLAYGROUND_SHARE_LOOKUP_PER_MINUTE", _int, "share lookups per client; 0 = off"),
+    "generate_per_minute": ("PLAYGROUND_GENERATE_PER_MINUTE", _int, "generations per client; 0 = off"),
+    "log_prompts": ("PLAYGROUND_LOG_PROMPTS", _bool, "log prompt text with each generation (true/false)"),
     "log_level": ("PLAYGROUND_LOG_LEVEL", _text, "DEBUG, INFO, WARNING or ERROR"),
 }
 

@@ -8,9 +8,9 @@ the finished Generation so that only server-made output can be shared.
 
 from __future__ import annotations
 
-import logging
 import secrets
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -32,6 +32,7 @@ from playground.errors import (
 )
 from playground.generation import Outcome, run_stream
 from playground.loading import LoadProgress
+from playground.metrics import Metrics, log_generation
 from playground.params import GenerationParams
 from playground.prompt import Prompt
 from playground.prompting.budget import plan_budget
@@ -44,7 +45,6 @@ from playground.record import Generation
 from playground.registry import ModelSpec
 from playground.store import CreatedShare, ShareStore
 
-log = logging.getLogger("playground.service")
 
 MODES = ("chat", "fill", "complete")
 RECENT_LIMIT = 2000  # finished generations kept in memory, shareable until evicted
@@ -97,6 +97,10 @@ class ModelSlot:
     def release(self) -> None:
         self._gate.release()
 
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
 
 class RecentGenerations:
     """Finished generations by id, bounded; the only source a share can be made from."""
@@ -133,6 +137,7 @@ class Run:
     def __iter__(self) -> Iterator[str]:
         backend = self.slot.require_backend()
         self.slot.acquire(self.cancel)
+        self.playground.track(self, running=True)
         failed = False
         try:
             yield from run_stream(
@@ -144,6 +149,7 @@ class Run:
             raise
         finally:
             self.slot.release()
+            self.playground.track(self, running=False)
             if not failed:  # finished, or closed by Stop / a closed tab: record what was shown
                 self.record = self._finish(backend.info())
 
@@ -189,9 +195,7 @@ class Run:
                 "tokens_per_s": outcome.tokens_per_s,
             },
         )
-        self.playground.recent.add(record)
-        log.info("generation %s %s %s: %s, %d tokens", record.id, self.mode, record.model,
-                 record.finish_reason, outcome.completion_tokens)
+        self.playground.finished(record)
         return record
 
 
@@ -217,6 +221,36 @@ class Playground:
         self.chat_prompt = chat_prompt
         self.recent = RecentGenerations()
         self.store = store
+        self.metrics = Metrics(self.queue_depth)
+        self._running: set[Run] = set()
+        self._running_lock = threading.Lock()
+
+    def queue_depth(self) -> int:
+        return sum(slot.waiting for slot in self.slots.values())
+
+    def finished(self, record: Generation) -> None:
+        self.recent.add(record)
+        self.metrics.observe(record)
+        log_generation(record, include_prompt=self.settings.log_prompts)
+
+    def track(self, run: Run, running: bool) -> None:
+        with self._running_lock:
+            (self._running.add if running else self._running.discard)(run)
+
+    def shutdown(self, grace_s: float = 5.0) -> None:
+        """Stop in-flight generations (each finishes its record) and close the store."""
+        with self._running_lock:
+            runs = list(self._running)
+        for run in runs:
+            run.stop()
+        deadline = time.monotonic() + grace_s
+        while self._running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.store is not None:
+            self.store.close()
+        for slot in self.slots.values():
+            if slot.backend is not None:
+                slot.backend.close()
 
     def share(self, generation_id: str) -> CreatedShare:
         """Persist a generation this server made and still holds; clients never supply content."""

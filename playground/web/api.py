@@ -19,7 +19,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from playground.errors import InputError, PlaygroundError, ShareNotFoundError
 from playground.params import BOUNDS, MAX_STOP_SEQUENCES
+from playground.metrics import Metrics
 from playground.service import Playground, Run
+from playground.web.limits import RateLimiter, client_of
 
 log = logging.getLogger("playground.web.api")
 
@@ -30,11 +32,20 @@ def error_response(exc: PlaygroundError, headers: dict[str, str] | None = None) 
     return JSONResponse({"error": {"type": exc.kind, "message": exc.message}}, status_code=exc.status, headers=headers)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(PlaygroundError)
     async def _playground_error(request: Request, exc: PlaygroundError) -> JSONResponse:
         log.info("%s %s -> %s: %s", request.method, request.url.path, exc.status, exc.message)
+        metrics.errors.labels(exc.kind).inc()
         return error_response(exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The detail goes to the log only: no stack trace or server path reaches a user.
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        metrics.errors.labels("internal_error").inc()
+        return error_response(PlaygroundError("Something went wrong on the server. Try again; if it repeats, "
+                                              "report it with the time it happened."))
 
 
 def model_entries(playground: Playground) -> list[dict[str, Any]]:
@@ -134,7 +145,7 @@ def _sse(data: dict[str, Any]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def api_router(playground: Playground) -> APIRouter:
+def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
     router = APIRouter(prefix="/api")
 
     @router.get("/health")
@@ -162,6 +173,7 @@ def api_router(playground: Playground) -> APIRouter:
 
     @router.post("/generate")
     async def generate(request: Request) -> Any:
+        generations.check(client_of(request))
         body = await _read_json(request)
         run = _start(playground, body)
         if body.get("stream"):
@@ -198,8 +210,9 @@ async def _whole(run: Run, request: Request) -> JSONResponse:
 
 
 async def _stop_on_disconnect(request: Request, run: Run) -> None:
-    while not run.cancel.is_set():
-        if await request.is_disconnected():
-            run.stop()
-            return
-        await asyncio.sleep(0.2)
+    # Wait on receive() (the body is already read: the next message is the disconnect).
+    # request.is_disconnected() never sees it behind an @app.middleware("http")
+    # (Starlette's BaseHTTPMiddleware runs receive in a task that its cancelled probe never starts).
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    run.stop()

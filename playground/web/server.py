@@ -1,36 +1,60 @@
-"""The one FastAPI app: REST routes first, then the Gradio UI mounted at ``/``."""
+"""The one FastAPI app: REST routes, share pages and /metrics first, then the Gradio UI at ``/``."""
 
 from __future__ import annotations
 
-import gradio as gr
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+import gradio as gr
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from playground import __version__
 from playground.service import Playground
 from playground.web.api import api_router, install_error_handlers
+from playground.web.limits import RateLimiter
 from playground.web.shares import SHARE_HEADERS, share_router
 from playground.web.ui import HEAD, build_ui
 from playground.web.ui_parts import CSS
 
 
+def _route_group(path: str) -> str:
+    """A bounded label set for metrics: never the raw path, which holds ids."""
+    for prefix in ("/api/generate", "/api/shares", "/api/health", "/api/models", "/s/", "/metrics", "/gradio_api"):
+        if path.startswith(prefix):
+            return prefix.strip("/")
+    return "page" if path == "/" else "other"
+
+
 def create_app(playground: Playground) -> FastAPI:
-    app = FastAPI(title="StarCoder Playground", version=__version__, docs_url="/api/docs", redoc_url=None)
-    install_error_handlers(app)
-    app.include_router(api_router(playground))
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        playground.shutdown()  # stop in-flight generations, close the database cleanly
+
+    app = FastAPI(title="StarCoder Playground", version=__version__, docs_url="/api/docs", redoc_url=None,
+                  lifespan=lifespan)
+    install_error_handlers(app, playground.metrics)
+    generations = RateLimiter(playground.settings.generate_per_minute, "generations")
+    app.include_router(api_router(playground, generations))
     app.include_router(share_router(playground))
 
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(playground.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
     @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Any:
+    async def headers_and_counts(request: Request, call_next: Any) -> Any:
         response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         if "share" in request.query_params or request.url.path.startswith(("/s/", "/api/shares")):
             for name, value in SHARE_HEADERS.items():
                 response.headers.setdefault(name, value)
+        playground.metrics.requests.labels(_route_group(request.url.path), str(response.status_code)).inc()
         return response
 
-    demo = build_ui(playground)
+    demo = build_ui(playground, generations)
     demo.queue(max_size=playground.settings.max_queue, default_concurrency_limit=1)
     # Gradio's own routes are mounted last so they cannot shadow /api/*.
     return gr.mount_gradio_app(app, demo, path="/", css=CSS, head=HEAD, footer_links=["api"], ssr_mode=False)

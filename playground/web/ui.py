@@ -19,6 +19,7 @@ from playground.params import BOUNDS, MAX_STOP_SEQUENCES
 from playground.prompting.chat import present_reply
 from playground.prompting.fill import FILL_MARKER
 from playground.service import Playground, Run
+from playground.web.limits import RateLimiter, client_of
 from playground.web.shares import share_links
 from playground.web.streaming import coalesce
 from playground.web.ui_parts import (
@@ -52,7 +53,7 @@ def _user_error(exc: PlaygroundError) -> gr.Error:
     return gr.Error(html.escape(exc.message), print_exception=False)
 
 
-def build_ui(playground: Playground) -> gr.Blocks:
+def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
     active = ActiveRuns()
     model_ids = list(playground.slots)
     default_prompt = playground.chat_prompt.text
@@ -180,6 +181,7 @@ def build_ui(playground: Playground) -> gr.Blocks:
         def start(mode: str, model_id: str, inputs: dict[str, Any], values: tuple[Any, ...],
                   request: gr.Request) -> Run:
             try:
+                generations.check(client_of(request.request))
                 run = playground.start(mode, model_id, inputs, params_from(*values))
             except PlaygroundError as exc:
                 raise _user_error(exc) from None

@@ -1,0 +1,60 @@
+"""Prometheus metrics and the one-line-per-generation log.
+
+Each app builds its own CollectorRegistry, so two apps in one process (tests)
+never share counters and nothing is registered at import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from playground.record import Generation
+
+log = logging.getLogger("playground.generations")
+
+
+class Metrics:
+    def __init__(self, queue_depth: Callable[[], int]):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("playground_http_requests", "HTTP requests by route group and status",
+                                ["route", "status"], registry=self.registry)
+        self.generations = Counter("playground_generations", "Finished generations",
+                                   ["mode", "model", "finish_reason"], registry=self.registry)
+        self.tokens = Counter("playground_tokens", "Tokens processed", ["model", "kind"], registry=self.registry)
+        self.errors = Counter("playground_errors", "Errors shown to users, by type", ["type"], registry=self.registry)
+        self.ttft = Histogram("playground_time_to_first_token_seconds", "Time to first token", ["model"],
+                              buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30), registry=self.registry)
+        self.queue = Gauge("playground_queue_depth", "Requests waiting for a model", registry=self.registry)
+        self.queue.set_function(queue_depth)
+
+    def observe(self, record: Generation) -> None:
+        self.generations.labels(record.mode, record.model, record.finish_reason).inc()
+        self.tokens.labels(record.model, "prompt").inc(record.usage["prompt_tokens"])
+        self.tokens.labels(record.model, "completion").inc(record.usage["completion_tokens"])
+        if record.timings.get("ttft_ms") is not None:
+            self.ttft.labels(record.model).observe(record.timings["ttft_ms"] / 1000)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def log_generation(record: Generation, *, include_prompt: bool) -> None:
+    """One JSON line per generation; prompt text only when the operator opted in."""
+    entry = {
+        "event": "generation",
+        "id": record.id,
+        "mode": record.mode,
+        "model": record.model,
+        "backend": record.backend.get("kind"),
+        "finish_reason": record.finish_reason,
+        "prompt_tokens": record.usage["prompt_tokens"],
+        "completion_tokens": record.usage["completion_tokens"],
+        **{k: v for k, v in record.timings.items()},
+    }
+    if include_prompt:
+        entry["raw_prompt"] = record.raw_prompt
+    log.info(json.dumps(entry, ensure_ascii=False))

@@ -1,0 +1,165 @@
+"""Operations: metrics, the generation log, secrets, file routes, graceful shutdown, deployment files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+
+from playground.backends.fake import FakeBackend
+from playground.config import Settings, load_settings
+from playground.registry import ModelSpec
+from playground.service import ModelSlot, Playground
+from playground.store import ShareStore
+from playground.tech_assistant import load_tech_assistant
+from tests.conftest import REPO, serve
+
+SECRETS = ("hf_PLANTEDsecretTOKEN123", "tok_PLANTEDendpointSECRET")
+
+
+@pytest.fixture
+def app(tmp_path):
+    started = []
+
+    def start(backend: FakeBackend | None = None, **settings):
+        config = Settings(data_dir=tmp_path, hf_token=SECRETS[0], endpoint_token=SECRETS[1], **settings)
+        slot = ModelSlot(ModelSpec("fake", "fake", 2048), backend or FakeBackend(outputs=["x = 1\n"] * 100),
+                         max_queue=config.max_queue)
+        playground = Playground(config, {"fake": slot}, load_tech_assistant(), ShareStore.open(config.database))
+        started.append(serve(playground))
+        return started[-1], playground
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_metrics_count_generations_tokens_and_errors(app):
+    server, _ = app()
+    httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "a b c"})
+    httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": ""})
+    text = httpx.get(server.url + "/metrics").text
+    assert re.search(r'playground_generations_total\{finish_reason="eos",mode="complete",model="fake"\} 1\.0', text)
+    assert re.search(r'playground_tokens_total\{kind="completion",model="fake"\} [1-9]', text)
+    assert 'playground_errors_total{type="invalid_text"} 1.0' in text
+    assert "playground_queue_depth 0.0" in text
+    assert "playground_time_to_first_token_seconds_bucket" in text
+    assert re.search(r'playground_http_requests_total\{route="api/generate",status="200"\} 1\.0', text)
+
+
+def test_one_json_log_line_per_generation_without_prompt_text(app, caplog):
+    server, _ = app()
+    with caplog.at_level(logging.INFO, logger="playground.generations"):
+        httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "my private code"})
+    lines = [json.loads(r.message) for r in caplog.records if r.name == "playground.generations"]
+    assert len(lines) == 1
+    assert {"mode", "model", "prompt_tokens", "completion_tokens", "ttft_ms", "tokens_per_s", "finish_reason"} <= set(lines[0])
+    assert "my private code" not in caplog.text
+
+
+def test_prompt_logging_is_opt_in(app, caplog):
+    server, _ = app(log_prompts=True)
+    with caplog.at_level(logging.INFO, logger="playground.generations"):
+        httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "logged on purpose"})
+    assert "logged on purpose" in caplog.text
+
+
+def test_secrets_never_reach_logs_or_responses(app, caplog):
+    with caplog.at_level(logging.DEBUG):
+        server, playground = app()
+        bodies = [
+            httpx.get(server.url + path).text for path in ("/api/health", "/api/models", "/metrics", "/", "/config",
+                                                           "/gradio_api/info")
+        ]
+        record = httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"}).text
+        bodies.append(record)
+        bad = httpx.post(server.url + "/api/generate", content=b"{").text
+        bodies.append(bad)
+    everything = "\n".join(bodies) + caplog.text + repr(playground.settings)
+    for secret in SECRETS:
+        assert secret not in everything
+
+
+def test_settings_repr_hides_tokens():
+    settings = load_settings([], {"HF_TOKEN": SECRETS[0], "PLAYGROUND_ENDPOINT_TOKEN": SECRETS[1]})
+    assert settings.hf_token == SECRETS[0]
+    assert SECRETS[0] not in repr(settings) and SECRETS[1] not in repr(settings)
+
+
+def test_file_routes_do_not_serve_the_database_or_traverse(app, tmp_path):
+    server, playground = app()
+    httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"})
+    database = (tmp_path / "playground.db").resolve()
+    assert database.exists()
+    probes = [
+        f"/gradio_api/file={database}", f"/gradio_api/file={database}-wal", f"/file={database}",
+        "/gradio_api/file=/etc/passwd", "/gradio_api/file=../../../../etc/passwd",
+        "/gradio_api/file=%2e%2e/%2e%2e/%2e%2e/etc/passwd", "/static/../../../../etc/passwd",
+        "/gradio_api/file=app.py", f"/gradio_api/file={REPO / 'app.py'}", "/assets/..%2f..%2f..%2fetc%2fpasswd",
+    ]
+    for probe in probes:
+        response = httpx.get(server.url + probe)
+        assert response.status_code in (400, 403, 404, 405), (probe, response.status_code)
+        assert b"SQLite format" not in response.content and b"root:" not in response.content
+
+
+def test_unexpected_errors_show_no_stack_trace(app):
+    class Exploding(FakeBackend):
+        def stream(self, prompt, params, cancel):
+            raise RuntimeError("/secret/server/path/model.py line 12")
+
+    server, _ = app(Exploding())
+    response = httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"})
+    assert response.status_code == 500
+    assert "Traceback" not in response.text and "/secret/server/path" not in response.text
+    assert "failed unexpectedly (RuntimeError)" in response.json()["error"]["message"]
+    assert httpx.get(server.url + "/api/health").status_code == 200
+
+
+def test_generation_rate_limit(app):
+    server, _ = app(generate_per_minute=3)
+    statuses = [httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"}).status_code
+                for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+
+
+def test_graceful_shutdown_cancels_in_flight_generations(app):
+    server, playground = app(FakeBackend(outputs=["word " * 500], delay_s=0.02))
+    with httpx.stream("POST", server.url + "/api/generate", timeout=30,
+                      json={"mode": "complete", "prompt": "x", "stream": True}) as response:
+        generation_id = response.headers["x-generation-id"]
+        next(response.iter_lines())
+        playground.shutdown(grace_s=5)
+    record = playground.recent.get(generation_id)
+    assert record is not None and record.finish_reason == "cancelled"
+    assert record.usage["completion_tokens"] < 500
+
+
+def test_space_front_matter_matches_requirements():
+    readme = (REPO / "README.md").read_text()
+    front = readme.split("---")[1]
+    pins = dict(line.split("==") for line in (REPO / "requirements.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    pins = {k.strip(): v.split()[0] for k, v in pins.items()}
+    assert re.search(r"^sdk: gradio$", front, re.M)
+    assert re.search(rf"^sdk_version: {re.escape(pins['gradio'])}$", front, re.M)
+    assert re.search(r'^python_version: "3.11"$', front, re.M)
+    assert re.search(r"^app_file: app.py$", front, re.M)
+    assert "suggested_hardware:" in front and "- bigcode/starcoder" in front
+
+
+def test_dockerfile_runs_the_readme_commands_as_uid_1000_on_7860():
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "--uid 1000" in dockerfile and "USER user" in dockerfile
+    assert "EXPOSE 7860" in dockerfile and "PLAYGROUND_PORT=7860" in dockerfile
+    assert "HEALTHCHECK" in dockerfile and "/api/health" in dockerfile
+    assert "pip install --no-cache-dir -r requirements.txt" in dockerfile
+    assert 'CMD ["python3", "app.py"]' in dockerfile
+    assert "pip install -r requirements.txt && python app.py" in (REPO / "README.md").read_text()
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert version == ">=3.11" and "3.11" in dockerfile
