@@ -1,0 +1,164 @@
+"""Cold start: `python app.py` to its first answer, against a bare Gradio hello-world, in one run.
+
+Each trial launches a fresh interpreter:
+  app    `python app.py --port P` (nano-starcoder, local backend, temp data dir); the clock runs
+         from Popen to the first 200 of GET /api/health, then to the first successful
+         POST /api/generate (a greedy 8-token completion) -- "the first answer".
+  hello  a temp script `gr.Interface(lambda x: x, "text", "text").launch(server_port=P2)`; the clock
+         runs from Popen to the first 200 on "/", then to the first successful call through
+         gradio_client (Client construction included).
+Trials are interleaved (app, hello, app, hello, ...) --trials times; medians and ratios printed.
+The issue sets no number: the comparison is the figure.
+
+    .venv/bin/python bench/bench_cold_start.py [--trials 3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+HELLO = 'import gradio as gr\n\ngr.Interface(lambda x: x, "text", "text").launch(server_port={port})\n'
+LIMIT_S = 180.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def child_env(data_dir: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", GRADIO_ANALYTICS_ENABLED="False",
+               PLAYGROUND_DATA_DIR=data_dir, PLAYGROUND_LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1")
+    return env
+
+
+def poll(start: float, proc: subprocess.Popen, attempt) -> float:
+    """Seconds since ``start`` at which ``attempt()`` first returns True."""
+    last: Exception | None = None
+    while time.perf_counter() - start < LIMIT_S:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the process exited with {proc.returncode} before answering")
+        try:
+            if attempt():
+                return time.perf_counter() - start
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            last = exc
+        time.sleep(0.05)
+    raise RuntimeError(f"no answer within {LIMIT_S:.0f} s (last error: {last!r})")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def trial_app(tmp: Path) -> dict[str, float]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    data_dir = tempfile.mkdtemp(dir=tmp, prefix="data-")
+    log = open(tmp / f"app-{port}.log", "w")
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=child_env(data_dir),
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        health = poll(start, proc, lambda: httpx.get(url + "/api/health", timeout=2).status_code == 200)
+        body = {"mode": "complete", "prompt": "def add(a, b):\n", "params": {"max_new_tokens": 8, "temperature": 0}}
+
+        def generate() -> bool:
+            response = httpx.post(url + "/api/generate", json=body, timeout=30)
+            return response.status_code == 200 and "text" in response.json()
+
+        answer = poll(start, proc, generate)
+    finally:
+        stop(proc)
+        log.close()
+    return {"ready_s": health, "answer_s": answer}
+
+
+def trial_hello(tmp: Path) -> dict[str, float]:
+    from gradio_client import Client
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    script = tmp / f"hello_{port}.py"
+    script.write_text(HELLO.format(port=port))
+    log = open(tmp / f"hello-{port}.log", "w")
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp, env=child_env(str(tmp)),
+                            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        root = poll(start, proc, lambda: httpx.get(url + "/", timeout=2).status_code == 200)
+
+        def call() -> bool:
+            client = Client(url + "/", verbose=False)
+            try:
+                return client.predict("hello", fn_index=0) == "hello"
+            finally:
+                client.close()
+
+        answer = poll(start, proc, call)
+    finally:
+        stop(proc)
+        log.close()
+    return {"ready_s": root, "answer_s": answer}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=3, help="interleaved app/hello pairs")
+    parser.add_argument("--json", type=Path, default=None, help="write the result here")
+    args = parser.parse_args()
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-cold-start-"))
+    runs: dict[str, list[dict[str, float]]] = {"app": [], "hello": []}
+    for i in range(args.trials):
+        runs["app"].append(trial_app(tmp))
+        runs["hello"].append(trial_hello(tmp))
+        a, h = runs["app"][-1], runs["hello"][-1]
+        print(f"trial {i + 1}: app health {a['ready_s']:.2f} s, first answer {a['answer_s']:.2f} s | "
+              f"hello '/' {h['ready_s']:.2f} s, first call {h['answer_s']:.2f} s", flush=True)
+
+    med = {k: {m: statistics.median(r[m] for r in v) for m in ("ready_s", "answer_s")} for k, v in runs.items()}
+    ratio_answer = med["app"]["answer_s"] / med["hello"]["answer_s"]
+    ratio_ready = med["app"]["ready_s"] / med["hello"]["ready_s"]
+    print(f"\n{'':<24} {'app.py':>8} {'hello':>8} {'app ÷ hello':>12}")
+    print(f"{'serving (health or /)':<24} {med['app']['ready_s']:>7.2f}s {med['hello']['ready_s']:>7.2f}s "
+          f"{ratio_ready:>12.2f}")
+    print(f"{'first answer':<24} {med['app']['answer_s']:>7.2f}s {med['hello']['answer_s']:>7.2f}s "
+          f"{ratio_answer:>12.2f}")
+    print(f"app.py's first answer comes {med['app']['answer_s'] - med['hello']['answer_s']:+.2f} s after the hello-world's")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "benchmark": "cold_start", "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": f"{platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}",
+            "trials": args.trials, "median_s": med,
+            "ratio_app_over_hello": {"ready": ratio_ready, "first_answer": ratio_answer}, "runs": runs,
+        }, indent=2))
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
