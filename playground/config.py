@@ -31,6 +31,7 @@ class Settings:
     revision: str | None = None  # hub branch, tag or commit
     backend: str = "local"  # local | tgi | openai | fake
     endpoint: str | None = None  # remote engine base URL
+    extra_models: tuple[str, ...] = ()  # more remote models for the selector: "id=tgi:URL", "id=openai:URL"
     endpoint_token: str | None = field(default=None, repr=False)  # bearer token; repr=False keeps it out of logs
     hf_token: str | None = field(default=None, repr=False)  # for gated hub repos (HF_TOKEN)
     dtype: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
@@ -116,6 +117,27 @@ def parse_device_map(name: str, text: str) -> str | None:
     return text
 
 
+def parse_extra_models(name: str, text: str) -> tuple[str, ...]:
+    """``starcoder2-15b=openai:http://vllm:8000/v1,starcoder=tgi:http://tgi:80`` → validated entries."""
+    entries = tuple(part.strip() for part in text.split(",") if part.strip())
+    for entry in entries:
+        model, _, target = entry.partition("=")
+        kind, _, url = target.partition(":")
+        if not model or kind not in ("tgi", "openai") or not url.startswith(("//", "http")):
+            raise ConfigError(
+                f"{name} entries look like starcoder=tgi:http://host:8080 or starcoder2-15b=openai:http://host:8000/v1;"
+                f" could not read {entry!r}."
+            )
+    return entries
+
+
+def split_extra_model(entry: str) -> tuple[str, str, str]:
+    """(model id, backend kind, endpoint URL) of one validated ``extra_models`` entry."""
+    model, _, target = entry.partition("=")
+    kind, _, url = target.partition(":")
+    return model, kind, url
+
+
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B)\s*$", re.IGNORECASE)
 
 
@@ -144,6 +166,8 @@ _OPTIONS: dict[str, tuple[str, Any, str]] = {
     "revision": ("PLAYGROUND_REVISION", _text, "hub branch, tag or commit to load"),
     "backend": ("PLAYGROUND_BACKEND", _choice(BACKENDS), "where the model runs: " + ", ".join(BACKENDS)),
     "endpoint": ("PLAYGROUND_ENDPOINT", _text, "base URL of a TGI or OpenAI-compatible server"),
+    "extra_models": ("PLAYGROUND_EXTRA_MODELS", parse_extra_models,
+                     "more remote models, comma-separated ID=tgi:URL or ID=openai:URL"),
     "endpoint_token": ("PLAYGROUND_ENDPOINT_TOKEN", _text, "bearer token for --endpoint"),
     "hf_token": ("HF_TOKEN", _text, "Hugging Face token for gated models"),
     "dtype": ("PLAYGROUND_DTYPE", _choice(DTYPES), "weights dtype; auto = bf16 on CUDA, fp32 on CPU"),

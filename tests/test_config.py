@@ -63,3 +63,10 @@ def test_bad_settings_are_named(argv, env, needle):
 def test_device_map_accepts_a_json_mapping():
     settings = load_settings(["--device-map", '{"transformer.h.0": 0, "lm_head": "cpu"}'], {})
     assert settings.device_map.startswith("{")
+
+
+def test_extra_remote_models():
+    settings = load_settings(["--extra-models", "starcoder=tgi:http://tgi:80, starcoder2-15b=openai:http://vllm:8000/v1"], {})
+    assert settings.extra_models == ("starcoder=tgi:http://tgi:80", "starcoder2-15b=openai:http://vllm:8000/v1")
+    with pytest.raises(ConfigError, match="starcoder=tgi:http://host:8080"):
+        load_settings(["--extra-models", "starcoder=grpc:x"], {})
