@@ -14,7 +14,6 @@ import importlib.util
 import json
 import logging
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -400,26 +399,3 @@ def _accelerate_budget(max_memory: Any) -> dict[Any, str] | None:
     if not max_memory:
         return None
     return {(int(k) if str(k).isdigit() else k): v for k, v in max_memory.items()}
-
-
-def load_in_background(
-    name: str, registry: dict[str, ModelSpec], settings: Settings
-) -> tuple[threading.Thread, LoadProgress, dict[str, Any]]:
-    """Start loading on a thread so the server answers health checks meanwhile.
-
-    Returns (thread, progress, result) where ``result`` gets "loaded" or "error".
-    """
-    progress = LoadProgress()
-    result: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            result["loaded"] = load_model(name, registry, settings, progress)
-        except (ModelError, ConfigError) as exc:
-            progress.phase, progress.error = "failed", exc.message
-            result["error"] = exc
-            log.error("Loading %s failed: %s", name, exc.message)
-
-    thread = threading.Thread(target=run, name="model-loader", daemon=True)
-    thread.start()
-    return thread, progress, result

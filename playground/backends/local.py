@@ -202,7 +202,9 @@ class LocalBackend:
                     token_id = streamer.queue.get(timeout=_CONSUMER_TIMEOUT_S)
                 except queue.Empty:
                     cancel.set()
-                    raise GenerationFailedError("The model stopped responding. Try again; if it repeats, restart the app.")
+                    raise GenerationFailedError(
+                        "The model stopped responding. Try again; if it repeats, restart the app."
+                    ) from None
                 if token_id is _END:
                     break
                 completion += 1

@@ -83,7 +83,7 @@ def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
                 sliders = [
                     gr.Slider(BOUNDS[n].minimum, BOUNDS[n].maximum, value=v, step=BOUNDS[n].step, label=n,
                               info=BOUNDS[n].help, elem_id=f"param-{n}")
-                    for n, v in zip(PARAM_NAMES, spec_defaults(model_ids[0]))
+                    for n, v in zip(PARAM_NAMES, spec_defaults(model_ids[0]), strict=True)
                 ]
             with gr.Row():
                 stop_text = gr.Textbox(label=f"Stop sequences (one per line, up to {MAX_STOP_SEQUENCES}; \\n for a newline)",
@@ -307,7 +307,7 @@ def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
             updates.update({c: gr.update(interactive=False) for c in editable})
             updates.update({b: gr.Button(visible=False) for b in run_buttons})
             params = record.params
-            updates.update({s: params.get(n) for s, n in zip(sliders, PARAM_NAMES)})
+            updates.update({s: params.get(n) for s, n in zip(sliders, PARAM_NAMES, strict=True)})
             user_stops = [s for s in params.get("stop", []) if s not in ("\nHuman:", "\n-----")]
             updates[stop_text] = "\n".join(s.replace("\n", "\\n").replace("\t", "\\t") for s in user_stops)
             updates[seed] = str(params.get("seed", ""))

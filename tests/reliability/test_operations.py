@@ -6,7 +6,6 @@ import json
 import logging
 import re
 import tomllib
-from pathlib import Path
 
 import httpx
 import pytest

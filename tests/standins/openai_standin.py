@@ -39,7 +39,6 @@ from tests.standins.common import (
     KeepAlive,
     State,
     StreamRecord,
-    Tok,
     add_cli_arguments,
     config_from_cli,
     control_routes,

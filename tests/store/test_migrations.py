@@ -69,7 +69,7 @@ def test_migrating_from_each_earlier_version_gives_the_fresh_schema_and_keeps_da
     store = ShareStore.open(db)  # migrates to the latest version
     assert schema_of(db) == fresh_schema(tmp_path)
     assert applied_migrations(store.engine) == [m.__name__ for m in MIGRATIONS]
-    for share_id, token, record in old_shares:
+    for share_id, _token, record in old_shares:
         assert store.get(share_id).to_dict() == record
         with store.engine.connect() as conn:
             query = text("SELECT finish_reason, app_version FROM shares WHERE id = :i")
