@@ -16,12 +16,13 @@ must appear in the prompt the engine receives so client and server timings
 can be paired. ``backend_runner`` drives TgiBackend directly; a runner that
 goes through the whole app over HTTP can be passed the same way.
 
-    .venv/bin/python bench/bench_remote_concurrency.py [--users 8] [--rate 50] [--tokens 100] [--in-process]
+    .venv/bin/python bench/bench_remote_concurrency.py [--users 8] [--rate 50] [--tokens 100] [--in-process] [--through-app]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import threading
@@ -100,6 +101,25 @@ def backend_runner(backend: TgiBackend, tokens: int) -> Callable[[str], RunResul
     return run_one
 
 
+def app_runner(url: str, tokens: int) -> Callable[[str], RunResult]:
+    """Run one generation through the whole app: POST /api/generate with SSE, as a browser script would."""
+    import httpx
+
+    def run_one(label: str) -> RunResult:
+        result = RunResult(label, time.monotonic())
+        body = {"mode": "complete", "prompt": f"# {label}\ndef f():\n", "stream": True,
+                "params": {"max_new_tokens": tokens, "temperature": 0, "repetition_penalty": 1.0}}
+        with httpx.stream("POST", url + "/api/generate", json=body, timeout=60) as response:
+            for line in response.iter_lines():
+                if line.startswith('data: {"delta"'):
+                    result.arrivals.append(time.monotonic())
+                elif line.startswith('data: {"done"'):
+                    result.finish = json.loads(line[6:])["finish_reason"]
+        return result
+
+    return run_one
+
+
 def added_latency_ms(
     runs: list[RunResult], streams: list[dict[str, Any]]
 ) -> tuple[list[float], list[float], list[float]]:
@@ -144,12 +164,26 @@ def report(one: Measurement, many: Measurement, streams: list[dict[str, Any]], r
     return ratio <= TARGET_RATIO
 
 
+def _serve_app(engine_url: str, users: int) -> Any:
+    import tempfile
+
+    from playground.bootstrap import build_playground
+    from playground.config import Settings
+    from tests.conftest import serve
+
+    settings = Settings(backend="tgi", endpoint=engine_url, model="starcoder", data_dir=Path(tempfile.mkdtemp()),
+                        remote_concurrency=max(16, users), generate_per_minute=0)
+    playground, _ = build_playground(settings)
+    return serve(playground)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--rate", type=float, default=50.0, help="engine tokens per second, per request")
     parser.add_argument("--tokens", type=int, default=100, help="tokens per generation")
     parser.add_argument("--in-process", action="store_true", help="run the stand-in in this process (shares the GIL)")
+    parser.add_argument("--through-app", action="store_true", help="go through the whole app over HTTP (SSE)")
     args = parser.parse_args()
 
     from tests.standins.common import StandinConfig, State, SubprocessServer, ThreadServer
@@ -167,12 +201,16 @@ def main() -> None:
     try:
         spec = ModelSpec(id="starcoder", source="bigcode/starcoder", context_length=8192)
         backend = TgiBackend(spec, server.url, concurrency=max(16, args.users))
-        run_one = backend_runner(backend, args.tokens)
+        app = _serve_app(server.url, args.users) if args.through_app else None
+        run_one = app_runner(app.url, args.tokens) if app else backend_runner(backend, args.tokens)
         measure(run_one, 1)  # warm-up: imports, first connection
         one = measure(run_one, 1)
         many = measure(run_one, args.users)
+        print("path:", "through the app (REST SSE)" if app else "TgiBackend directly")
         report(one, many, snapshot()["streams"], args.rate, args.tokens)
         backend.close()
+        if app:
+            app.stop()
     finally:
         server.stop() if args.in_process else server.kill()
 
