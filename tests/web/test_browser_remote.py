@@ -1,0 +1,122 @@
+"""The UI in chromium over faulty engines: an interrupted remote generation, and hostile model output.
+
+Playwright drives Debian's chromium against the real app served on top of
+the TGI STAND-IN (scripted to fail mid-stream) and of the FakeBackend
+(scripted to answer with hostile HTML).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from playground.backends.fake import FakeBackend
+from playground.bootstrap import build_playground
+from playground.config import Settings
+from playground.registry import ModelSpec
+from playground.service import ModelSlot, Playground
+from playground.store import ShareStore
+from playground.tech_assistant import load_tech_assistant
+from tests.conftest import serve
+from tests.standins.common import Behaviour, StandinConfig
+from tests.standins.fixtures import running_tgi
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+SCREENSHOTS = Path(os.environ.get("PLAYGROUND_SCREENSHOTS", "/tmp/playground-screenshots"))
+CHROMIUM = os.environ.get("PLAYGROUND_TEST_CHROMIUM", "/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs chromium: apt-get install chromium"),
+    pytest.mark.timeout(240),
+]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    contexts = []
+
+    def open_(url: str):
+        context = browser.new_context(viewport={"width": 1280, "height": 1600})
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(url + "/")
+        page.wait_for_selector("#chat-send", timeout=60_000)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+def code_text(page, elem_id: str) -> str:
+    """The editor's text, line by line, as the user sees it."""
+    return page.evaluate(
+        f"[...document.querySelectorAll('#{elem_id} .cm-line')].map(e => e.textContent).join('\\n')"
+    )
+
+
+def test_interrupted_remote_generation_keeps_its_partial_output(open_page, tmp_path):
+    tokens = ["    for", " dirpath", ",", " _", ",", " names", " in", " os.walk(root):\n", "        pass"]
+    with running_tgi(StandinConfig(rate=20)) as engine:
+        engine.state.script(Behaviour(kind="error_event", after_tokens=8, tokens=tokens,
+                                      message="Request failed during generation: Server error: CUDA out of memory"))
+        settings = Settings(backend="tgi", endpoint=engine.url, model="starcoder", data_dir=tmp_path,
+                            first_token_timeout_s=20, idle_timeout_s=20)
+        playground, _ = build_playground(settings)
+        server = serve(playground)
+        try:
+            page = open_page(server.url)
+            page.get_by_role("tab", name="Complete").click()
+            page.locator("#complete-run").click()
+            stats = page.locator("#complete-stats")
+            stats.get_by_text(re.compile("finish: ")).wait_for(timeout=90_000)
+            page.screenshot(path=str(SCREENSHOTS / "remote-interrupted.png"), full_page=True)
+            text = stats.inner_text()
+            assert "finish: error" in text
+            assert "The generation was interrupted; the output is incomplete." in text
+            assert "interrupted after 8 tokens" in text and "CUDA out of memory" in text
+            result = code_text(page, "complete-result")
+            prompt = "import os\n\n\ndef list_python_files(root):\n"
+            assert result == prompt + "    for dirpath, _, names in os.walk(root):\n"
+            assert engine.state.streams[-1].outcome == "fault:error_event"
+        finally:
+            server.stop()
+
+
+def test_hostile_html_from_the_model_never_runs_in_the_chat_view(open_page, tmp_path):
+    hostile = ('<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> '
+               '<a href="javascript:window.__pwned=3">click</a> The answer is 4.')
+    backend = FakeBackend(outputs=[hostile] * 3)
+    config = Settings(data_dir=tmp_path)
+    slot = ModelSlot(ModelSpec("fake", "fake", 2048), backend)
+    server = serve(Playground(config, {"fake": slot}, load_tech_assistant(), ShareStore.open(config.database)))
+    try:
+        page = open_page(server.url)
+        page.locator("#chat-message textarea").fill("What is 2+2?")
+        page.locator("#chat-send").click()
+        page.locator("#chat-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=90_000)
+        chatbot = page.locator("#chatbot")
+        chatbot.get_by_text("The answer is 4.").first.wait_for(timeout=30_000)
+        page.locator("#chatbot a", has_text="click").first.click(timeout=10_000, no_wait_after=True)
+        page.wait_for_timeout(500)  # give any onerror / injected handler time to fire
+        page.screenshot(path=str(SCREENSHOTS / "chat-hostile-output.png"), full_page=True)
+        assert page.evaluate("window.__pwned") is None
+        assert chatbot.locator("script").count() == 0
+        assert chatbot.locator("[onerror]").count() == 0
+        assert chatbot.locator("a[href^='javascript:']").count() == 0
+        assert backend.requests and "What is 2+2?" in backend.requests[-1].prompt.render()
+    finally:
+        server.stop()
