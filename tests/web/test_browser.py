@@ -61,7 +61,7 @@ def test_complete_streams_and_keeps_indentation(page):
     open_tab(page, "Complete")
     page.locator("#complete-run").click()
     stats = page.locator("#complete-stats")
-    stats.get_by_text(re.compile("finish: ")).wait_for(timeout=60_000)
+    stats.get_by_text(re.compile("finish: ")).wait_for(timeout=120_000)
     assert re.search(r"\d+ tokens .* finish: (length|eos) .* seed \d+", stats.inner_text())
     result = code_text(page, "complete-result")
     assert result.startswith("import os\n\n\ndef list_python_files(root):")
@@ -70,7 +70,7 @@ def test_complete_streams_and_keeps_indentation(page):
 def test_fill_marks_the_middle_and_never_leaks_fim_tokens(page):
     open_tab(page, "Fill in the middle")
     page.locator("#fill-run").click()
-    page.locator("#fill-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=60_000)
+    page.locator("#fill-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=120_000)
     result = code_text(page, "fill-result")
     assert "    numbers = [0, 1]\n" in result and result.rstrip().endswith("    return numbers[:n]")
     assert "<fim_" not in result and "<|endoftext|>" not in result and "<FILL_HERE>" not in result
@@ -99,7 +99,7 @@ def test_chat_replies_shows_the_meter_and_renders_hostile_html_inert(page):
     hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script> what is 2+2?'
     page.locator("#chat-message textarea").fill(hostile)
     page.locator("#chat-send").click()
-    page.locator("#chat-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=60_000)
+    page.locator("#chat-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=120_000)
     assert page.evaluate("window.__pwned") is None
     assert page.locator("#chatbot").get_by_text("what is 2+2?").count() >= 1
     assert "example dialogues" in page.locator("#chat-stats").inner_text()
@@ -129,7 +129,7 @@ def test_share_flow_in_the_ui_warns_first_then_gives_a_link(page):
     set_slider(page, "max_new_tokens", 8)
     open_tab(page, "Complete")
     page.locator("#complete-run").click()
-    page.locator("#complete-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=60_000)
+    page.locator("#complete-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=120_000)
     page.locator("#complete-share").click()
     page.get_by_text("Anyone with the link can see this generation").wait_for(timeout=10_000)
     page.locator("#complete-share-confirm").click()
