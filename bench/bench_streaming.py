@@ -15,7 +15,7 @@ time to the first SSE delta minus the backend's own ttft <= 50 ms (issue 3).
 
 The app (--server process, the default) is `python app.py` in its own interpreter, loading the same
 weights with the same thread count, and paused (SIGSTOP) while raw and backend run: Gradio's
-queue polls every 1 ms when idle, which costs an in-process generate ~30 % on 2 cores.
+queue polls every 1 ms when idle, taking CPU and the GIL from whatever shares the machine.
 --server thread serves the app in this process instead (tests.conftest.serve, sharing the model).
 
     .venv/bin/python bench/bench_streaming.py [--tokens 200] [--rounds 5] [--threads 2] [--server process|thread] [--json out.json]
@@ -213,6 +213,7 @@ def main() -> int:
     loaded = load_model("nano-starcoder", load_registry(), Settings())
     model, backend = loaded.model, LocalBackend(loaded)
     text, ids = pick_prompt(model, backend, args.tokens)
+    load_before = os.getloadavg()
     print(f"prompt {text!r}: {len(ids)} tokens, N = {args.tokens}, torch threads {torch.get_num_threads()}")
 
     pause = resume = lambda: None  # noqa: E731
@@ -266,6 +267,8 @@ def main() -> int:
     print(f"REST, the app's own record: {rest_server_tps:.1f} tok/s ({rest_server_tps / baseline:.3f} of raw)")
     print(f"\nTTFT (medians): backend's own {backend_ttft:.1f} ms, REST client {rest_ttft:.1f} ms "
           f"(the server's record says {rest_server_ttft:.1f} ms), Gradio client {gradio_ttft:.1f} ms")
+    load_after = os.getloadavg()
+    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1 min; this run alone adds ~1-1.5)")
     print(f"TTFT overhead REST - backend: {overhead:.1f} ms (target <= 50 ms: {'ok' if overhead <= 50 else 'MISS'}); "
           f"Gradio - backend: {gradio_ttft - backend_ttft:.1f} ms")
 
@@ -275,7 +278,7 @@ def main() -> int:
             "machine": f"{platform.machine()} {os.cpu_count()} CPUs, torch threads {args.threads}, "
                        f"torch {torch.__version__}",
             "server": args.server, "app_paused_during_raw": args.server == "process" and not args.no_pause,
-            "prompt": text, "prompt_tokens": len(ids), "tokens": args.tokens, "rounds": args.rounds,
+            "loadavg_before_after": [load_before, load_after], "prompt": text, "prompt_tokens": len(ids), "tokens": args.tokens, "rounds": args.rounds,
             "median_tokens_per_s": tps, "ratio_vs_raw": ratios, "targets": targets,
             "rest_server_record_tokens_per_s": rest_server_tps,
             "ttft_ms": {"backend": backend_ttft, "rest_client": rest_ttft, "rest_server_record": rest_server_ttft,
