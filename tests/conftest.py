@@ -118,3 +118,33 @@ def nano_server(nano_playground) -> Iterator[LiveServer]:
     server = serve(nano_playground)
     yield server
     server.stop()
+
+
+def fake_playground(settings, backend=None):
+    """A Playground over a FakeBackend, with a real share store under ``settings.data_dir``."""
+    from playground.backends.fake import FakeBackend
+    from playground.registry import ModelSpec
+    from playground.service import ModelSlot, Playground
+    from playground.store import ShareStore
+    from playground.tech_assistant import load_tech_assistant
+
+    backend = backend or FakeBackend(outputs=["print('hi')\n"] * 200)
+    slot = ModelSlot(ModelSpec("fake", "fake", backend.context_length), backend, max_queue=settings.max_queue)
+    return Playground(settings, {"fake": slot}, load_tech_assistant(), ShareStore.open(settings.database))
+
+
+@pytest.fixture
+def fake_server(tmp_path):
+    """``fake_server(backend=None, **settings) -> (server, playground)``: the real app over a fake backend."""
+    from playground.config import Settings
+
+    servers = []
+
+    def start(backend=None, **settings):
+        playground = fake_playground(Settings(data_dir=tmp_path, **settings), backend)
+        servers.append(serve(playground))
+        return servers[-1], playground
+
+    yield start
+    for server in servers:
+        server.stop()

@@ -19,11 +19,7 @@ import pytest
 from playground.backends.fake import FakeBackend
 from playground.bootstrap import build_playground
 from playground.config import Settings
-from playground.registry import ModelSpec
-from playground.service import ModelSlot, Playground
-from playground.store import ShareStore
-from playground.tech_assistant import load_tech_assistant
-from tests.conftest import serve
+from tests.conftest import fake_playground, serve
 from tests.standins.common import StandinConfig
 from tests.standins.fixtures import running_tgi
 
@@ -86,10 +82,7 @@ def test_32_concurrent_streams_against_a_remote_engine(tmp_path):
 
 def test_200_simultaneous_users_against_a_small_queue(tmp_path):
     settings = Settings(data_dir=tmp_path, max_queue=8, generate_per_minute=0)
-    slot = ModelSlot(ModelSpec("fake", "fake", 2048), FakeBackend(outputs=["a b c d"] * 500, delay_s=0.01),
-                     max_queue=settings.max_queue)
-    playground = Playground(settings, {"fake": slot}, load_tech_assistant(), ShareStore.open(settings.database))
-    server = serve(playground)
+    server = serve(fake_playground(settings, FakeBackend(outputs=["a b c d"] * 500, delay_s=0.01)))
     try:
         start = threading.Barrier(200)
 
@@ -116,9 +109,7 @@ def test_200_simultaneous_users_against_a_small_queue(tmp_path):
 @pytest.mark.skipif(SOAK_SECONDS <= 0, reason="set PLAYGROUND_SOAK_SECONDS=600 for the soak")
 def test_mixed_soak_does_not_grow(tmp_path):
     settings = Settings(data_dir=tmp_path, generate_per_minute=0, share_create_per_minute=0, share_lookup_per_minute=0)
-    slot = ModelSlot(ModelSpec("fake", "fake", 4096), FakeBackend(outputs=[], delay_s=0.001))
-    playground = Playground(settings, {"fake": slot}, load_tech_assistant(), ShareStore.open(settings.database))
-    server = serve(playground)
+    server = serve(fake_playground(settings, FakeBackend(outputs=[], context_length=4096, delay_s=0.001)))
     rng = random.Random(7)
     bodies = [{"mode": "complete", "prompt": "def f():"},
               {"mode": "chat", "messages": [{"role": "user", "content": "hi"}]},

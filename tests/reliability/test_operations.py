@@ -11,31 +11,17 @@ import httpx
 import pytest
 
 from playground.backends.fake import FakeBackend
-from playground.config import Settings, load_settings
-from playground.registry import ModelSpec
-from playground.service import ModelSlot, Playground
-from playground.store import ShareStore
-from playground.tech_assistant import load_tech_assistant
-from tests.conftest import REPO, serve
+from playground.config import load_settings
+from tests.conftest import REPO
 
 SECRETS = ("hf_PLANTEDsecretTOKEN123", "tok_PLANTEDendpointSECRET")
 
 
 @pytest.fixture
-def app(tmp_path):
-    started = []
-
-    def start(backend: FakeBackend | None = None, **settings):
-        config = Settings(data_dir=tmp_path, hf_token=SECRETS[0], endpoint_token=SECRETS[1], **settings)
-        slot = ModelSlot(ModelSpec("fake", "fake", 2048), backend or FakeBackend(outputs=["x = 1\n"] * 100),
-                         max_queue=config.max_queue)
-        playground = Playground(config, {"fake": slot}, load_tech_assistant(), ShareStore.open(config.database))
-        started.append(serve(playground))
-        return started[-1], playground
-
-    yield start
-    for server in started:
-        server.stop()
+def app(fake_server):
+    """The app with planted secrets in its settings, so a leak would show."""
+    return lambda backend=None, **settings: fake_server(backend, hf_token=SECRETS[0], endpoint_token=SECRETS[1],
+                                                        **settings)
 
 
 def test_metrics_count_generations_tokens_and_errors(app):

@@ -10,12 +10,7 @@ import httpx
 import pytest
 
 from playground.backends.fake import FakeBackend
-from playground.config import Settings
 from playground.errors import BackendUnavailableError
-from playground.registry import ModelSpec
-from playground.service import ModelSlot, Playground
-from playground.tech_assistant import load_tech_assistant
-from tests.conftest import serve
 
 
 def sse_events(response: httpx.Response):
@@ -132,25 +127,9 @@ def test_special_token_injection_stays_plain_text(nano_server, nano_backend):
     assert record["usage"]["prompt_tokens"] > 20
 
 
-@pytest.fixture
-def fake_server(tmp_path):
-    servers = []
-
-    def start(backend: FakeBackend, **settings):
-        spec = ModelSpec("fake", "fake", backend.context_length)
-        slot = ModelSlot(spec, backend, max_queue=settings.pop("max_queue", 64))
-        playground = Playground(Settings(data_dir=tmp_path, **settings), {"fake": slot}, load_tech_assistant())
-        servers.append(serve(playground))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
 def test_dead_backend_gets_a_clear_503_and_the_app_keeps_serving(fake_server):
     error = BackendUnavailableError("The model server at http://10.0.0.9:8080 is not answering. Check that it runs.")
-    server = fake_server(FakeBackend(fail_with=error))
+    server, _ = fake_server(FakeBackend(fail_with=error))
     response = httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"})
     assert response.status_code == 503
     assert response.json()["error"] == {"type": "backend_unavailable", "message": error.message}
@@ -159,7 +138,7 @@ def test_dead_backend_gets_a_clear_503_and_the_app_keeps_serving(fake_server):
 
 def test_one_generation_at_a_time_and_a_full_queue_says_busy(fake_server):
     backend = FakeBackend(outputs=["a b c d e f g h"] * 3, delay_s=0.15)
-    server = fake_server(backend, max_queue=1)
+    server, _ = fake_server(backend, max_queue=1)
     results: list[httpx.Response] = []
 
     def call():
@@ -178,7 +157,7 @@ def test_one_generation_at_a_time_and_a_full_queue_says_busy(fake_server):
 
 
 def test_mid_stream_failure_keeps_partial_text_marked_interrupted(fake_server):
-    server = fake_server(FakeBackend(outputs=["one two three four"], fail_after=2))
+    server, _ = fake_server(FakeBackend(outputs=["one two three four"], fail_after=2))
     record = httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"}).json()
     assert record["text"] == "one two"
     assert record["finish_reason"] == "error"

@@ -7,41 +7,22 @@ the TGI STAND-IN (scripted to fail mid-stream) and of the FakeBackend
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
 from playground.backends.fake import FakeBackend
 from playground.bootstrap import build_playground
 from playground.config import Settings
-from playground.registry import ModelSpec
-from playground.service import ModelSlot, Playground
-from playground.store import ShareStore
-from playground.tech_assistant import load_tech_assistant
-from tests.conftest import serve
+from tests.conftest import fake_playground, serve
 from tests.standins.common import Behaviour, StandinConfig
 from tests.standins.fixtures import running_tgi
 
-playwright = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-SCREENSHOTS = Path(os.environ.get("PLAYGROUND_SCREENSHOTS", "/tmp/playground-screenshots"))
-CHROMIUM = os.environ.get("PLAYGROUND_TEST_CHROMIUM", "/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs chromium: apt-get install chromium"),
-    pytest.mark.timeout(240),
-]
+from tests.web.browser_support import BROWSER_MARKS, SCREENSHOTS, browser  # noqa: E402,F401 - fixture
 
-
-@pytest.fixture(scope="module")
-def browser():
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        yield browser
-        browser.close()
+pytestmark = [*BROWSER_MARKS, pytest.mark.timeout(240)]
 
 
 @pytest.fixture
@@ -100,9 +81,7 @@ def test_hostile_html_from_the_model_never_runs_in_the_chat_view(open_page, tmp_
     hostile = ('<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> '
                '<a href="javascript:window.__pwned=3">click</a> The answer is 4.')
     backend = FakeBackend(outputs=[hostile] * 3)
-    config = Settings(data_dir=tmp_path)
-    slot = ModelSlot(ModelSpec("fake", "fake", 2048), backend)
-    server = serve(Playground(config, {"fake": slot}, load_tech_assistant(), ShareStore.open(config.database)))
+    server = serve(fake_playground(Settings(data_dir=tmp_path), backend))
     try:
         page = open_page(server.url)
         page.locator("#chat-message textarea").fill("What is 2+2?")

@@ -5,15 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 import httpx
-import pytest
 
-from playground.backends.fake import FakeBackend
-from playground.config import Settings
-from playground.registry import ModelSpec
-from playground.service import ModelSlot, Playground
-from playground.store import ShareStore
-from playground.tech_assistant import load_tech_assistant
-from tests.conftest import serve
 
 
 def generate(url: str, **body) -> dict:
@@ -26,23 +18,6 @@ def generate(url: str, **body) -> dict:
 
 def share(url: str, generation_id: str) -> httpx.Response:
     return httpx.post(url + "/api/shares", json={"generation_id": generation_id}, timeout=30)
-
-
-@pytest.fixture
-def fake_app(tmp_path):
-    servers = []
-
-    def start(backend: FakeBackend | None = None, **settings):
-        backend = backend or FakeBackend(outputs=["print('hi')\n"] * 50)
-        config = Settings(data_dir=tmp_path, **settings)
-        slot = ModelSlot(ModelSpec("fake", "fake", 2048), backend)
-        playground = Playground(config, {"fake": slot}, load_tech_assistant(), ShareStore.open(config.database))
-        servers.append(serve(playground))
-        return servers[-1], config
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def test_share_round_trip_is_exact(nano_server):
@@ -93,14 +68,14 @@ def test_share_link_opens_the_app_with_noindex(nano_server):
     assert httpx.get(f"{nano_server.url}/s/AAAAAAAAAAAAAAAAAAAAAA").status_code == 404
 
 
-def test_public_url_builds_absolute_links(fake_app):
-    server, _ = fake_app(public_url="https://playground.example")
+def test_public_url_builds_absolute_links(fake_server):
+    server, _ = fake_server(public_url="https://playground.example")
     record = generate(server.url)
     assert share(server.url, record["id"]).json()["url"].startswith("https://playground.example/s/")
 
 
-def test_rate_limits_answer_429_with_a_clear_message(fake_app):
-    server, _ = fake_app(share_create_per_minute=2, share_lookup_per_minute=3)
+def test_rate_limits_answer_429_with_a_clear_message(fake_server):
+    server, _ = fake_server(share_create_per_minute=2, share_lookup_per_minute=3)
     ids = [generate(server.url)["id"] for _ in range(3)]
     assert [share(server.url, i).status_code for i in ids] == [201, 201, 429]
     limited = share(server.url, ids[2]).json()["error"]
@@ -109,16 +84,16 @@ def test_rate_limits_answer_429_with_a_clear_message(fake_app):
     assert statuses == [404, 404, 404, 429]
 
 
-def test_limits_can_be_turned_off(fake_app):
-    server, _ = fake_app(share_create_per_minute=0)
+def test_limits_can_be_turned_off(fake_server):
+    server, _ = fake_server(share_create_per_minute=0)
     ids = [generate(server.url)["id"] for _ in range(5)]
     assert all(share(server.url, i).status_code == 201 for i in ids)
 
 
-def test_locked_database_fails_sharing_clearly_while_the_rest_works(fake_app):
-    server, config = fake_app()
+def test_locked_database_fails_sharing_clearly_while_the_rest_works(fake_server):
+    server, playground = fake_server()
     old = share(server.url, generate(server.url)["id"]).json()
-    holder = sqlite3.connect(config.data_dir / "playground.db", timeout=0.1, isolation_level=None)
+    holder = sqlite3.connect(playground.settings.data_dir / "playground.db", timeout=0.1, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
         record = generate(server.url)  # generation keeps working
