@@ -1,6 +1,6 @@
 """The JSON API: health, models, and generation (whole or as server-sent events).
 
-Errors leave here as ``{"error": {"kind", "message"}}`` with the status their
+Errors leave here as ``{"error": {"type", "message"}}`` with the status their
 class carries. A client that disconnects stops its generation on the model.
 """
 
@@ -134,6 +134,15 @@ async def _events(run: Run) -> AsyncIterator[tuple[str, Any]]:
     try:
         while True:
             kind, payload = await queue.get()
+            # Deltas that piled up while the client was being written to go out as one event:
+            # fewer, larger writes keep the stream close to the model's own speed.
+            while kind == "delta" and not queue.empty():
+                next_kind, next_payload = queue.get_nowait()
+                if next_kind != "delta":
+                    yield kind, payload
+                    kind, payload = next_kind, next_payload
+                    break
+                payload += next_payload
             yield kind, payload
             if kind != "delta":
                 return
