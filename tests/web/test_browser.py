@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -159,3 +160,41 @@ def test_xss_stored_in_a_share_never_executes(page, nano_server):
     page.locator("#chat-shared-banner").get_by_text("Shared generation").wait_for(timeout=30_000)
     page.wait_for_timeout(1000)
     assert page.evaluate("window.__pwned") is None
+
+
+def completions(url: str) -> float:
+    import httpx
+
+    lines = httpx.get(url + "/metrics").text.splitlines()
+    return sum(float(l.rsplit(" ", 1)[1]) for l in lines
+               if l.startswith("playground_generations_total{") and 'mode="complete"' in l)
+
+
+def test_rerun_of_a_shared_greedy_generation_gives_the_same_output(page, nano_server):
+    import httpx
+
+    record = httpx.post(nano_server.url + "/api/generate", timeout=60, json={
+        "mode": "complete", "prompt": "def area(radius):\n", "params": {"max_new_tokens": 10, "temperature": 0}}).json()
+    created = httpx.post(nano_server.url + "/api/shares", json={"generation_id": record["id"]}).json()
+    page.goto(f"{nano_server.url}/s/{created['id']}")
+    page.locator("#complete-shared-banner").get_by_text("Shared generation").wait_for(timeout=30_000)
+    before = completions(nano_server.url)
+    page.locator("#complete-rerun").click()
+    deadline = time.monotonic() + 120
+    while completions(nano_server.url) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert completions(nano_server.url) == before + 1  # the model really ran again
+    page.wait_for_timeout(1000)
+    assert code_text(page, "complete-result").rstrip("\n") == (record["inputs"]["prompt"] + record["text"]).rstrip("\n")
+
+
+def test_delete_link_removes_the_share(page, nano_server):
+    import httpx
+
+    record = httpx.post(nano_server.url + "/api/generate", timeout=60,
+                        json={"mode": "complete", "prompt": "x = ", "params": {"max_new_tokens": 4}}).json()
+    created = httpx.post(nano_server.url + "/api/shares", json={"generation_id": record["id"]}).json()
+    page.goto(f"{nano_server.url}/s/{created['id']}/delete#token={created['delete_token']}")
+    page.locator("#delete").click()
+    page.get_by_text("Deleted.").wait_for(timeout=10_000)
+    assert httpx.get(f"{nano_server.url}/api/shares/{created['id']}").status_code == 404
