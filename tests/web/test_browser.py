@@ -52,6 +52,7 @@ def test_complete_streams_and_keeps_indentation(page):
     assert re.search(r"\d+ tokens .* finish: (length|eos) .* seed \d+", stats.inner_text())
     result = code_text(page, "complete-result")
     assert result.startswith("import os\n\n\ndef list_python_files(root):")
+    page.screenshot(path=str(SCREENSHOTS / "complete.png"), full_page=True)
 
 
 def test_fill_marks_the_middle_and_never_leaks_fim_tokens(page):
@@ -65,6 +66,7 @@ def test_fill_marks_the_middle_and_never_leaks_fim_tokens(page):
     page.get_by_role("button", name=re.compile("^Raw prompt")).click()
     raw = page.locator("#fill-raw textarea").input_value()
     assert raw.startswith("<fim_prefix>def fibonacci") and raw.endswith("<fim_middle>")
+    page.screenshot(path=str(SCREENSHOTS / "fill.png"), full_page=True)
 
 
 def test_fill_without_a_hole_shows_a_specific_error(page):
@@ -90,6 +92,7 @@ def test_chat_replies_shows_the_meter_and_renders_hostile_html_inert(page):
     assert page.evaluate("window.__pwned") is None
     assert page.locator("#chatbot").get_by_text("what is 2+2?").count() >= 1
     assert "example dialogues" in page.locator("#chat-stats").inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "chat.png"), full_page=True)
 
 
 def test_stop_really_stops_the_model(page):
