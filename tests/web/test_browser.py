@@ -88,7 +88,11 @@ def test_chat_replies_shows_the_meter_and_renders_hostile_html_inert(page):
     hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script> what is 2+2?'
     page.locator("#chat-message textarea").fill(hostile)
     page.locator("#chat-send").click()
-    page.locator("#chat-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=120_000)
+    try:
+        page.locator("#chat-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=120_000)
+    except Exception:
+        page.screenshot(path=str(SCREENSHOTS / "chat-failure.png"), full_page=True)  # for the CI log reader
+        raise
     assert page.evaluate("window.__pwned") is None
     assert page.locator("#chatbot").get_by_text("what is 2+2?").count() >= 1
     assert "example dialogues" in page.locator("#chat-stats").inner_text()
