@@ -58,10 +58,6 @@ class ModelSpec:
     chars_per_token: float = 3.2  # budget estimate where the tokenizer is not at hand (remote engines)
     description: str = ""
 
-    @property
-    def is_local_path(self) -> bool:
-        return self.source.startswith((".", "/")) or Path(self.source).is_dir()
-
     def special_tokens(self) -> frozenset[str]:
         tokens = {self.end_of_text, *self.stop_tokens}
         if self.fim:

@@ -25,7 +25,6 @@ from playground.errors import (
     ConfigError,
     InputError,
     ModelError,
-    PlaygroundError,
     ShareNotFoundError,
     StoreError,
     UnknownModelError,
@@ -354,5 +353,3 @@ def _message_text(content: Any) -> str:
         return str(content.get("text", ""))
     return ""
 
-
-__all__ = ["MODES", "ModelSlot", "Playground", "PlaygroundError", "Run"]

@@ -27,6 +27,7 @@ from playground.params import GenerationParams
 from playground.prompt import Prompt, Special
 from tests.standins.common import Behaviour, StandinConfig, free_port
 from tests.standins.fixtures import (  # noqa: F401 - tgi_standin is a fixture
+    FAST_TIMEOUTS,
     RunningStandin,
     collect,
     running_tgi,
@@ -44,13 +45,7 @@ GREEDY = GenerationParams(max_new_tokens=8, temperature=0)
 
 
 def backend(url: str, **overrides: object) -> TgiBackend:
-    options: dict[str, object] = {
-        "first_token_timeout_s": 1.0,
-        "idle_timeout_s": 0.6,
-        "connect_timeout_s": 2.0,
-        "retry_backoff_s": (0.01, 0.03),
-    }
-    options.update(overrides)
+    options = {**FAST_TIMEOUTS, **overrides}
     return TgiBackend(starcoder_spec(), url, **options)  # type: ignore[arg-type]
 
 

@@ -29,6 +29,15 @@ from tests.standins import tgi_standin as tgi_module
 from tests.standins.common import StandinConfig, State, SubprocessServer, ThreadServer
 
 
+# Short timeouts and back-offs so fault tests finish in seconds; both backends take the same keywords.
+FAST_TIMEOUTS: dict[str, object] = {
+    "first_token_timeout_s": 1.0,
+    "idle_timeout_s": 0.6,
+    "connect_timeout_s": 2.0,
+    "retry_backoff_s": (0.01, 0.03),
+}
+
+
 @dataclass
 class RunningStandin:
     url: str
