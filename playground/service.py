@@ -8,6 +8,7 @@ the finished Generation so that only server-made output can be shared.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -34,8 +35,7 @@ from playground.loading import LoadProgress
 from playground.metrics import Metrics, log_generation
 from playground.params import GenerationParams
 from playground.prompt import Prompt
-from playground.prompting.budget import plan_budget
-from playground.prompting.budget import check_text
+from playground.prompting.budget import check_text, plan_budget
 from playground.prompting.chat import TechAssistantPrompt, build_chat, parse_tech_assistant, present_reply
 from playground.prompting.complete import build_complete
 from playground.prompting.fill import build_fill, splice
@@ -44,6 +44,7 @@ from playground.record import Generation
 from playground.registry import ModelSpec
 from playground.store import CreatedShare, ShareStore
 
+log = logging.getLogger(__name__)
 
 MODES = ("chat", "fill", "complete")
 RECENT_LIMIT = 2000  # finished generations kept in memory, shareable until evicted
@@ -240,6 +241,7 @@ class Playground:
         """Stop in-flight generations (each finishes its record) and close the store."""
         with self._running_lock:
             runs = list(self._running)
+        log.info("Shutting down: stopping %d in-flight generation(s), then closing the share store", len(runs))
         for run in runs:
             run.stop()
         deadline = time.monotonic() + grace_s
@@ -250,6 +252,7 @@ class Playground:
         for slot in self.slots.values():
             if slot.backend is not None:
                 slot.backend.close()
+        log.info("Shut down cleanly")
 
     def share(self, generation_id: str) -> CreatedShare:
         """Persist a generation this server made and still holds; clients never supply content."""

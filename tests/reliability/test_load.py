@@ -106,31 +106,65 @@ def test_200_simultaneous_users_against_a_small_queue(tmp_path):
         server.stop()
 
 
+SOAK_REQUESTS = [
+    {"mode": "complete", "prompt": "def fibonacci(n):"},
+    {"mode": "complete", "prompt": "import os\n", "stream": True},
+    {"mode": "chat", "messages": [{"role": "user", "content": "How do I reverse a list in Python?"}]},
+    {"mode": "chat", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+    {"mode": "fill", "code": "def add(a, b):\n    <FILL_HERE>\n"},
+    {"mode": "fill", "code": "for i in range(<FILL_HERE>):\n    print(i)\n", "stream": True},
+]
+
+
+def soak_round(client: httpx.Client, rng: random.Random) -> None:
+    """One user action: a generation in some mode, then share it and open the share, or walk away mid-stream."""
+    body = dict(rng.choice(SOAK_REQUESTS), params={"max_new_tokens": rng.randint(4, 24), "seed": rng.randint(0, 99)})
+    if body.get("stream") and rng.random() < 0.3:
+        with client.stream("POST", "/api/generate", json=body) as response:
+            assert response.status_code == 200
+            next(response.iter_lines())  # the reader leaves; the server must cancel and clean up
+        return
+    if body.get("stream"):
+        with client.stream("POST", "/api/generate", json=body) as response:
+            events = [line for line in response.iter_lines() if line.startswith("data: ")]
+        assert '"done": true' in events[-1], events[-1]
+        generation_id = response.headers["x-generation-id"]
+    else:
+        response = client.post("/api/generate", json=body)
+        assert response.status_code == 200, response.text
+        generation_id = response.json()["id"]
+    generation = client.get(f"/api/generations/{generation_id}").json()
+    created = client.post("/api/shares", json={"generation_id": generation_id})
+    assert created.status_code == 201, created.text
+    share_id = created.json()["id"]
+    assert client.get(f"/s/{share_id}").status_code == 303
+    opened = client.get(f"/api/shares/{share_id}").json()
+    assert opened == generation  # reopened exactly, nothing lost
+
+
 @pytest.mark.skipif(SOAK_SECONDS <= 0, reason="set PLAYGROUND_SOAK_SECONDS=600 for the soak")
 def test_mixed_soak_does_not_grow(tmp_path):
-    settings = Settings(data_dir=tmp_path, generate_per_minute=0, share_create_per_minute=0, share_lookup_per_minute=0)
-    server = serve(fake_playground(settings, FakeBackend(outputs=[], context_length=4096, delay_s=0.001)))
+    """Chat, fill and completion on the real nano-starcoder, with shares, for SOAK_SECONDS."""
+    settings = Settings(data_dir=tmp_path, generate_per_minute=0, share_create_per_minute=0,
+                        share_lookup_per_minute=0)
+    playground, _ = build_playground(settings, wait=True)
+    server = serve(playground)
     rng = random.Random(7)
-    bodies = [{"mode": "complete", "prompt": "def f():"},
-              {"mode": "chat", "messages": [{"role": "user", "content": "hi"}]},
-              {"mode": "complete", "prompt": "x", "stream": True}]
+    rounds = 0
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            def round_trip() -> None:
-                body = rng.choice(bodies)
-                response = client.post("/api/generate", json=body)
-                if not body.get("stream"):
-                    created = client.post("/api/shares", json={"generation_id": response.json()["id"]}).json()
-                    assert client.get(f"/api/shares/{created['id']}").status_code == 200
-
-            for _ in range(200):
-                round_trip()  # warm-up: caches, pools, lazy imports
+        with httpx.Client(base_url=server.url, timeout=60, follow_redirects=False) as client:
+            for _ in range(100):
+                soak_round(client, rng)  # warm-up: caches, pools, allocator arenas, lazy imports
             threads0, fds0, rss0 = resources()
             deadline = time.monotonic() + SOAK_SECONDS
             while time.monotonic() < deadline:
-                round_trip()
+                soak_round(client, rng)
+                rounds += 1
         threads1 = settle(threads0)
         _, fds1, rss1 = resources()
+        print(f"soak: {rounds} rounds in {SOAK_SECONDS:.0f} s; threads {threads0}->{threads1}, "
+              f"fds {fds0}->{fds1}, rss {rss0 / 2**20:.1f}->{rss1 / 2**20:.1f} MiB")
+        assert rounds > 0
         assert threads1 <= threads0 + 2 and fds1 <= fds0 + 8
         assert rss1 - rss0 < 50 * 2**20
     finally:

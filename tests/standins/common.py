@@ -346,6 +346,7 @@ def control_routes(state: State) -> list[Any]:
 
 def add_cli_arguments(parser: Any) -> None:
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve other containers")
     parser.add_argument("--rate", type=float, default=0.0, help="tokens per second (0: as fast as possible)")
     parser.add_argument("--max-input-tokens", type=int, default=1024)
     parser.add_argument("--max-total-tokens", type=int, default=2048)
@@ -364,5 +365,5 @@ def config_from_cli(args: Any) -> StandinConfig:
     )
 
 
-def serve_forever(app: Any, port: int) -> None:
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none", http="h11")
+def serve_forever(app: Any, port: int, host: str = "127.0.0.1") -> None:
+    uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="off", ws="none", http="h11")

@@ -307,7 +307,7 @@ def main() -> None:
     state = State(config_from_cli(args))
     if args.script:
         state.load_script(json.loads(args.script))
-    serve_forever(create_app(state), args.port)
+    serve_forever(create_app(state), args.port, args.host)
 
 
 if __name__ == "__main__":
