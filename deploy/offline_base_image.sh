@@ -10,7 +10,7 @@ TAG=${1:-starcoder-playground-base:offline}
 ROOTFS=$(mktemp -d)
 trap 'rm -rf "$ROOTFS"' EXIT
 
-command -v debootstrap >/dev/null || apt-get install -y -qq debootstrap >/dev/null
+command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }
 debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
   bookworm "$ROOTFS" http://deb.debian.org/debian >/dev/null
 cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"

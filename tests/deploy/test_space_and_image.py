@@ -85,10 +85,14 @@ def test_dockerfile_matches_the_repo_and_the_readme():
     assert "ARG PYTHON_IMAGE=python:3.11-slim" in dockerfile
     python = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     assert python == ">=3.11"
+    # The README's docker commands: CPU and CUDA builds, one GPU, several with --device-map, behind TGI.
     commands = re.findall(r"^docker (?:build|run)(?:.*\\\n)*.*$", readme, re.M)
-    assert len(commands) >= 5
-    for command in commands:
-        assert "starcoder-playground" in command, command
+    ours = [command for command in commands if "text-generation-inference" not in command]
+    assert all("starcoder-playground" in command for command in ours), ours
+    assert any("VARIANT=cuda" in command for command in ours)
+    assert any("--gpus '\"device=0\"'" in command for command in ours)
+    assert any("--gpus all" in command and "--device-map auto" in command for command in ours)
+    assert any("--backend tgi --endpoint http://tgi:80" in command for command in ours)
 
 
 def test_the_image_start_and_health_check_commands_serve_the_app(tmp_path):
