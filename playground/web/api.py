@@ -161,7 +161,13 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
     def health() -> JSONResponse:
         slot = playground.slot(None)
         if slot.backend is not None:
-            return JSONResponse({"status": "ok", "model": slot.spec.id, "backend": slot.info().backend})
+            info = slot.info()
+            body = {"status": "ok", "model": slot.spec.id, "backend": info.backend}
+            if info.endpoint is not None:
+                # Still 200 when the engine is down: the app serves its UI and shares, and a
+                # container restart would not bring the engine back.
+                body["engine"] = "reachable" if info.loaded else "unreachable"
+            return JSONResponse(body)
         status = "failed" if slot.progress.error else "loading"
         return JSONResponse({"status": status, "model": slot.spec.id, "progress": slot.progress.to_dict()}, 503)
 

@@ -131,7 +131,8 @@ def share(url: str, generation_id: str) -> dict:
 
 
 def test_health_and_models_describe_the_remote_engine(tgi):
-    assert httpx.get(tgi.url + "/api/health").json() == {"status": "ok", "model": "starcoder", "backend": "tgi"}
+    assert httpx.get(tgi.url + "/api/health").json() == {"status": "ok", "model": "starcoder", "backend": "tgi",
+                                                          "engine": "reachable"}
     [entry] = httpx.get(tgi.url + "/api/models").json()
     assert entry["backend"] == "tgi" and entry["endpoint"] == tgi.engine_url and entry["loaded"] is True
     assert entry["context_length"] == tgi.engine.config.max_total_tokens  # from /info, not the registry's 8192
@@ -313,6 +314,7 @@ def test_killed_engine_is_a_503_naming_it_and_the_app_keeps_serving(tmp_path):
             assert engine.url in error["message"] and "cannot be reached" in error["message"]
         health = httpx.get(server.url + "/api/health", timeout=10)
         assert health.status_code == 200 and health.json()["status"] == "ok"
+        assert health.json()["engine"] == "unreachable"
         assert httpx.get(server.url + "/api/models", timeout=10).json()[0]["loaded"] is False
         assert httpx.get(server.url + "/", timeout=10).status_code == 200  # the UI still loads
         engine.start()  # back on the same port: the next request is served
