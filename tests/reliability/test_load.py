@@ -157,6 +157,7 @@ def soak_round(client: httpx.Client, rng: random.Random) -> None:
 
 
 @pytest.mark.skipif(SOAK_SECONDS <= 0, reason="set PLAYGROUND_SOAK_SECONDS=600 for the soak")
+@pytest.mark.timeout(SOAK_SECONDS + 300)  # the suite's per-test limit is shorter than a soak
 def test_mixed_soak_does_not_grow(tmp_path):
     """Chat, fill and completion on the real nano-starcoder, with shares, for SOAK_SECONDS."""
     settings = Settings(data_dir=tmp_path, generate_per_minute=0, share_create_per_minute=0,
