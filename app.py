@@ -32,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
     print(f"StarCoder Playground on http://{settings.host}:{settings.port} (model {settings.model})", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
+    # proxy_headers off: --forwarded-for alone decides whose address X-Forwarded-For names.
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", proxy_headers=False)
     return 0
 
 

@@ -50,6 +50,10 @@ class Settings:
     share_create_per_minute: int = 60  # per client; 0 turns the limit off
     share_lookup_per_minute: int = 300
     generate_per_minute: int = 120  # generations per client; 0 turns the limit off
+    # Who the client is, for the limits: "ignore" X-Forwarded-For (use the connection's peer),
+    # its "first" entry (a Space's default: forgeable, but never pools users), or "N", the N-th
+    # entry from the right behind N proxies you run (forgery-proof).
+    forwarded_for: str = "ignore"
     log_prompts: bool = False  # put prompt text in the generation log (off: it may hold secrets)
     log_level: str = "INFO"
 
@@ -93,6 +97,15 @@ def _bool(name: str, text: str) -> bool:
 
 def _text(name: str, text: str) -> str | None:
     return text or None
+
+
+def _forwarded_for(name: str, text: str) -> str:
+    if text in ("ignore", "first") or (text.isdigit() and int(text) >= 1):
+        return text
+    raise ConfigError(
+        f"{name} must be ignore, first, or the number of proxies you run in front of the app (1 or more), "
+        f"got {text!r}."
+    )
 
 
 def _path(name: str, text: str) -> Path | None:
@@ -186,6 +199,9 @@ _OPTIONS: dict[str, tuple[str, Any, str]] = {
     "share_create_per_minute": ("PLAYGROUND_SHARE_CREATE_PER_MINUTE", _int, "share creations per client; 0 = off"),
     "share_lookup_per_minute": ("PLAYGROUND_SHARE_LOOKUP_PER_MINUTE", _int, "share lookups per client; 0 = off"),
     "generate_per_minute": ("PLAYGROUND_GENERATE_PER_MINUTE", _int, "generations per client; 0 = off"),
+    "forwarded_for": ("PLAYGROUND_FORWARDED_FOR", _forwarded_for,
+                      "client address for the limits: ignore X-Forwarded-For, its first entry, or N = the N-th "
+                      "from the right behind N proxies you run (first on a Space)"),
     "log_prompts": ("PLAYGROUND_LOG_PROMPTS", _bool, "log prompt text with each generation (true/false)"),
     "log_level": ("PLAYGROUND_LOG_LEVEL", _text, "DEBUG, INFO, WARNING or ERROR"),
 }
@@ -218,6 +234,8 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
             values[name] = parse(env, environ[env])
     if "host" not in values and environ.get("SPACE_ID"):
         values["host"] = "0.0.0.0"  # a Space routes traffic to the container, not to loopback
+    if "forwarded_for" not in values and environ.get("SPACE_ID"):
+        values["forwarded_for"] = "first"  # behind the Space's proxy every peer is the proxy itself
     if "public_url" not in values and environ.get("SPACE_HOST"):
         values["public_url"] = f"https://{environ['SPACE_HOST']}"
     settings = Settings(**values)

@@ -29,6 +29,14 @@ def test_space_environment():
     settings = load_settings([], {"SPACE_ID": "me/playground", "SPACE_HOST": "me-playground.hf.space"})
     assert settings.host == "0.0.0.0"
     assert settings.public_url == "https://me-playground.hf.space"
+    assert settings.forwarded_for == "first"
+    assert load_settings([], {}).forwarded_for == "ignore"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "last", "1.5", ""])
+def test_forwarded_for_must_be_ignore_first_or_a_proxy_count(value):
+    with pytest.raises(ConfigError, match="--forwarded-for must be ignore, first, or the number of proxies"):
+        load_settings(["--forwarded-for", value], {})
 
 
 def test_data_dir_and_database():

@@ -188,7 +188,7 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
 
     @router.post("/generate")
     async def generate(request: Request) -> Any:
-        generations.check(client_of(request))
+        generations.check(client_of(request, playground.settings.forwarded_for))
         body = await _read_json(request)
         run = _start(playground, body)
         if body.get("stream"):

@@ -50,9 +50,15 @@ class RateLimiter:
             del self._hits[client]
 
 
-def client_of(request: Request) -> str:
-    """The client's address. Behind a proxy (a Space) the first X-Forwarded-For hop is the user."""
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded:
-        return forwarded.split(",")[0].strip()
-    return request.client.host if request.client else "unknown"
+def client_of(request: Request, forwarded_for: str) -> str:
+    """The client's address, by ``Settings.forwarded_for``: the connection's peer when the header is
+    ignored; else X-Forwarded-For's first entry, or the N-th from the right, where the first of N
+    trusted proxies wrote it (entries to its left are whatever the client sent)."""
+    peer = request.client.host if request.client else "unknown"
+    entries = [entry.strip() for entry in request.headers.get("x-forwarded-for", "").split(",") if entry.strip()]
+    if forwarded_for == "ignore" or not entries:
+        return peer
+    if forwarded_for == "first":
+        return entries[0]
+    hops = int(forwarded_for)
+    return entries[-hops] if len(entries) >= hops else peer

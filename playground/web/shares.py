@@ -61,7 +61,7 @@ def share_router(playground: Playground) -> APIRouter:
 
     @router.post("/api/shares")
     async def create(request: Request) -> JSONResponse:
-        creations.check(client_of(request))
+        creations.check(client_of(request, settings.forwarded_for))
         try:
             body = await request.json()
         except ValueError:
@@ -75,7 +75,7 @@ def share_router(playground: Playground) -> APIRouter:
 
     @router.get("/api/shares/{share_id}")
     def read(share_id: str, request: Request) -> Response:
-        lookups.check(client_of(request))
+        lookups.check(client_of(request, settings.forwarded_for))
         try:
             generation = playground.open_share(share_id)
         except ShareNotFoundError:
@@ -84,7 +84,7 @@ def share_router(playground: Playground) -> APIRouter:
 
     @router.delete("/api/shares/{share_id}")
     def delete(share_id: str, request: Request) -> Response:
-        lookups.check(client_of(request))
+        lookups.check(client_of(request, settings.forwarded_for))
         auth = request.headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         try:
@@ -95,7 +95,7 @@ def share_router(playground: Playground) -> APIRouter:
 
     @router.get("/s/{share_id}")
     def page(share_id: str, request: Request) -> Response:
-        lookups.check(client_of(request))
+        lookups.check(client_of(request, settings.forwarded_for))
         try:
             playground.open_share(share_id)
         except ShareNotFoundError:

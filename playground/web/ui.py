@@ -181,7 +181,7 @@ def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
         def start(mode: str, model_id: str, inputs: dict[str, Any], values: tuple[Any, ...],
                   request: gr.Request) -> Run:
             try:
-                generations.check(client_of(request.request))
+                generations.check(client_of(request.request, playground.settings.forwarded_for))
                 run = playground.start(mode, model_id, inputs, params_from(*values))
             except PlaygroundError as exc:
                 raise _user_error(exc) from None

@@ -8,9 +8,11 @@ import re
 
 import httpx
 import pytest
+from starlette.requests import Request
 
 from playground.backends.fake import FakeBackend
 from playground.config import load_settings
+from playground.web.limits import client_of
 from tests.conftest import REPO
 
 SECRETS = ("hf_PLANTEDsecretTOKEN123", "tok_PLANTEDendpointSECRET")
@@ -110,6 +112,29 @@ def test_generation_rate_limit(app):
     statuses = [httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"}).status_code
                 for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
+
+
+def test_a_forged_forwarded_for_does_not_escape_the_limit(app):
+    server, _ = app(generate_per_minute=2)
+    statuses = [httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"},
+                           headers={"X-Forwarded-For": f"10.0.0.{n}"}).status_code for n in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+@pytest.mark.parametrize("setting, header, client", [
+    ("ignore", "203.0.113.9", "127.0.0.1"),
+    ("ignore", None, "127.0.0.1"),
+    ("first", "203.0.113.9, 10.1.1.1", "203.0.113.9"),
+    ("first", None, "127.0.0.1"),
+    ("1", "6.6.6.6, 203.0.113.9", "203.0.113.9"),  # the client forged 6.6.6.6; our proxy appended the rest
+    ("2", "6.6.6.6, 203.0.113.9, 10.1.1.1", "203.0.113.9"),
+    ("2", "203.0.113.9", "127.0.0.1"),  # fewer entries than proxies: not through them, so the peer
+])
+def test_client_address_for_the_limits(setting, header, client):
+    headers = [(b"x-forwarded-for", header.encode())] if header else []
+    request = Request({"type": "http", "method": "GET", "path": "/", "headers": headers,
+                       "client": ("127.0.0.1", 50000)})
+    assert client_of(request, setting) == client
 
 
 def test_graceful_shutdown_cancels_in_flight_generations(app):
