@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
+import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 from starlette.requests import Request
 
 from playground.backends.fake import FakeBackend
-from playground.config import load_settings
+from playground.config import Settings, load_settings
 from playground.web.limits import client_of
-from tests.conftest import REPO
+from tests.conftest import REPO, fake_playground, serve
 
 SECRETS = ("hf_PLANTEDsecretTOKEN123", "tok_PLANTEDendpointSECRET")
 
@@ -92,6 +95,22 @@ def test_file_routes_do_not_serve_the_database_or_traverse(app, tmp_path):
         response = httpx.get(server.url + probe)
         assert response.status_code in (400, 403, 404, 405), (probe, response.status_code)
         assert b"SQLite format" not in response.content and b"root:" not in response.content
+
+
+def test_file_routes_do_not_serve_a_database_under_the_working_directory():
+    """The default layout: `python app.py` keeps data/ inside the directory Gradio starts in."""
+    data_dir = Path("data-probe") / uuid.uuid4().hex
+    server = serve(fake_playground(Settings(data_dir=data_dir)))
+    try:
+        httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"})
+        assert (data_dir / "playground.db").exists()
+        for name in ("playground.db", "playground.db-wal", "playground.db-shm"):
+            for probe in (f"/gradio_api/file={data_dir / name}", f"/gradio_api/file={(data_dir / name).resolve()}"):
+                response = httpx.get(server.url + probe)
+                assert response.status_code in (400, 403, 404, 405), (probe, response.status_code)
+    finally:
+        server.stop()
+        shutil.rmtree("data-probe", ignore_errors=True)
 
 
 def test_unexpected_errors_show_no_stack_trace(app):
