@@ -36,7 +36,9 @@ wait_healthy() {  # the image's own HEALTHCHECK decides, polled every 2 s
   docker logs "$1"; echo "$1 never became healthy" >&2; return 1
 }
 
-docker build -q -t "$IMAGE" "$@" . >/dev/null
+build_log=$(mktemp)
+docker build -t "$IMAGE" "$@" . >"$build_log" 2>&1 || { cat "$build_log"; echo "FAILED: docker build" >&2; exit 1; }
+rm -f "$build_log"
 ok "built $IMAGE ($(docker image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}'))"
 
 volumes=(-v "$RUN_ID-hf:/home/user/.cache/huggingface" -v "$RUN_ID-data:/home/user/data")
