@@ -24,7 +24,12 @@ USER user
 WORKDIR /home/user/app
 
 COPY --chown=user requirements.txt requirements-gpu.txt ./
-RUN if [ "$VARIANT" = cpu ] && [ -n "$TORCH_CPU_INDEX" ]; then export PIP_EXTRA_INDEX_URL="$TORCH_CPU_INDEX"; fi \
+# torch alone, without its dependencies, comes from the CPU index at the version requirements.txt
+# pins; nothing else is taken from that index. Everything else, torch's dependencies included,
+# then comes from PyPI, where the installed torch already satisfies the pin.
+RUN if [ "$VARIANT" = cpu ] && [ -n "$TORCH_CPU_INDEX" ]; then \
+        pip install --no-cache-dir --no-deps --index-url "$TORCH_CPU_INDEX" "$(grep -E '^torch==' requirements.txt)"; \
+    fi \
     && pip install --no-cache-dir -r requirements.txt \
     && if [ "$VARIANT" = cuda ]; then pip install --no-cache-dir -r requirements-gpu.txt; fi
 COPY --chown=user . .
@@ -37,7 +42,8 @@ ENV HF_HOME=/home/user/.cache/huggingface \
     PYTHONUNBUFFERED=1
 VOLUME ["/home/user/.cache/huggingface", "/home/user/data"]
 EXPOSE 7860
-# A large model takes minutes to load; /api/health answers 503 until it is ready.
-HEALTHCHECK --interval=30s --timeout=5s --start-period=600s --retries=3 \
-    CMD ["python3", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:7860/api/health', timeout=4).status != 200)"]
+# /api/health answers 503 until the model is loaded; the first start downloads StarCoder's 62 GB of
+# fp32 weights, hence the hour of grace. Change the port with -e PLAYGROUND_PORT, which this reads.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=3600s --retries=3 \
+    CMD ["python3", "-c", "import os, sys, urllib.request; port = os.environ.get('PLAYGROUND_PORT', '7860'); sys.exit(urllib.request.urlopen(f'http://127.0.0.1:{port}/api/health', timeout=4).status != 200)"]
 ENTRYPOINT ["python3", "app.py"]

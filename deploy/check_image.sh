@@ -22,7 +22,9 @@ check() {  # check "what" command...: a failed check stops the script
   local what=$1; shift
   if "$@"; then ok "$what"; else echo "FAILED: $what" >&2; exit 1; fi
 }
-in_logs() { docker logs "$1" 2>&1 | grep -q -- "$2"; }
+# Read the logs whole first: `docker logs | grep -q` fails under pipefail when grep stops early.
+in_logs() { local logs; logs=$(docker logs "$1" 2>&1); grep -qF -- "$2" <<<"$logs"; }
+no_secret_in() { ! grep -qF -- "$SECRET" <<<"$1"; }
 json() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
 
 wait_healthy() {  # the image's own HEALTHCHECK decides, polled every 2 s
@@ -54,12 +56,14 @@ id=$(echo "$generation" | json '["id"]')
 share=$(curl -sf -X POST "$base/api/shares" -H 'content-type: application/json' -d "{\"generation_id\": \"$id\"}" | json '["id"]')
 before=$(curl -sf "$base/api/shares/$share")
 ok "fill generation $id shared as $share"
+answers=$(for path in /api/health /api/models /api/params "/api/generations/$id" /config /gradio_api/config /; do curl -s "$base$path" || true; done)
+check "the token is in no answer" no_secret_in "$answers$generation"
 
 started=$(date +%s.%N)
 docker stop "$RUN_ID-app" >/dev/null
 ok "docker stop took $(python3 -c "print(f'{$(date +%s.%N) - $started:.1f}')") s"
 check "shut down cleanly" in_logs "$RUN_ID-app" "Shut down cleanly"
-check "the token is not in the logs" test -z "$(docker logs "$RUN_ID-app" 2>&1 | grep -- "$SECRET")"
+check "the token is not in the logs" no_secret_in "$(docker logs "$RUN_ID-app" 2>&1)"
 
 docker run -d --name "$RUN_ID-app2" --health-interval=2s -p "$PORT:7860" "${volumes[@]}" "$IMAGE" \
   --max-queue 4 --log-level debug >/dev/null

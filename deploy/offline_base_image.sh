@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds a Python 3.11 base image from Debian packages, for machines that reach Debian and PyPI
 # but not Docker Hub (this project's development and CI machines). It carries the host's CA
-# bundle and pip settings, so pip inside `docker build` reaches the same package mirror the host
-# does. Use it with:
+# bundle, so pip inside `docker build` can reach PyPI through the same TLS-inspecting proxy, and
+# the host's CPU torch wheel where one lies in /opt/wheels. Use it with:
 #   deploy/check_image.sh --build-arg PYTHON_IMAGE=starcoder-playground-base:offline
 # Everywhere else the Dockerfile's default, python:3.11-slim-bookworm, is the right base.
 set -euo pipefail
@@ -18,7 +18,7 @@ cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt
   echo "[global]"
   echo "cert = /etc/ssl/certs/ca-certificates.crt"
   # This machine keeps its CPU build of torch on disk rather than on the package index.
-  if ls /opt/wheels/torch-*.whl >/dev/null 2>&1; then
+  if ls /opt/wheels/torch-*+cpu-*.whl >/dev/null 2>&1; then
     mkdir -p "$ROOTFS/opt/wheels" && cp /opt/wheels/torch-*+cpu-*.whl "$ROOTFS/opt/wheels/"
     echo "find-links = /opt/wheels"
   fi

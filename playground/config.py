@@ -100,7 +100,7 @@ def _text(name: str, text: str) -> str | None:
 
 
 def _forwarded_for(name: str, text: str) -> str:
-    if text in ("ignore", "first") or (text.isdigit() and int(text) >= 1):
+    if text in ("ignore", "first") or re.fullmatch(r"[1-9][0-9]*", text):
         return text
     raise ConfigError(
         f"{name} must be ignore, first, or the number of proxies you run in front of the app (1 or more), "

@@ -33,7 +33,7 @@ def test_space_environment():
     assert load_settings([], {}).forwarded_for == "ignore"
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "last", "1.5", ""])
+@pytest.mark.parametrize("value", ["0", "-1", "last", "1.5", "", "²"])
 def test_forwarded_for_must_be_ignore_first_or_a_proxy_count(value):
     with pytest.raises(ConfigError, match="--forwarded-for must be ignore, first, or the number of proxies"):
         load_settings(["--forwarded-for", value], {})

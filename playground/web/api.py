@@ -21,7 +21,7 @@ from playground.errors import InputError, PlaygroundError, ShareNotFoundError
 from playground.params import BOUNDS, MAX_STOP_SEQUENCES
 from playground.metrics import Metrics
 from playground.service import Playground, Run
-from playground.web.limits import RateLimiter, client_of
+from playground.web.limits import RateLimiter
 
 log = logging.getLogger("playground.web.api")
 
@@ -188,7 +188,7 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
 
     @router.post("/generate")
     async def generate(request: Request) -> Any:
-        generations.check(client_of(request, playground.settings.forwarded_for))
+        generations.check(request)
         body = await _read_json(request)
         run = _start(playground, body)
         if body.get("stream"):

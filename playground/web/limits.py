@@ -6,6 +6,7 @@ them); a public Space tightens them with env vars. 0 turns a limit off.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from collections import defaultdict, deque
@@ -20,17 +21,20 @@ _MAX_CLIENTS = 100_000  # forget idle clients beyond this, so the table cannot g
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int, what: str, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, per_minute: int, what: str, forwarded_for: str = "ignore",
+                 clock: Callable[[], float] = time.monotonic):
         self.per_minute = per_minute
         self.what = what
+        self.forwarded_for = forwarded_for  # Settings.forwarded_for: how to tell who sent a request
         self.clock = clock
         self._hits: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
 
-    def check(self, client: str) -> None:
-        """Count one hit for ``client``; raise RateLimitedError once over the limit."""
+    def check(self, request: Request) -> None:
+        """Count one hit for the request's client; raise RateLimitedError once over the limit."""
         if self.per_minute <= 0:
             return
+        client = client_of(request, self.forwarded_for)
         now = self.clock()
         with self._lock:
             hits = self._hits[client]
@@ -53,12 +57,19 @@ class RateLimiter:
 def client_of(request: Request, forwarded_for: str) -> str:
     """The client's address, by ``Settings.forwarded_for``: the connection's peer when the header is
     ignored; else X-Forwarded-For's first entry, or the N-th from the right, where the first of N
-    trusted proxies wrote it (entries to its left are whatever the client sent)."""
+    trusted proxies wrote it (entries to its left are whatever the client sent). Anything that is not
+    an IP address counts as the peer, so made-up strings cannot mint new clients."""
     peer = request.client.host if request.client else "unknown"
-    entries = [entry.strip() for entry in request.headers.get("x-forwarded-for", "").split(",") if entry.strip()]
-    if forwarded_for == "ignore" or not entries:
+    if forwarded_for == "ignore":
         return peer
+    # Some proxies add a header line rather than append to the client's: read them all, in order.
+    entries = [entry.strip() for line in request.headers.getlist("x-forwarded-for") for entry in line.split(",")]
     if forwarded_for == "first":
-        return entries[0]
-    hops = int(forwarded_for)
-    return entries[-hops] if len(entries) >= hops else peer
+        candidate = entries[0] if entries else peer
+    else:
+        hops = int(forwarded_for)
+        candidate = entries[-hops] if len(entries) >= hops else peer
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return peer

@@ -36,7 +36,7 @@ def create_app(playground: Playground) -> FastAPI:
     app = FastAPI(title="StarCoder Playground", version=__version__, docs_url="/api/docs", redoc_url=None,
                   lifespan=lifespan)
     install_error_handlers(app, playground.metrics)
-    generations = RateLimiter(playground.settings.generate_per_minute, "generations")
+    generations = RateLimiter(playground.settings.generate_per_minute, "generations", playground.settings.forwarded_for)
     app.include_router(api_router(playground, generations))
     app.include_router(share_router(playground))
 

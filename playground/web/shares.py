@@ -17,7 +17,7 @@ from playground.config import Settings
 from playground.errors import InputError, ShareNotFoundError, StoreError
 from playground.service import Playground
 from playground.store import NOT_FOUND_MESSAGE, ShareStore
-from playground.web.limits import RateLimiter, client_of
+from playground.web.limits import RateLimiter
 
 SHARE_HEADERS = {
     "X-Robots-Tag": "noindex, nofollow",
@@ -51,8 +51,8 @@ document.getElementById("delete").onclick = async () => {{
 
 def share_router(playground: Playground) -> APIRouter:
     settings = playground.settings
-    creations = RateLimiter(settings.share_create_per_minute, "shares created")
-    lookups = RateLimiter(settings.share_lookup_per_minute, "share lookups")
+    creations = RateLimiter(settings.share_create_per_minute, "shares created", settings.forwarded_for)
+    lookups = RateLimiter(settings.share_lookup_per_minute, "share lookups", settings.forwarded_for)
     router = APIRouter()
 
     def not_found() -> JSONResponse:
@@ -61,7 +61,7 @@ def share_router(playground: Playground) -> APIRouter:
 
     @router.post("/api/shares")
     async def create(request: Request) -> JSONResponse:
-        creations.check(client_of(request, settings.forwarded_for))
+        creations.check(request)
         try:
             body = await request.json()
         except ValueError:
@@ -75,7 +75,7 @@ def share_router(playground: Playground) -> APIRouter:
 
     @router.get("/api/shares/{share_id}")
     def read(share_id: str, request: Request) -> Response:
-        lookups.check(client_of(request, settings.forwarded_for))
+        lookups.check(request)
         try:
             generation = playground.open_share(share_id)
         except ShareNotFoundError:
@@ -84,7 +84,7 @@ def share_router(playground: Playground) -> APIRouter:
 
     @router.delete("/api/shares/{share_id}")
     def delete(share_id: str, request: Request) -> Response:
-        lookups.check(client_of(request, settings.forwarded_for))
+        lookups.check(request)
         auth = request.headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         try:
@@ -95,7 +95,7 @@ def share_router(playground: Playground) -> APIRouter:
 
     @router.get("/s/{share_id}")
     def page(share_id: str, request: Request) -> Response:
-        lookups.check(client_of(request, settings.forwarded_for))
+        lookups.check(request)
         try:
             playground.open_share(share_id)
         except ShareNotFoundError:

@@ -19,7 +19,7 @@ from playground.params import BOUNDS, MAX_STOP_SEQUENCES
 from playground.prompting.chat import present_reply
 from playground.prompting.fill import FILL_MARKER
 from playground.service import Playground, Run
-from playground.web.limits import RateLimiter, client_of
+from playground.web.limits import RateLimiter
 from playground.web.shares import share_links
 from playground.web.streaming import coalesce
 from playground.web.ui_parts import (
@@ -181,7 +181,7 @@ def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
         def start(mode: str, model_id: str, inputs: dict[str, Any], values: tuple[Any, ...],
                   request: gr.Request) -> Run:
             try:
-                generations.check(client_of(request.request, playground.settings.forwarded_for))
+                generations.check(request.request)
                 run = playground.start(mode, model_id, inputs, params_from(*values))
             except PlaygroundError as exc:
                 raise _user_error(exc) from None

@@ -148,9 +148,13 @@ def test_a_forged_forwarded_for_does_not_escape_the_limit(app):
     ("1", "6.6.6.6, 203.0.113.9", "203.0.113.9"),  # the client forged 6.6.6.6; our proxy appended the rest
     ("2", "6.6.6.6, 203.0.113.9, 10.1.1.1", "203.0.113.9"),
     ("2", "203.0.113.9", "127.0.0.1"),  # fewer entries than proxies: not through them, so the peer
+    ("1", ["6.6.6.6", "203.0.113.9"], "203.0.113.9"),  # our proxy added a second header line
+    ("first", "not-an-address", "127.0.0.1"),  # made-up strings do not mint new clients
+    ("first", "2001:DB8::1", "2001:db8::1"),
 ])
 def test_client_address_for_the_limits(setting, header, client):
-    headers = [(b"x-forwarded-for", header.encode())] if header else []
+    lines = [header] if isinstance(header, str) else header or []
+    headers = [(b"x-forwarded-for", line.encode()) for line in lines]
     request = Request({"type": "http", "method": "GET", "path": "/", "headers": headers,
                        "client": ("127.0.0.1", 50000)})
     assert client_of(request, setting) == client
