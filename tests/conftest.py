@@ -103,9 +103,8 @@ def serve(playground) -> LiveServer:
 def nano_playground(nano, nano_backend, tmp_path_factory):
     from playground.config import Settings
     from playground.service import ModelSlot, Playground
-    from playground.tech_assistant import load_tech_assistant
-
     from playground.store import ShareStore
+    from playground.tech_assistant import load_tech_assistant
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("data"), generation_timeout_s=60)
     slot = ModelSlot(nano.spec, nano_backend)

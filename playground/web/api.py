@@ -18,8 +18,8 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from playground.errors import InputError, PlaygroundError, ShareNotFoundError
-from playground.params import BOUNDS, MAX_STOP_SEQUENCES
 from playground.metrics import Metrics
+from playground.params import BOUNDS, MAX_STOP_SEQUENCES
 from playground.service import Playground, Run
 from playground.web.limits import RateLimiter
 

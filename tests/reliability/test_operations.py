@@ -81,7 +81,7 @@ def test_settings_repr_hides_tokens():
 
 
 def test_file_routes_do_not_serve_the_database_or_traverse(app, tmp_path):
-    server, playground = app()
+    server, _ = app()
     httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"})
     database = (tmp_path / "playground.db").resolve()
     assert database.exists()

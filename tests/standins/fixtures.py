@@ -28,7 +28,6 @@ from tests.standins import openai_standin as openai_module
 from tests.standins import tgi_standin as tgi_module
 from tests.standins.common import StandinConfig, State, SubprocessServer, ThreadServer
 
-
 # Short timeouts and back-offs so fault tests finish in seconds; both backends take the same keywords.
 FAST_TIMEOUTS: dict[str, object] = {
     "first_token_timeout_s": 1.0,

@@ -7,7 +7,6 @@ import sqlite3
 import httpx
 
 
-
 def generate(url: str, **body) -> dict:
     body.setdefault("mode", "complete")
     body.setdefault("prompt", "def f():\n")
