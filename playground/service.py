@@ -156,6 +156,11 @@ class Run:
     def stop(self) -> None:
         self.cancel.set()
 
+    @property
+    def raw_prompt(self) -> str:
+        """Exactly what the model is given: the backend's own rendering of the prompt."""
+        return self.slot.require_backend().render(self.prepared.prompt)
+
     def present(self, raw: str) -> tuple[str, str | None]:
         """(what the user sees, the fill middle) for the text generated so far."""
         if self.mode == "fill":
@@ -179,7 +184,7 @@ class Run:
             created_at=self.created_at,
             app_version=__version__,
             inputs=self.prepared.inputs,
-            raw_prompt=self.prepared.prompt.render(),
+            raw_prompt=self.raw_prompt,
             prompt_version=self.prepared.prompt_version,
             params=self.params.to_dict(),
             backend=_backend_summary(info),

@@ -65,6 +65,10 @@ class Backend(Protocol):
         """Tokens the prompt costs on this model (an estimate where no tokenizer is at hand)."""
         ...
 
+    def render(self, prompt: Prompt) -> str:
+        """The prompt exactly as this backend sends it: what a generation records as its raw prompt."""
+        ...
+
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> Iterator[Event]:
         """Yield Chunks, then exactly one Finished. ``params.seed`` is already concrete.
 

@@ -45,6 +45,9 @@ class FakeBackend:
     def count_tokens(self, prompt: Prompt) -> int:
         return len(_PIECES.findall(prompt.render()))
 
+    def render(self, prompt: Prompt) -> str:
+        return prompt.render()
+
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> Iterator[Event]:
         request = FakeRequest(prompt, params)
         self.requests.append(request)

@@ -142,6 +142,9 @@ class LocalBackend:
     def count_tokens(self, prompt: Prompt) -> int:
         return len(self.encode(prompt))
 
+    def render(self, prompt: Prompt) -> str:
+        return prompt.render()  # specials become their ids and user text stays text, whatever it spells
+
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> Iterator[Event]:
         input_ids = self.encode(prompt)
         room = self.spec.context_length - len(input_ids)

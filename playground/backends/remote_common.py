@@ -301,13 +301,17 @@ class RemoteBackend:
     def count_tokens(self, prompt: Prompt) -> int:
         return estimate_tokens(prompt, self.spec)
 
+    def render(self, prompt: Prompt) -> str:
+        # The engine tokenizes the text itself, so special-token spellings the user typed are broken.
+        return prompt.render_for_remote(self.spec.special_tokens())
+
     def close(self) -> None:
         pass
 
     # -- streaming --
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> Iterator[Event]:
         limits = self._require_limits()
-        text = prompt.render_for_remote(self.spec.special_tokens())
+        text = self.render(prompt)
         prompt_tokens = self.count_tokens(prompt)
         source = self._source(text, params, limits, prompt_tokens)
         retries = 0

@@ -245,7 +245,7 @@ def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
                      repetition: Any, stop: str, seed_value: Any, request: gr.Request) -> Iterator[tuple[Any, ...]]:
             values = (max_new, temperature, top_p, top_k, repetition, stop, seed_value)
             run = start("fill", model_id, {"code": code, "filename": name}, values, request)
-            raw_prompt = run.prepared.prompt.render()
+            raw_prompt = run.raw_prompt
             yield "", "", "", "Generating…", raw_prompt, gr.skip()
             for raw in stream(run, request):
                 full, middle = run.present(raw)
