@@ -124,6 +124,7 @@ def stats_line(record: Generation) -> str:
         parts.append(f"first token {timings['ttft_ms']:.0f} ms")
     parts.append(f"finish: {record.finish_reason}")
     parts.append(f"seed {record.params.get('seed')}")
+    parts.append(f"id {record.id}")  # API clients share it with POST /api/shares
     line = " · ".join(parts)
     extra = [record.error] if record.error else []
     extra += record.notices

@@ -6,6 +6,8 @@ so a Gradio answer can be compared with the REST API's for the same input.
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -64,6 +66,11 @@ def test_complete_returns_the_prompt_and_its_continuation(client, nano_server):
     assert result.startswith(prompt) and len(result) > len(prompt)
     stats = stats_of(outputs)
     assert "16 tokens" in stats and "finish: length" in stats and "seed 7" in stats
+    # A script shares what it generated through Gradio by the id in the stats line.
+    generation_id = re.search(r"id ([\w-]+)", stats).group(1)
+    share = httpx.post(nano_server.url + "/api/shares", json={"generation_id": generation_id})
+    assert share.status_code == 201
+    assert httpx.get(nano_server.url + f"/api/shares/{share.json()['id']}").json()["text"] == result[len(prompt):]
     # Same input, greedy, same seed: the REST API gives the same continuation.
     assert result == prompt + rest(nano_server.url, mode="complete", prompt=prompt)["text"]
 
