@@ -53,7 +53,7 @@ def log_generation(record: Generation, *, include_prompt: bool) -> None:
         "finish_reason": record.finish_reason,
         "prompt_tokens": record.usage["prompt_tokens"],
         "completion_tokens": record.usage["completion_tokens"],
-        **{k: v for k, v in record.timings.items()},
+        **record.timings,
     }
     if include_prompt:
         entry["raw_prompt"] = record.raw_prompt

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -56,14 +58,21 @@ def reset(state: State) -> None:
         state.streams.clear()
 
 
-@pytest.fixture(scope="module")
-def tgi_app(tmp_path_factory) -> Iterator[Remote]:
-    with running_tgi() as standin:
-        server = remote_app("tgi", standin.url, tmp_path_factory.mktemp("tgi-data"))
+@contextmanager
+def app_before(running_standin: Callable[[], Any], backend: str, path: str, data_dir: Path) -> Iterator[Remote]:
+    """The whole app with ``backend`` pointed at a fresh stand-in (``path`` appended to its URL)."""
+    with running_standin() as standin:
+        server = remote_app(backend, standin.url + path, data_dir)
         try:
             yield Remote(server.url, standin.state, standin.url)
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="module")
+def tgi_app(tmp_path_factory) -> Iterator[Remote]:
+    with app_before(running_tgi, "tgi", "", tmp_path_factory.mktemp("tgi-data")) as remote:
+        yield remote
 
 
 @pytest.fixture
@@ -74,12 +83,8 @@ def tgi(tgi_app: Remote) -> Remote:
 
 @pytest.fixture(scope="module")
 def openai_app(tmp_path_factory) -> Iterator[Remote]:
-    with running_openai() as standin:
-        server = remote_app("openai", standin.url + "/v1", tmp_path_factory.mktemp("openai-data"))
-        try:
-            yield Remote(server.url, standin.state, standin.url)
-        finally:
-            server.stop()
+    with app_before(running_openai, "openai", "/v1", tmp_path_factory.mktemp("openai-data")) as remote:
+        yield remote
 
 
 @pytest.fixture
