@@ -1,6 +1,6 @@
 """Remote-engine concurrency benchmark: 1 user against N users on a fixed-rate engine.
 
-The TGI STAND-IN (tests/standins/tgi_standin.py, a protocol stand-in for a
+The TGI STAND-IN (support/standins/tgi_standin.py, a protocol stand-in for a
 server that cannot run here) streams every request at a fixed rate, say 50
 tokens/s for 100 tokens, like an engine with continuous batching and room to
 spare. If the client side adds no serialisation, N concurrent users finish in
@@ -218,8 +218,8 @@ def main() -> None:
     parser.add_argument("--through-app", action="store_true", help="go through the whole app over HTTP (SSE)")
     args = parser.parse_args()
 
-    from tests.standins.common import StandinConfig, State, SubprocessServer, ThreadServer
-    from tests.standins.tgi_standin import create_app
+    from support.standins.common import StandinConfig, State, SubprocessServer, ThreadServer
+    from support.standins.tgi_standin import create_app
 
     server: Any
     if args.in_process:
@@ -227,7 +227,7 @@ def main() -> None:
         server = ThreadServer(create_app(state)).start()
         snapshot: Callable[[], dict[str, Any]] = state.snapshot
     else:
-        server = SubprocessServer("tests.standins.tgi_standin", args=["--rate", str(args.rate)], ready_path="/info")
+        server = SubprocessServer("support.standins.tgi_standin", args=["--rate", str(args.rate)], ready_path="/info")
         server.start()
         snapshot = server.snapshot
     try:

@@ -21,13 +21,15 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from playground.config_types import RateLimits  # noqa: E402
 from playground.backends.fake import FakeBackend  # noqa: E402
 from playground.config import Settings  # noqa: E402
 from playground.registry import ModelSpec  # noqa: E402
-from playground.service import ModelSlot, Playground  # noqa: E402
+from playground.service import Playground
+from playground.slots import ModelSlot  # noqa: E402
 from playground.store import ShareStore  # noqa: E402
 from playground.tech_assistant import load_tech_assistant  # noqa: E402
-from tests.conftest import serve  # noqa: E402
+from support.servers import serve  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -42,7 +44,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp())
-    settings = Settings(data_dir=data, generate_per_minute=0, share_create_per_minute=0, share_lookup_per_minute=0)
+    settings = Settings(data_dir=data, limits=RateLimits(0, 0, 0))
     slot = ModelSlot(ModelSpec("fake", "fake", 2048), FakeBackend(), concurrency=args.clients)
     playground = Playground(settings, {"fake": slot}, load_tech_assistant(), ShareStore.open(settings.database))
     server = serve(playground)

@@ -59,9 +59,10 @@ from playground.loading import load_model  # noqa: E402
 from playground.params import GenerationParams  # noqa: E402
 from playground.prompt import Prompt  # noqa: E402
 from playground.registry import load_registry  # noqa: E402
-from playground.service import ModelSlot, Playground  # noqa: E402
+from playground.service import Playground
+from playground.slots import ModelSlot  # noqa: E402
 from playground.tech_assistant import load_tech_assistant  # noqa: E402
-from tests.conftest import serve  # noqa: E402
+from support.servers import serve  # noqa: E402
 
 CANDIDATE_PROMPTS = [
     "import os\nimport sys\n\n\ndef main():\n",

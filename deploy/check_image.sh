@@ -74,7 +74,7 @@ docker rm -f "$RUN_ID-app2" >/dev/null
 
 docker network create "$RUN_ID-net" >/dev/null
 docker run -d --name "$RUN_ID-tgi" --network "$RUN_ID-net" --network-alias tgi --entrypoint python3 "$IMAGE" \
-  -m tests.standins.tgi_standin --host 0.0.0.0 --port 80 --rate 50 >/dev/null
+  -m support.standins.tgi_standin --host 0.0.0.0 --port 80 --rate 50 >/dev/null
 docker run -d --name "$RUN_ID-remote" --health-interval=2s --network "$RUN_ID-net" -p "$PORT:7860" \
   -e PLAYGROUND_BACKEND=tgi -e PLAYGROUND_ENDPOINT=http://tgi:80 -e PLAYGROUND_MODEL=starcoder "$IMAGE" >/dev/null
 check "the playground in front of TGI is healthy" wait_healthy "$RUN_ID-remote"

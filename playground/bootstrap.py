@@ -2,7 +2,8 @@
 
 The server starts answering at once; a local model loads on a thread and
 ``/api/health`` says "loading" until it is ready, so a Space's health check
-and the UI both see progress instead of a dead port.
+and the UI both see progress instead of a dead port. Serving only remote
+engines imports neither torch nor transformers.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import logging
 import threading
 
 from playground.backends.base import Backend
-from playground.config import Settings, split_extra_model
-from playground.errors import ModelError, PlaygroundError
-from playground.loading import LoadProgress, load_model, resolve_source
-from playground.registry import ModelSpec, load_registry
-from playground.service import ModelSlot, Playground
+from playground.config import Settings
+from playground.config_types import ExtraModel
+from playground.errors import ConfigError, ModelError, PlaygroundError
+from playground.registry import ModelSpec, load_registry, resolve_source
+from playground.service import Playground
+from playground.slots import ModelSlot
 from playground.store import ShareStore
 from playground.tech_assistant import load_tech_assistant
 
@@ -24,16 +26,15 @@ log = logging.getLogger("playground.bootstrap")
 
 def remote_backend(spec: ModelSpec, settings: Settings, kind: str, endpoint: str) -> Backend:
     """A TGI or OpenAI-compatible backend for ``spec`` at ``endpoint``."""
-    timeouts = {"first_token_timeout_s": settings.first_token_timeout_s, "idle_timeout_s": settings.idle_timeout_s}
+    options = {"token": settings.endpoint_token, "timeouts": settings.timeouts,
+               "concurrency": settings.remote_concurrency}
     if kind == "tgi":
         from playground.backends.tgi import TgiBackend
 
-        return TgiBackend(spec, endpoint, token=settings.endpoint_token,
-                          concurrency=settings.remote_concurrency, **timeouts)
+        return TgiBackend(spec, endpoint, **options)  # type: ignore[arg-type]  # typed by RemoteBackend
     from playground.backends.openai_compat import OpenAiCompletionsBackend
 
-    return OpenAiCompletionsBackend(spec, endpoint, token=settings.endpoint_token,
-                                    concurrency=settings.remote_concurrency, **timeouts)
+    return OpenAiCompletionsBackend(spec, endpoint, **options)  # type: ignore[arg-type]
 
 
 def remote_slot(spec: ModelSpec, settings: Settings, kind: str, endpoint: str) -> ModelSlot:
@@ -43,27 +44,52 @@ def remote_slot(spec: ModelSpec, settings: Settings, kind: str, endpoint: str) -
     return slot
 
 
-def _extra_slots(settings: Settings, registry: dict[str, ModelSpec]) -> dict[str, ModelSlot]:
-    slots = {}
-    for entry in settings.extra_models:
-        model, kind, endpoint = split_extra_model(entry)
-        spec, source = resolve_source(model, registry)
-        spec = spec or ModelSpec(id=model, source=source, context_length=2048)
-        slots[spec.id] = remote_slot(spec, settings, kind, endpoint)
+def _spec_for(name: str, registry: dict[str, ModelSpec]) -> ModelSpec:
+    spec, source = resolve_source(name, registry)
+    # Without an entry: a placeholder until the files (local) or the engine (remote) say more.
+    return spec or ModelSpec(id=name, source=source, context_length=2048)
+
+
+def _extra_slots(extras: tuple[ExtraModel, ...], settings: Settings, registry: dict[str, ModelSpec],
+                 taken: str) -> dict[str, ModelSlot]:
+    """Slots for ``--extra-models``; an id already in use is refused rather than silently replaced."""
+    slots: dict[str, ModelSlot] = {}
+    for extra in extras:
+        spec = _spec_for(extra.model, registry)
+        if spec.id == taken or spec.id in slots:
+            raise ConfigError(f"--extra-models names {spec.id!r} twice, or as the main model (--model); "
+                              "give each model its own id.")
+        slots[spec.id] = remote_slot(spec, settings, extra.kind, extra.endpoint)
     return slots
 
 
 def _load_local(slot: ModelSlot, registry: dict[str, ModelSpec], settings: Settings) -> None:
     from playground.backends.local import LocalBackend
+    from playground.loading import load_model
 
     try:
         loaded = load_model(settings.model, registry, settings, slot.progress)
     except PlaygroundError as exc:
-        slot.progress.phase, slot.progress.error = "failed", exc.message
+        slot.progress.fail(exc.message)
         log.error("Loading %s failed: %s", settings.model, exc.message)
         return
     slot.spec = loaded.spec
     slot.backend = LocalBackend(loaded)
+
+
+def _main_slot(settings: Settings, registry: dict[str, ModelSpec]) -> tuple[ModelSlot, threading.Thread | None]:
+    spec = _spec_for(settings.model, registry)
+    if settings.backend == "fake":
+        from playground.backends.fake import FakeBackend
+
+        backend = FakeBackend(model_id=spec.id, context_length=spec.context_length)
+        return ModelSlot(spec, backend, max_queue=settings.max_queue), None
+    if settings.backend in ("tgi", "openai"):
+        return remote_slot(spec, settings, settings.backend, settings.endpoint or ""), None
+    slot = ModelSlot(spec, max_queue=settings.max_queue)
+    thread = threading.Thread(target=_load_local, args=(slot, registry, settings), name="model-loader", daemon=True)
+    thread.start()
+    return slot, thread
 
 
 def build_playground(settings: Settings, *, wait: bool = False) -> tuple[Playground, threading.Thread | None]:
@@ -72,26 +98,10 @@ def build_playground(settings: Settings, *, wait: bool = False) -> tuple[Playgro
     chat_prompt = load_tech_assistant(settings.chat_prompt, settings.hf_token)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = ShareStore.open(settings.database)
-    spec, source = resolve_source(settings.model, registry)
-    if spec is None:
-        # Placeholder until the files are read; context comes from the model's config at load time.
-        spec = ModelSpec(id=settings.model, source=source, context_length=2048)
-    extra = _extra_slots(settings, registry)
-    thread = None
-    if settings.backend == "fake":
-        from playground.backends.fake import FakeBackend
-
-        slot = ModelSlot(spec, FakeBackend(model_id=spec.id, context_length=spec.context_length),
-                         max_queue=settings.max_queue)
-    elif settings.backend in ("tgi", "openai"):
-        slot = remote_slot(spec, settings, settings.backend, settings.endpoint or "")
-    else:
-        slot = ModelSlot(spec, progress=LoadProgress(), max_queue=settings.max_queue)
-        thread = threading.Thread(target=_load_local, args=(slot, registry, settings), name="model-loader",
-                                  daemon=True)
-        thread.start()
-        if wait:
-            thread.join()
-            if slot.progress.error:
-                raise ModelError(slot.progress.error)
-    return Playground(settings, {spec.id: slot, **extra}, chat_prompt, store), thread
+    extra = _extra_slots(settings.extra_models, settings, registry, _spec_for(settings.model, registry).id)
+    slot, thread = _main_slot(settings, registry)
+    if thread is not None and wait:
+        thread.join()
+        if slot.progress.error:
+            raise ModelError(slot.progress.error)
+    return Playground(settings, {slot.spec.id: slot, **extra}, chat_prompt, store), thread

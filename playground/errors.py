@@ -2,7 +2,7 @@
 
 Every error carries a message a person can act on. Code below the edges raises
 these; only the edges (Gradio handlers, REST routes, the CLI) turn them into
-``gr.Error``, HTTP statuses or exit messages.
+``gr.Error``, HTTP statuses (``playground.web.errors``) or exit messages.
 
     PlaygroundError
     ├── ConfigError                 bad flags or env vars (exit at start-up)
@@ -38,9 +38,11 @@ from __future__ import annotations
 
 
 class PlaygroundError(Exception):
-    """Base class. ``message`` is shown to users; ``status`` is the HTTP status at the API edge."""
+    """Base class. ``message`` is shown to users; ``kind`` names the error in API answers.
 
-    status = 500
+    HTTP statuses are the API edge's business: see ``playground.web.errors``.
+    """
+
     kind = "internal_error"
 
     def __init__(self, message: str):
@@ -49,22 +51,18 @@ class PlaygroundError(Exception):
 
 
 class ConfigError(PlaygroundError):
-    status = 400
     kind = "config_error"
 
 
 class ModelError(PlaygroundError):
-    status = 503
     kind = "model_error"
 
 
 class UnknownModelError(ModelError):
-    status = 404
     kind = "unknown_model"
 
 
 class GatedModelError(ModelError):
-    status = 403
     kind = "gated_model"
 
 
@@ -73,7 +71,6 @@ class HubUnreachableError(ModelError):
 
 
 class QuantizationUnavailableError(ModelError):
-    status = 400
     kind = "quantization_unavailable"
 
 
@@ -82,59 +79,48 @@ class ModelLoadError(ModelError):
 
 
 class InputError(PlaygroundError):
-    status = 400
     kind = "invalid_request"
 
 
 class InvalidParameterError(InputError):
-    status = 422
     kind = "invalid_parameter"
 
 
 class InvalidTextError(InputError):
-    status = 400
     kind = "invalid_text"
 
 
 class FillMarkerError(InputError):
-    status = 422
     kind = "fill_marker"
 
 
 class PromptTooLongError(InputError):
-    status = 413
     kind = "prompt_too_long"
 
 
 class EngineRejectedError(InputError):
     """The remote engine's own validation refused the request (parameters or length)."""
 
-    status = 422
     kind = "rejected_by_engine"
 
 
 class BackendError(PlaygroundError):
-    status = 502
     kind = "backend_error"
 
 
 class BackendUnavailableError(BackendError):
-    status = 503
     kind = "backend_unavailable"
 
 
 class BackendAuthError(BackendUnavailableError):
-    status = 502
     kind = "backend_auth"
 
 
 class BackendBusyError(BackendError):
-    status = 503
     kind = "backend_busy"
 
 
 class BackendTimeoutError(BackendError):
-    status = 504
     kind = "backend_timeout"
 
 
@@ -143,40 +129,32 @@ class GenerationFailedError(BackendError):
 
 
 class BusyError(PlaygroundError):
-    status = 503
     kind = "busy"
 
 
 class RateLimitedError(PlaygroundError):
-    status = 429
     kind = "rate_limited"
 
 
 class StoreError(PlaygroundError):
-    status = 503
     kind = "store_unavailable"
 
 
 class ShareNotFoundError(StoreError):
-    status = 404
     kind = "not_found"
 
 
 class ShareForbiddenError(StoreError):
-    status = 403
     kind = "forbidden"
 
 
 class StoreLockedError(StoreError):
-    status = 503
     kind = "store_locked"
 
 
 class StoreFullError(StoreError):
-    status = 507
     kind = "store_full"
 
 
 class StoreCorruptError(StoreError):
-    status = 503
     kind = "store_corrupt"

@@ -111,8 +111,8 @@ def run_stream(
                     outcome.timed_out = True
                     cancel.set()
             elif isinstance(event, Finished):
-                outcome.prompt_tokens = event.prompt_tokens
-                outcome.completion_tokens = event.completion_tokens
+                outcome.prompt_tokens = event.prompt_tokens or 0
+                outcome.completion_tokens = event.completion_tokens or 0
                 outcome.error = event.error
                 outcome.finish_reason = event.reason
     finally:

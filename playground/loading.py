@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from playground.config import Settings
+from playground.config_types import DeviceMap
 from playground.errors import (
     ConfigError,
     GatedModelError,
@@ -31,56 +32,13 @@ from playground.errors import (
     QuantizationUnavailableError,
     UnknownModelError,
 )
-from playground.registry import FimTokens, ModelSpec, find_spec
+from playground.progress import LoadProgress
+from playground.registry import FimTokens, ModelSpec, resolve_source
 
 log = logging.getLogger("playground.loading")
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _BLOCK_KEY = re.compile(r"^(.*\.(?:h|layers))\.(\d+)$")
-
-
-# ---------------------------------------------------------------- progress
-
-
-@dataclass
-class LoadProgress:
-    """Loading state the console logs and the UI polls. Thread-safe enough: one writer."""
-
-    phase: str = "waiting"  # waiting | config | planning | tokenizer | weights | ready | failed
-    message: str = "Not started."
-    started_at: float = field(default_factory=time.monotonic)
-    error: str | None = None
-
-    def step(self, phase: str, message: str) -> None:
-        self.phase, self.message = phase, message
-        log.info("[%5.1fs] %s", time.monotonic() - self.started_at, message)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase,
-            "message": self.message,
-            "elapsed_s": round(time.monotonic() - self.started_at, 1),
-            "error": self.error,
-        }
-
-
-# ---------------------------------------------------------------- resolution
-
-
-def resolve_source(name: str, registry: dict[str, ModelSpec]) -> tuple[ModelSpec | None, str]:
-    """(registry spec or None, what to pass to from_pretrained)."""
-    spec = find_spec(registry, name)
-    if spec is not None:
-        return spec, spec.resolved_source()
-    if Path(name).expanduser().is_dir():
-        return None, str(Path(name).expanduser().resolve())
-    if _HUB_ID.match(name) and not Path(name).exists():
-        return None, name
-    raise UnknownModelError(
-        f"Unknown model {name!r}: it is not a registry id ({', '.join(sorted(registry))}), "
-        "not an existing folder, and not a hub id like bigcode/starcoder."
-    )
 
 
 def infer_spec(name: str, source: str, config: Any, vocab: dict[str, int], eos_token: str | None) -> ModelSpec:
@@ -198,7 +156,7 @@ def plan_placement(
     config: Any,
     *,
     dtype: torch.dtype,
-    strategy: str | None,
+    strategy: DeviceMap | None,
     max_memory: dict[str, str] | None = None,
     quantize: str = "none",
     default_device: str = "cpu",
@@ -212,13 +170,13 @@ def plan_placement(
     budget = {(int(k) if str(k).isdigit() else k): v for k, v in (max_memory or {}).items()} or None
     if strategy is None:
         device_map: dict[str, Any] = {"": default_device}
-    elif strategy.startswith("{"):
-        device_map = json.loads(strategy)
+    elif strategy.mapping:
+        device_map = dict(strategy.mapping)
     else:
-        if strategy in ("auto", "balanced", "balanced_low_0"):
+        if strategy.strategy in ("auto", "balanced", "balanced_low_0"):
             budget = get_balanced_memory(
                 model, max_memory=budget, no_split_module_classes=no_split, dtype=memory_dtype,
-                low_zero=strategy == "balanced_low_0",
+                low_zero=strategy.strategy == "balanced_low_0",
             )
         device_map = infer_auto_device_map(
             model, max_memory=budget, no_split_module_classes=no_split, dtype=memory_dtype
@@ -387,12 +345,8 @@ def load_model(
     return LoadedModel(spec, model, tokenizer, plan, dtype, settings.quantize, revision)
 
 
-def _names_gpu(device_map: str, max_memory: Any) -> bool:
-    if max_memory and any(str(k).isdigit() for k in max_memory):
-        return True
-    if device_map.startswith("{"):
-        return any(isinstance(v, int) or str(v).startswith("cuda") for v in json.loads(device_map).values())
-    return False
+def _names_gpu(device_map: DeviceMap, max_memory: Any) -> bool:
+    return bool(max_memory and any(str(k).isdigit() for k in max_memory)) or device_map.names_gpu()
 
 
 def _accelerate_budget(max_memory: Any) -> dict[Any, str] | None:

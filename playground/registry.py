@@ -8,6 +8,7 @@ config and tokenizer files by ``playground.loading``.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,9 +111,20 @@ def find_spec(registry: dict[str, ModelSpec], name: str) -> ModelSpec | None:
     return None
 
 
-def require_spec(registry: dict[str, ModelSpec], name: str) -> ModelSpec:
+
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+def resolve_source(name: str, registry: dict[str, ModelSpec]) -> tuple[ModelSpec | None, str]:
+    """(registry spec or None, what to pass to ``from_pretrained``): an entry, a folder or a hub id."""
     spec = find_spec(registry, name)
-    if spec is None:
-        known = ", ".join(sorted(registry))
-        raise UnknownModelError(f"Unknown model {name!r}. Pick one of: {known}; or pass a local folder or hub id.")
-    return spec
+    if spec is not None:
+        return spec, spec.resolved_source()
+    if Path(name).expanduser().is_dir():
+        return None, str(Path(name).expanduser().resolve())
+    if _HUB_ID.match(name) and not Path(name).exists():
+        return None, name
+    raise UnknownModelError(
+        f"Unknown model {name!r}: it is not a registry id ({', '.join(sorted(registry))}), "
+        "not an existing folder, and not a hub id like bigcode/starcoder."
+    )

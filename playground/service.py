@@ -12,122 +12,46 @@ import logging
 import secrets
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from playground import __version__
-from playground.backends.base import Backend, BackendInfo
+from playground.backends.base import BackendInfo
 from playground.config import Settings
-from playground.errors import (
-    BusyError,
-    ConfigError,
-    InputError,
-    ModelError,
-    ShareNotFoundError,
-    StoreError,
-    UnknownModelError,
-)
+from playground.errors import InputError, ShareNotFoundError, StoreError, UnknownModelError
 from playground.generation import Outcome, run_stream
-from playground.loading import LoadProgress
 from playground.metrics import Metrics, log_generation
+from playground.modes import Mode, ModeContext, Presented, mode_named
 from playground.params import GenerationParams
 from playground.prompt import Prompt
-from playground.prompting.budget import check_text, plan_budget
-from playground.prompting.chat import TechAssistantPrompt, build_chat, parse_tech_assistant, present_reply
-from playground.prompting.complete import build_complete
-from playground.prompting.fill import build_fill, splice
+from playground.prompting.budget import plan_budget
+from playground.prompting.chat import TechAssistantPrompt
 from playground.prompting.prepared import Prepared
 from playground.record import Generation
-from playground.registry import ModelSpec
+from playground.slots import ModelSlot, RecentGenerations
 from playground.store import CreatedShare, ShareStore
 
 log = logging.getLogger(__name__)
 
-MODES = ("chat", "fill", "complete")
-RECENT_LIMIT = 2000  # finished generations kept in memory, shareable until evicted
 
+@dataclass(frozen=True)
+class Plan:
+    """A validated request, ready to run: which model, which mode, what prompt, which parameters."""
 
-@dataclass
-class ModelSlot:
-    """One selectable model: its spec, its backend once loaded, and its turn-taking."""
-
-    spec: ModelSpec
-    backend: Backend | None = None
-    progress: LoadProgress = field(default_factory=LoadProgress)
-    concurrency: int = 1  # local models serve one generation at a time
-    max_queue: int = 64
-    _gate: threading.Semaphore = field(init=False)
-    _waiting: int = field(default=0, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
-
-    def __post_init__(self) -> None:
-        self._gate = threading.Semaphore(self.concurrency)
-
-    def require_backend(self) -> Backend:
-        if self.backend is not None:
-            return self.backend
-        if self.progress.error:
-            raise ModelError(f"{self.spec.id} failed to load: {self.progress.error}")
-        raise ModelError(f"{self.spec.id} is still loading ({self.progress.message}). Try again in a moment.")
-
-    def info(self) -> BackendInfo:
-        if self.backend is not None:
-            return self.backend.info()
-        return BackendInfo(model_id=self.spec.id, backend="local", context_length=self.spec.context_length, loaded=False)
-
-    def acquire(self, cancel: threading.Event) -> None:
-        """Wait for a free slot; give up when the queue is full or the caller cancels."""
-        with self._lock:
-            if self._waiting >= self.max_queue:
-                raise BusyError(
-                    f"{self.max_queue} requests are already waiting for {self.spec.id}. Try again in a minute."
-                )
-            self._waiting += 1
-        try:
-            while not self._gate.acquire(timeout=0.1):
-                if cancel.is_set():
-                    raise BusyError("Cancelled while waiting for the model.")
-        finally:
-            with self._lock:
-                self._waiting -= 1
-
-    def release(self) -> None:
-        self._gate.release()
-
-    @property
-    def waiting(self) -> int:
-        return self._waiting
-
-
-class RecentGenerations:
-    """Finished generations by id, bounded; the only source a share can be made from."""
-
-    def __init__(self, limit: int = RECENT_LIMIT):
-        self.limit = limit
-        self._items: OrderedDict[str, Generation] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def add(self, generation: Generation) -> None:
-        with self._lock:
-            self._items[generation.id] = generation
-            while len(self._items) > self.limit:
-                self._items.popitem(last=False)
-
-    def get(self, generation_id: str) -> Generation | None:
-        with self._lock:
-            return self._items.get(generation_id)
+    slot: ModelSlot
+    mode: Mode
+    prepared: Prepared
+    params: GenerationParams
 
 
 class Run:
     """One generation in flight: iterate for visible deltas, then read ``record``."""
 
-    def __init__(self, playground: Playground, slot: ModelSlot, mode: str, prepared: Prepared,
-                 params: GenerationParams, raw_inputs: dict[str, Any]):
-        self.playground, self.slot, self.mode = playground, slot, mode
-        self.prepared, self.params, self.raw_inputs = prepared, params, raw_inputs
+    def __init__(self, playground: Playground, plan: Plan):
+        self.playground, self.plan = playground, plan
+        self.slot, self.mode, self.prepared, self.params = plan.slot, plan.mode, plan.prepared, plan.params
         self.cancel = threading.Event()
         self.outcome = Outcome()
         self.id = secrets.token_urlsafe(16)
@@ -161,25 +85,24 @@ class Run:
         """Exactly what the model is given: the backend's own rendering of the prompt."""
         return self.slot.require_backend().render(self.prepared.prompt)
 
-    def present(self, raw: str) -> tuple[str, str | None]:
-        """(what the user sees, the fill middle) for the text generated so far."""
-        if self.mode == "fill":
-            return splice(self.raw_inputs["code"], raw)
-        if self.mode == "chat":
-            return present_reply(raw), None
-        return raw, None
+    def present(self, raw: str) -> Presented:
+        """The text generated so far, as the user sees it."""
+        return self.mode.present(self.prepared, raw)
+
+    def _notices(self) -> list[str]:
+        notices = list(self.prepared.notices)
+        if self.outcome.timed_out:
+            notices.append(f"Stopped at the {self.playground.settings.generation_timeout_s:g} s time limit.")
+        if self.outcome.finish_reason == "error":
+            notices.append("The generation was interrupted; the output is incomplete.")
+        return notices
 
     def _finish(self, info: BackendInfo) -> Generation:
         outcome = self.outcome
-        text, middle = self.present(outcome.text)
-        notices = list(self.prepared.notices)
-        if outcome.timed_out:
-            notices.append(f"Stopped at the {self.playground.settings.generation_timeout_s:g} s time limit.")
-        if outcome.finish_reason == "error":
-            notices.append("The generation was interrupted; the output is incomplete.")
+        shown = self.present(outcome.text)
         record = Generation(
             id=self.id,
-            mode=self.mode,
+            mode=self.mode.name,
             model=self.slot.spec.id,
             created_at=self.created_at,
             app_version=__version__,
@@ -188,11 +111,11 @@ class Run:
             prompt_version=self.prepared.prompt_version,
             params=self.params.to_dict(),
             backend=_backend_summary(info),
-            text=text,
-            middle=middle,
+            text=shown.text,
+            middle=shown.middle,
             finish_reason=outcome.finish_reason,
             error=outcome.error,
-            notices=notices,
+            notices=self._notices(),
             usage={"prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens},
             timings={
                 "ttft_ms": None if outcome.ttft_ms is None else round(outcome.ttft_ms, 1),
@@ -230,8 +153,50 @@ class Playground:
         self._running: set[Run] = set()
         self._running_lock = threading.Lock()
 
+    # -- models --
+    @property
+    def default_model(self) -> str:
+        return next(iter(self.slots))
+
+    def slot(self, model_id: object) -> ModelSlot:
+        if model_id is not None and not isinstance(model_id, str):
+            raise InputError("model must be a model id (text), as listed by GET /api/models.")
+        slot = self.slots.get(model_id or self.default_model)
+        if slot is None:
+            raise UnknownModelError(f"Model {model_id!r} is not served here. Available: {', '.join(self.slots)}.")
+        return slot
+
+    @property
+    def generation_concurrency(self) -> int:
+        """How many generations may run at once across all models; each slot still gates its own."""
+        return sum(slot.concurrency for slot in self.slots.values())
+
     def queue_depth(self) -> int:
         return sum(slot.waiting for slot in self.slots.values())
+
+    # -- generating --
+    def plan(self, mode_name: object, model_id: object, inputs: Mapping[str, Any],
+             raw_params: Mapping[str, Any] | None) -> Plan:
+        """Validate, budget and build the prompt; raises InputError subclasses with user messages."""
+        mode = mode_named(mode_name)
+        slot = self.slot(model_id)
+        backend = slot.require_backend()
+        info = backend.info()
+        params = GenerationParams.parse(raw_params, slot.spec.defaults).with_seed()
+        if info.max_new_tokens_limit is not None and params.max_new_tokens > info.max_new_tokens_limit:
+            params = replace(params, max_new_tokens=info.max_new_tokens_limit)
+        budget = plan_budget(info.context_length, params.max_new_tokens, info.max_input_tokens)
+
+        def count(text: str) -> int:
+            return backend.count_tokens(Prompt.of(text)) if text else 0
+
+        prepared = mode.build(inputs, ModeContext(slot.spec, self.chat_prompt, budget, count))
+        stops = tuple(dict.fromkeys(params.stop + prepared.stops))
+        return Plan(slot, mode, prepared, replace(params, max_new_tokens=prepared.reply_tokens, stop=stops))
+
+    def start(self, mode_name: object, model_id: object, inputs: Mapping[str, Any],
+              raw_params: Mapping[str, Any] | None = None) -> Run:
+        return Run(self, self.plan(mode_name, model_id, inputs, raw_params))
 
     def finished(self, record: Generation) -> None:
         self.recent.add(record)
@@ -242,6 +207,29 @@ class Playground:
         with self._running_lock:
             (self._running.add if running else self._running.discard)(run)
 
+    # -- sharing --
+    def share(self, generation_id: object) -> CreatedShare:
+        """Persist a generation this server made and still holds; clients never supply content."""
+        record = self.recent.get(generation_id)
+        if record is None:
+            raise ShareNotFoundError(
+                "This server holds no finished generation with that id (it may have restarted since). "
+                "Generate again, then share."
+            )
+        return self._store().create(record)
+
+    def open_share(self, share_id: str) -> Generation:
+        return self._store().get(share_id)
+
+    def delete_share(self, share_id: str, token: str | None) -> None:
+        self._store().delete(share_id, token)
+
+    def _store(self) -> ShareStore:
+        if self.store is None:
+            raise StoreError("Sharing is turned off on this server.")
+        return self.store
+
+    # -- shutting down --
     def shutdown(self, grace_s: float = 5.0) -> None:
         """Stop in-flight generations (each finishes its record) and close the store."""
         with self._running_lock:
@@ -258,106 +246,3 @@ class Playground:
             if slot.backend is not None:
                 slot.backend.close()
         log.info("Shut down cleanly")
-
-    def share(self, generation_id: str) -> CreatedShare:
-        """Persist a generation this server made and still holds; clients never supply content."""
-        if self.store is None:
-            raise StoreError("Sharing is turned off on this server.")
-        record = self.recent.get(generation_id) if isinstance(generation_id, str) else None
-        if record is None:
-            raise ShareNotFoundError(
-                "This server holds no finished generation with that id (it may have restarted since). "
-                "Generate again, then share."
-            )
-        return self.store.create(record)
-
-    def open_share(self, share_id: str) -> Generation:
-        if self.store is None:
-            raise StoreError("Sharing is turned off on this server.")
-        return self.store.get(share_id)
-
-    @property
-    def default_model(self) -> str:
-        return next(iter(self.slots))
-
-    def slot(self, model_id: str | None) -> ModelSlot:
-        slot = self.slots.get(model_id or self.default_model)
-        if slot is None:
-            raise UnknownModelError(f"Model {model_id!r} is not served here. Available: {', '.join(self.slots)}.")
-        return slot
-
-    def prepare(self, mode: str, model_id: str | None, inputs: Mapping[str, Any],
-                raw_params: Mapping[str, Any] | None) -> tuple[ModelSlot, Prepared, GenerationParams]:
-        """Validate, budget and build the prompt; raises InputError subclasses with user messages."""
-        if mode not in MODES:
-            raise InputError(f"Unknown mode {mode!r}; use one of {', '.join(MODES)}.")
-        slot = self.slot(model_id)
-        backend = slot.require_backend()
-        info = backend.info()
-        params = GenerationParams.parse(raw_params, slot.spec.defaults).with_seed()
-        if info.max_new_tokens_limit is not None and params.max_new_tokens > info.max_new_tokens_limit:
-            params = replace(params, max_new_tokens=info.max_new_tokens_limit)
-        budget = plan_budget(info.context_length, params.max_new_tokens, info.max_input_tokens)
-
-        def count(text: str) -> int:
-            return backend.count_tokens(Prompt.of(text)) if text else 0
-
-        if mode == "complete":
-            prepared = build_complete(inputs.get("prompt", ""), budget, count)
-        elif mode == "fill":
-            prepared = build_fill(inputs.get("code", ""), inputs.get("filename") or "", slot.spec, budget, count)
-        else:
-            history = _history(inputs.get("history") or [])
-            chat_prompt = self._chat_prompt(inputs.get("system_prompt"))
-            prepared = build_chat(chat_prompt, history, inputs.get("message", ""), budget, count)
-            if chat_prompt is not self.chat_prompt:
-                prepared = replace(prepared, inputs={**prepared.inputs, "system_prompt": inputs["system_prompt"]})
-        stops = tuple(dict.fromkeys(params.stop + prepared.stops))
-        return slot, prepared, replace(params, max_new_tokens=prepared.reply_tokens, stop=stops)
-
-    def _chat_prompt(self, custom: Any) -> TechAssistantPrompt:
-        """Ours, unless the user edited it in the UI or sent their own over the API."""
-        if custom is None or custom == self.chat_prompt.text:
-            return self.chat_prompt
-        try:
-            return parse_tech_assistant(check_text("The chat prompt", custom))
-        except ConfigError as exc:
-            raise InputError(exc.message) from None
-
-    def start(self, mode: str, model_id: str | None, inputs: Mapping[str, Any],
-              raw_params: Mapping[str, Any] | None = None) -> Run:
-        slot, prepared, params = self.prepare(mode, model_id, inputs, raw_params)
-        return Run(self, slot, mode, prepared, params, dict(inputs))
-
-
-def _history(raw: Any) -> list[tuple[str, str]]:
-    """Chat history as (user, assistant) pairs; accepts pairs or role/content messages."""
-    if not isinstance(raw, list):
-        raise InputError("history must be a list of [user, assistant] pairs or {role, content} messages.")
-    pairs: list[tuple[str, str]] = []
-    pending_user: str | None = None
-    for item in raw:
-        if isinstance(item, (list, tuple)) and len(item) == 2:
-            pairs.append((str(item[0] or ""), str(item[1] or "")))
-        elif isinstance(item, dict) and item.get("role") in ("user", "assistant"):
-            content = _message_text(item.get("content"))
-            if item["role"] == "user":
-                pending_user = content
-            else:
-                pairs.append((pending_user or "", content))
-                pending_user = None
-        else:
-            raise InputError("history must be a list of [user, assistant] pairs or {role, content} messages.")
-    return pairs
-
-
-def _message_text(content: Any) -> str:
-    """Gradio 6 chat messages carry a list of {"type": "text", "text": ...} blocks."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    if isinstance(content, dict):
-        return str(content.get("text", ""))
-    return ""
-

@@ -17,17 +17,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from support.servers import LiveServer, free_port, serve
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Offline for the whole session: nothing may reach a hub, and tokenizers must not fork threads.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 NANO = REPO / "models" / "nano-starcoder"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -67,42 +67,11 @@ def sharded_nano(tmp_path_factory) -> Path:
     return folder
 
 
-class LiveServer:
-    def __init__(self, app, port: int):
-        import uvicorn
-
-        self.url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", proxy_headers=False)  # as app.py
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the app did not become healthy within 60 s")
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def serve(playground) -> LiveServer:
-    from playground.web.server import create_app
-
-    return LiveServer(create_app(playground), free_port()).start()
-
-
 @pytest.fixture(scope="session")
 def nano_playground(nano, nano_backend, tmp_path_factory):
     from playground.config import Settings
-    from playground.service import ModelSlot, Playground
+    from playground.service import Playground
+    from playground.slots import ModelSlot
     from playground.store import ShareStore
     from playground.tech_assistant import load_tech_assistant
 
@@ -124,7 +93,8 @@ def fake_playground(settings, backend=None):
     """A Playground over a FakeBackend, with a real share store under ``settings.data_dir``."""
     from playground.backends.fake import FakeBackend
     from playground.registry import ModelSpec
-    from playground.service import ModelSlot, Playground
+    from playground.service import Playground
+    from playground.slots import ModelSlot
     from playground.store import ShareStore
     from playground.tech_assistant import load_tech_assistant
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from playground.config import Settings, load_settings
+from playground.config_types import DeviceMap, ExtraModel, ForwardedFor, RateLimits, RemoteTimeouts
 from playground.errors import ConfigError
 
 
@@ -29,8 +30,8 @@ def test_space_environment():
     settings = load_settings([], {"SPACE_ID": "me/playground", "SPACE_HOST": "me-playground.hf.space"})
     assert settings.host == "0.0.0.0"
     assert settings.public_url == "https://me-playground.hf.space"
-    assert settings.forwarded_for == "first"
-    assert load_settings([], {}).forwarded_for == "ignore"
+    assert str(settings.forwarded_for) == "first"
+    assert str(load_settings([], {}).forwarded_for) == "ignore"
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "last", "1.5", "", "²"])
@@ -70,11 +71,29 @@ def test_bad_settings_are_named(argv, env, needle):
 
 def test_device_map_accepts_a_json_mapping():
     settings = load_settings(["--device-map", '{"transformer.h.0": 0, "lm_head": "cpu"}'], {})
-    assert settings.device_map.startswith("{")
+    assert settings.device_map == DeviceMap(mapping={"transformer.h.0": 0, "lm_head": "cpu"})
+    assert settings.device_map.names_gpu()
 
 
 def test_extra_remote_models():
     settings = load_settings(["--extra-models", "starcoder=tgi:http://tgi:80, starcoder2-15b=openai:http://vllm:8000/v1"], {})
-    assert settings.extra_models == ("starcoder=tgi:http://tgi:80", "starcoder2-15b=openai:http://vllm:8000/v1")
+    assert settings.extra_models == (ExtraModel("starcoder", "tgi", "http://tgi:80"),
+                                     ExtraModel("starcoder2-15b", "openai", "http://vllm:8000/v1"))
     with pytest.raises(ConfigError, match="starcoder=tgi:http://host:8080"):
         load_settings(["--extra-models", "starcoder=grpc:x"], {})
+
+
+def test_grouped_values_are_parsed_once_into_their_objects():
+    settings = load_settings(["--first-token-timeout", "5", "--generate-per-minute", "7", "--forwarded-for", "2"],
+                             {"PLAYGROUND_IDLE_TIMEOUT": "3"})
+    assert settings.timeouts == RemoteTimeouts(first_token_s=5.0, idle_s=3.0)
+    assert settings.limits == RateLimits(generate_per_minute=7)
+    assert settings.forwarded_for == ForwardedFor("hops", 2)
+    assert settings.forwarded_for.client("10.0.0.9", ["1.2.3.4", "5.6.7.8", "10.0.0.1"]) == "5.6.7.8"
+
+
+def test_help_shows_each_default_from_its_field():
+    from playground.config import build_parser
+
+    text = build_parser().format_help()
+    assert "(default: 60.0)" in text and "(default: 120)" in text and "(default: ignore)" in text

@@ -14,7 +14,9 @@ from transformers import GPTBigCodeConfig
 
 from playground.config import Settings
 from playground.errors import ConfigError, QuantizationUnavailableError, UnknownModelError
-from playground.loading import choose_dtype, load_model, plan_placement, quantization_config, resolve_source
+from playground.config_types import DeviceMap
+from playground.loading import choose_dtype, load_model, plan_placement, quantization_config
+from playground.registry import resolve_source
 from tests.conftest import REPO, free_port
 
 STARCODER = GPTBigCodeConfig(
@@ -24,7 +26,7 @@ STARCODER = GPTBigCodeConfig(
 
 
 def test_starcoder_over_four_10gib_gpus_spreads_40_whole_blocks():
-    plan = plan_placement(STARCODER, dtype=torch.bfloat16, strategy="auto",
+    plan = plan_placement(STARCODER, dtype=torch.bfloat16, strategy=DeviceMap("auto"),
                           max_memory={"0": "10GiB", "1": "10GiB", "2": "10GiB", "3": "10GiB", "cpu": "64GiB"})
     assert set(plan.blocks) == {"cuda:0", "cuda:1", "cuda:2", "cuda:3"}
     assert sorted(b for blocks in plan.blocks.values() for b in blocks) == list(range(40))
@@ -35,28 +37,28 @@ def test_starcoder_over_four_10gib_gpus_spreads_40_whole_blocks():
 
 
 def test_sequential_fills_the_first_gpu_first():
-    plan = plan_placement(STARCODER, dtype=torch.bfloat16, strategy="sequential",
+    plan = plan_placement(STARCODER, dtype=torch.bfloat16, strategy=DeviceMap("sequential"),
                           max_memory={"0": "20GiB", "1": "20GiB", "cpu": "64GiB"})
     assert len(plan.blocks["cuda:0"]) > len(plan.blocks["cuda:1"])
     assert plan.blocks["cuda:0"][0] == 0 and plan.blocks["cuda:1"][-1] == 39
 
 
 def test_too_little_gpu_memory_spills_blocks_to_cpu():
-    plan = plan_placement(STARCODER, dtype=torch.bfloat16, strategy="sequential",
+    plan = plan_placement(STARCODER, dtype=torch.bfloat16, strategy=DeviceMap("sequential"),
                           max_memory={"0": "10GiB", "cpu": "64GiB"})
     assert plan.blocks.get("cpu") and plan.blocks.get("cuda:0")
 
 
 def test_quantized_plans_shrink():
-    full = plan_placement(STARCODER, dtype=torch.bfloat16, strategy="sequential", max_memory={"0": "80GiB"})
-    eight = plan_placement(STARCODER, dtype=torch.bfloat16, strategy="sequential", max_memory={"0": "80GiB"}, quantize="8bit")
+    full = plan_placement(STARCODER, dtype=torch.bfloat16, strategy=DeviceMap("sequential"), max_memory={"0": "80GiB"})
+    eight = plan_placement(STARCODER, dtype=torch.bfloat16, strategy=DeviceMap("sequential"), max_memory={"0": "80GiB"}, quantize="8bit")
     assert eight.total_bytes < 0.6 * full.total_bytes
 
 
 def test_explicit_json_device_map_is_reported_per_device(nano):
     mapping = {"transformer.wte": "cpu", "transformer.wpe": "cpu", "transformer.h.0": 0, "transformer.h.1": 0,
                "transformer.h.2": 1, "transformer.h.3": 1, "transformer.ln_f": 1, "lm_head": 1}
-    plan = plan_placement(nano.model.config, dtype=torch.float32, strategy=json.dumps(mapping))
+    plan = plan_placement(nano.model.config, dtype=torch.float32, strategy=DeviceMap(mapping=mapping))
     assert plan.blocks == {"cuda:0": [0, 1], "cuda:1": [2, 3]}
 
 
@@ -78,7 +80,7 @@ def test_quantization_needs_cuda_then_bitsandbytes():
 def test_gpu_device_map_on_a_cpu_machine_is_a_clear_error(registry):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    settings = Settings(device_map="auto", max_memory={"0": "10GiB"})
+    settings = Settings(device_map=DeviceMap("auto"), max_memory={"0": "10GiB"})
     with pytest.raises(ConfigError, match="no CUDA device"):
         load_model("nano-starcoder", registry, settings)
 
@@ -128,7 +130,7 @@ def _load_in_subprocess(model: str, env: dict[str, str], timeout: float = 120) -
 def gated_hub(tmp_path):
     def start(status: int):
         port = free_port()
-        proc = subprocess.Popen([sys.executable, str(REPO / "tests" / "hub_standin.py"), str(port), str(status)])
+        proc = subprocess.Popen([sys.executable, str(REPO / "support" / "hub_standin.py"), str(port), str(status)])
         time.sleep(0.5)
         started.append(proc)
         return f"http://127.0.0.1:{port}"

@@ -28,9 +28,12 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Finished:
+    """How the generation ended. Counts are the engine's; a remote engine that sends none leaves
+    them None inside its backend, whose stream driver fills in its own count before passing it on."""
+
     reason: FinishReason
-    prompt_tokens: int
-    completion_tokens: int
+    prompt_tokens: int | None
+    completion_tokens: int | None
     error: str | None = None  # user-facing message when reason == "error"
 
 

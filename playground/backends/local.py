@@ -223,10 +223,10 @@ class LocalBackend:
             if thread.is_alive():
                 cancel.set()  # the consumer went away (client closed): stop the model too
             thread.join()
-        if failure:
+        if failure:  # the detail is in the log (see run); users get what to do about it
             if not emitted:
-                raise GenerationFailedError(f"Generation failed: {failure[0]}. Try a shorter input or fewer tokens.")
-            yield Finished("error", len(input_ids), completion, error=f"Generation failed midway: {failure[0]}")
+                raise GenerationFailedError(_FAILED)
+            yield Finished("error", len(input_ids), completion, error=_FAILED_MIDWAY)
             return
         if cancel.is_set():
             reason = "cancelled"
@@ -238,3 +238,8 @@ class LocalBackend:
 
     def close(self) -> None:
         pass
+
+
+_FAILED = ("The model failed while generating (the server log has the detail). "
+           "Try again with a shorter input or fewer tokens; if it repeats, report it with the time.")
+_FAILED_MIDWAY = "The model failed midway (the server log has the detail); the output is incomplete. Try again."

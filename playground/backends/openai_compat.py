@@ -19,50 +19,12 @@ from typing import Any
 
 import openai
 
-from playground.backends.base import FinishReason
-from playground.backends.remote_common import (
-    Delta,
-    Done,
-    EventSource,
-    RemoteBackend,
-    RemoteEvent,
-    RemoteLimits,
-    clamp_max_new_tokens,
-    get_json,
-    socket_of,
-)
-from playground.backends.remote_errors import generation_failed, misconfigured, status_error, unavailable
-from playground.errors import BackendTimeoutError, PlaygroundError
+from playground.backends.base import Chunk, Event, Finished, FinishReason
+from playground.backends.remote_common import EventSource, RemoteBackend, get_json, socket_of
+from playground.backends.remote_errors import misconfigured
+from playground.backends.wire import RemoteLimits, openai_parameters, sampling
 from playground.params import GenerationParams
 from playground.registry import ModelSpec
-
-logger = logging.getLogger(__name__)
-
-
-def openai_parameters(params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> dict[str, Any]:
-    """Keyword arguments for ``completions.create`` (besides model, prompt, stream)."""
-    out: dict[str, Any] = {
-        "max_tokens": clamp_max_new_tokens(params.max_new_tokens, prompt_tokens, limits),
-        "temperature": 0.0 if params.greedy else params.temperature,  # 0 is greedy in this API
-        "stream_options": {"include_usage": True},  # exact token counts in a last chunk
-    }
-    extra: dict[str, Any] = {}
-    if not params.greedy:
-        if 0 < params.top_p < 1:
-            out["top_p"] = params.top_p
-        if params.top_k > 0:
-            extra["top_k"] = params.top_k
-        if params.seed is not None:
-            out["seed"] = params.seed
-    if params.repetition_penalty != 1:
-        extra["repetition_penalty"] = params.repetition_penalty
-    stops = list(params.stop[: limits.max_stop_sequences])
-    if stops:
-        out["stop"] = stops
-    if extra:
-        out["extra_body"] = extra
-    return out
-
 
 def _finish(reason: str | None, stop_reason: Any) -> FinishReason:
     if reason == "length":
@@ -74,10 +36,7 @@ def _finish(reason: str | None, stop_reason: Any) -> FinishReason:
 class OpenAiCompletionsBackend(RemoteBackend):
     """A model behind an OpenAI-compatible ``/v1/completions`` endpoint.
 
-    Constructor: ``OpenAiCompletionsBackend(spec, endpoint, *, model_name=None,
-    max_stop_sequences=4, token=None, first_token_timeout_s=60, idle_timeout_s=30,
-    connect_timeout_s=10, concurrency=16, busy_retries=2, retry_backoff_s=(0.2, 0.6),
-    connect=True)``. ``endpoint`` may end in ``/v1`` or not.
+    ``endpoint`` may end in ``/v1`` or not; the other options are ``RemoteBackend``'s.
     """
 
     backend_name = "openai"
@@ -99,7 +58,8 @@ class OpenAiCompletionsBackend(RemoteBackend):
         super().__init__(spec, endpoint, **kwargs)
 
     def _read_limits(self) -> RemoteLimits:
-        listing = get_json(f"{self.api_base}/models", self.token, self.connect_timeout_s, allow_missing=True)
+        listing = get_json(self.http, f"{self.api_base}/models", self.token, self.timeouts.connect_s,
+                           allow_missing=True)
         entries = [e for e in (listing or {}).get("data", []) if isinstance(e, dict) and "id" in e]
         entry = self._pick(entries)
         total = int(entry.get("max_model_len") or self.spec.context_length)
@@ -137,22 +97,22 @@ class OpenAiCompletionsBackend(RemoteBackend):
                 api_key=self.token or "not-needed",
                 max_retries=0,
                 timeout=self.read_backstop_s,
+                http_client=self.http,
                 # A cancelled stream's socket is shut down: it must not be a pooled one.
                 default_headers={"Connection": "close"},
             )
         return self._client
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self._client = None
+        super().close()  # the injected HTTP client, which the openai client only borrows
 
     def _source(self, text: str, params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> EventSource:
-        kwargs = openai_parameters(params, limits, prompt_tokens)
+        kwargs = openai_parameters(sampling(params, limits, prompt_tokens))
         model = limits.server_model or self.spec.source
         client = self.client()
 
-        def events(register: Callable[[Any], None]) -> Iterator[RemoteEvent]:
+        def events(register: Callable[[Any], None]) -> Iterator[Event]:
             stream = client.completions.create(model=model, prompt=text, stream=True, **kwargs)
             try:
                 register(socket_of(stream.response))
@@ -161,44 +121,16 @@ class OpenAiCompletionsBackend(RemoteBackend):
                 for chunk in stream:
                     usage = chunk.usage or usage
                     for choice in chunk.choices:
-                        yield Delta(choice.text or "")
+                        yield Chunk(choice.text or "")
                         if choice.finish_reason:
                             finish = _finish(choice.finish_reason, getattr(choice, "stop_reason", None))
                 if finish is not None:  # [DONE] or not, the engine said it finished
-                    yield Done(
+                    yield Finished(
                         finish,
-                        usage.completion_tokens if usage else None,
                         usage.prompt_tokens if usage else None,
+                        usage.completion_tokens if usage else None,
                     )
             finally:
                 stream.close()
 
         return events
-
-    def _classify(self, exc: BaseException) -> PlaygroundError:
-        if isinstance(exc, PlaygroundError):
-            return exc
-        if isinstance(exc, openai.APITimeoutError):
-            return BackendTimeoutError(f"The model server at {self.endpoint} did not answer in time. Try again.")
-        if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__
-            if cause is not None and "Connect" in type(cause).__name__:
-                return unavailable(self.endpoint, "connection refused or host unknown")
-            return self.truncated_error()
-        if isinstance(exc, openai.APIStatusError):
-            return status_error(self.endpoint, exc.status_code, _message(exc.body) or exc.message)
-        if isinstance(exc, openai.APIError):  # an error event inside the stream
-            return generation_failed(_message(exc.body) or exc.message)
-        logger.error("unexpected error from %s", self.endpoint, exc_info=exc)
-        return generation_failed(f"unexpected {type(exc).__name__}")
-
-
-def _message(body: object) -> str | None:
-    """The server's own message from ``{"error": {"message"}}`` or ``{"message"}``."""
-    if isinstance(body, dict):
-        inner = body.get("error")
-        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return inner["message"]
-        if isinstance(body.get("message"), str):
-            return body["message"]
-    return None

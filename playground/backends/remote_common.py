@@ -1,9 +1,10 @@
 """What the TGI and OpenAI-compatible backends share: limits, clamping, the
 stream driver with its timeouts, retries and cancellation, and error messages.
 
-A remote backend only says how to open one streaming request (as a generator
-of ``Delta``/``Done`` events, run in a worker thread) and how to translate the
-client library's exceptions. ``RemoteBackend.stream`` does the rest:
+A remote backend only says how to read the engine's limits and how to open
+one streaming request, as a generator of the base ``Chunk``/``Finished``
+events run in a worker thread; ``remote_errors.classify`` translates the
+client libraries' exceptions. ``RemoteBackend.stream`` does the rest:
 
 * the worker thread pushes events to a queue; the caller's thread polls it, so
   a stalled server cannot block cancellation (a blocked socket read cannot
@@ -15,12 +16,14 @@ client library's exceptions. ``RemoteBackend.stream`` does the rest:
 * a 429 is retried at most ``busy_retries`` times, with jitter, and only
   before any token arrived; later failures end the stream with
   ``Finished(reason="error")`` so the partial text is kept.
+
+The HTTP client is injected (one ``httpx2.Client`` per backend, shared by its
+streams), so a test can hand in one on an ``httpx2.MockTransport``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import queue
 import random
 import socket
@@ -30,10 +33,12 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 
-from playground.backends.base import BackendInfo, Chunk, Event, Finished, FinishReason
-from playground.backends.remote_errors import auth_refused, describe, unavailable
+from playground.backends.base import BackendInfo, Chunk, Event, Finished
+from playground.backends.remote_errors import auth_refused, classify, truncated, unavailable
+from playground.backends.wire import RemoteLimits, estimate_tokens
+from playground.config_types import RemoteTimeouts
 from playground.errors import (
     BackendBusyError,
     BackendError,
@@ -52,62 +57,25 @@ _POLL_S = 0.1  # how often a waiting stream looks at the cancel flag and its dea
 _JOIN_S = 1.0  # how long closing a stream waits for its worker thread
 
 
-@dataclass(frozen=True)
-class RemoteLimits:
-    """The engine's limits, read from ``/info`` (TGI) or ``/v1/models`` (vLLM)."""
-
-    max_total_tokens: int  # prompt + generated tokens
-    max_input_tokens: int  # longest prompt accepted
-    max_new_tokens: int  # most new tokens one request may ask for
-    max_stop_sequences: int
-    server_model: str | None = None  # the engine's own model name (vLLM needs it in requests)
-    version: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Delta:
-    """Generated text from the engine; ``text`` is "" for a skipped special token."""
-
-    text: str
-    tokens: int = 1
-
-
-@dataclass(frozen=True)
-class Done:
-    reason: FinishReason
-    completion_tokens: int | None = None  # the engine's count, when it reports one
-    prompt_tokens: int | None = None
-
-
-RemoteEvent = Delta | Done
 # Opens one request and yields its events. It runs in a worker thread and
 # calls ``register(sock)`` once the response is open so a cancel can shut it.
-EventSource = Callable[[Callable[[socket.socket | None], None]], Iterator[RemoteEvent]]
+# A Finished from a source may leave its counts None: the driver fills in its own.
+EventSource = Callable[[Callable[[socket.socket | None], None]], Iterator[Event]]
 
 
-def estimate_tokens(prompt: Prompt, spec: ModelSpec) -> int:
-    """A deliberately conservative token count: no tokenizer is at hand remotely."""
-    return max(1, math.ceil(prompt.char_count / spec.chars_per_token))
-
-
-def clamp_max_new_tokens(requested: int, prompt_tokens: int, limits: RemoteLimits) -> int:
-    """Keep prompt + new tokens within the engine's total; always at least 1 so the
-    engine, which counts exactly, decides whether a borderline prompt fits."""
-    room = limits.max_total_tokens - prompt_tokens
-    return max(1, min(requested, limits.max_new_tokens, room))
-
-
-def get_json(url: str, token: str | None, timeout_s: float, *, allow_missing: bool = False) -> Any:
+def get_json(http: httpx2.Client, url: str, token: str | None, timeout_s: float, *,
+             allow_missing: bool = False) -> Any:
     """Plain GET of a JSON document, with failures turned into messages naming the URL.
 
     ``allow_missing``: a 404 returns None (the server lacks that optional route).
     """
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.get(url, headers=headers, timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        raise unavailable(url, describe(exc)) from exc
+        response = http.get(url, headers=headers, timeout=timeout_s)
+    except httpx2.HTTPError as exc:
+        reason = "connection refused or host unknown" if isinstance(exc, httpx2.ConnectError) else (
+            "it did not answer in time" if isinstance(exc, httpx2.TimeoutException) else type(exc).__name__)
+        raise unavailable(url, reason) from exc
     if response.status_code in (401, 403):
         raise auth_refused(url, response.status_code)
     if response.status_code == 404 and allow_missing:
@@ -218,12 +186,11 @@ class RemoteBackend:
         endpoint: str,
         *,
         token: str | None = None,
-        first_token_timeout_s: float = 60.0,  # long prompts on a busy engine take a while to prefill
-        idle_timeout_s: float = 30.0,  # between tokens; must exceed TGI's 15 s keep-alive gap to be useful
-        connect_timeout_s: float = 10.0,  # reading the limits and opening a request
+        timeouts: RemoteTimeouts = RemoteTimeouts(),
         concurrency: int = 16,  # users served at once; the engine batches them
         busy_retries: int = 2,  # 429s retried before the first token
         retry_backoff_s: tuple[float, float] = (0.2, 0.6),  # jittered pause before a retry
+        http: httpx2.Client | None = None,  # injected in tests; by default one per backend
         connect: bool = True,  # read the limits now (never raises; see info().loaded)
     ):
         if not endpoint.startswith(("http://", "https://")):
@@ -231,14 +198,14 @@ class RemoteBackend:
         self.spec = spec
         self.endpoint = endpoint.rstrip("/")
         self.token = token or None
-        self.first_token_timeout_s = first_token_timeout_s
-        self.idle_timeout_s = idle_timeout_s
-        self.connect_timeout_s = connect_timeout_s
+        self.timeouts = timeouts
         self.concurrency = concurrency
         self.busy_retries = busy_retries
         self.retry_backoff_s = retry_backoff_s
+        # Shared by this backend's concurrent streams (thread-safe); never follows a redirect elsewhere.
+        self.http = http or httpx2.Client(follow_redirects=False, timeout=None)
         # A read blocked longer than this ends the worker thread even if nobody shuts its socket.
-        self.read_backstop_s = max(first_token_timeout_s, idle_timeout_s) + 5.0
+        self.read_backstop_s = max(timeouts.first_token_s, timeouts.idle_s) + 5.0
         self._limits: RemoteLimits | None = None
         self._stale = True  # re-read the limits before the next request
         self._last_error: PlaygroundError | None = None
@@ -254,7 +221,11 @@ class RemoteBackend:
         raise NotImplementedError
 
     def _classify(self, exc: BaseException) -> PlaygroundError:
-        raise NotImplementedError
+        error = classify(exc, self.endpoint)
+        if not isinstance(exc, PlaygroundError):
+            logger.info("%s at %s: %s -> %s", self.backend_name, self.endpoint, type(exc).__name__, error.kind,
+                        exc_info=isinstance(error, GenerationFailedError))
+        return error
 
     # -- limits --
     def connect(self) -> bool:
@@ -294,7 +265,7 @@ class RemoteBackend:
                 "server_model": limits.server_model if limits else None,
                 "server_version": limits.version if limits else None,
                 "last_error": self._last_error.message if self._last_error else None,
-                **(limits.extra if limits else {}),
+                **((limits.extra or {}) if limits else {}),
             },
         )
 
@@ -306,7 +277,7 @@ class RemoteBackend:
         return prompt.render_for_remote(self.spec.special_tokens())
 
     def close(self) -> None:
-        pass
+        self.http.close()
 
     # -- streaming --
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> Iterator[Event]:
@@ -344,7 +315,8 @@ class RemoteBackend:
                 yield Finished("cancelled", prompt_tokens, completion)
                 return None
             now = time.monotonic()
-            deadline = started + self.first_token_timeout_s if last_token is None else last_token + self.idle_timeout_s
+            deadline = (started + self.timeouts.first_token_s if last_token is None
+                        else last_token + self.timeouts.idle_s)
             if now >= deadline:
                 error = self._timeout_error(last_token is None)
                 if not yielded:
@@ -355,14 +327,15 @@ class RemoteBackend:
             if item is None:
                 continue
             kind, value = item
-            if kind == "event" and isinstance(value, Delta):
+            if kind == "event" and isinstance(value, Chunk):
                 last_token = time.monotonic()
                 completion += value.tokens
                 if value.text:
                     yielded = True
-                    yield Chunk(value.text, value.tokens)
+                    yield value
             elif kind == "event":
-                yield Finished(value.reason, value.prompt_tokens or prompt_tokens, value.completion_tokens or completion)
+                yield Finished(value.reason, value.prompt_tokens or prompt_tokens,
+                               value.completion_tokens or completion)
                 return None
             elif kind == "end":
                 error = self.truncated_error()
@@ -383,19 +356,16 @@ class RemoteBackend:
                 return None
 
     def truncated_error(self) -> GenerationFailedError:
-        return GenerationFailedError(
-            f"The model server at {self.endpoint} closed the stream before finishing "
-            "(the connection dropped or the server restarted). Try again."
-        )
+        return truncated(self.endpoint)
 
     def _timeout_error(self, first: bool) -> BackendTimeoutError:
         if first:
             return BackendTimeoutError(
-                f"The model server at {self.endpoint} sent no tokens within {self.first_token_timeout_s:g} s. "
+                f"The model server at {self.endpoint} sent no tokens within {self.timeouts.first_token_s:g} s. "
                 "It may be overloaded or stuck; try again in a moment."
             )
         return BackendTimeoutError(
-            f"The model server at {self.endpoint} stopped sending tokens for {self.idle_timeout_s:g} s."
+            f"The model server at {self.endpoint} stopped sending tokens for {self.timeouts.idle_s:g} s."
         )
 
     @staticmethod

@@ -1,18 +1,25 @@
-"""User-facing errors of the remote backends: each says what happened and what to do.
+"""What a remote engine's failures mean to a user: one table from exception types to errors.
 
-The TGI and OpenAI-compatible backends translate their client libraries'
-exceptions into these; ``status_error`` maps an engine's HTTP status.
+The TGI and OpenAI-compatible backends raise their client libraries'
+exceptions (huggingface_hub, openai, httpx2); ``classify`` turns any of them
+into the error the user sees, by type, first match wins. ``status_error``
+maps an engine's HTTP status, and ``engine_detail`` digs the engine's own
+words out of whatever error body it sent.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
+from typing import Any
 
-import httpx
+import httpx2
 
 from playground.errors import (
     BackendAuthError,
     BackendBusyError,
+    BackendTimeoutError,
     BackendUnavailableError,
     EngineRejectedError,
     GenerationFailedError,
@@ -20,6 +27,8 @@ from playground.errors import (
     PlaygroundError,
     PromptTooLongError,
 )
+
+_DETAIL_CHARS = 300  # an engine's message is shown trimmed: enough to act on, never a dump
 
 
 def unavailable(url: str, detail: str) -> BackendUnavailableError:
@@ -44,6 +53,17 @@ def busy() -> BackendBusyError:
     return BackendBusyError("The model server is busy (overloaded); try again in a few seconds.")
 
 
+def timed_out(url: str) -> BackendTimeoutError:
+    return BackendTimeoutError(f"The model server at {url} did not answer in time. Try again.")
+
+
+def truncated(url: str) -> GenerationFailedError:
+    return GenerationFailedError(
+        f"The model server at {url} closed the stream before finishing "
+        "(the connection dropped or the server restarted). Try again."
+    )
+
+
 def generation_failed(detail: str) -> GenerationFailedError:
     return GenerationFailedError(
         f"The model server failed while generating ({detail}). Try again; if it keeps failing, check its logs."
@@ -52,7 +72,9 @@ def generation_failed(detail: str) -> GenerationFailedError:
 
 # TGI: "`inputs` must have less than 1024 tokens. Given: 1500";
 # vLLM: "maximum context length is 2048 tokens. However, your request has 3000 input tokens".
-_INPUT_TOO_LONG = re.compile(r"(?:must have less than|maximum context length is) (\d+) tokens.*?(?:Given: |has |requested )(\d+)")
+_INPUT_TOO_LONG = re.compile(
+    r"(?:must have less than|maximum context length is) (\d+) tokens.*?(?:Given: |has |requested )(\d+)"
+)
 
 
 def rejected(detail: str) -> InputError:
@@ -85,10 +107,95 @@ def status_error(url: str, status: int, detail: str) -> PlaygroundError:
     return generation_failed(detail or f"HTTP {status}")
 
 
-def describe(exc: BaseException) -> str:
-    """A short reason for a failed HTTP call."""
-    if isinstance(exc, httpx.ConnectError) or "connect" in type(exc).__name__.lower():
-        return "connection refused or host unknown"
-    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
-        return "it did not answer in time"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+def engine_detail(body: Any) -> str | None:
+    """The engine's own message from a JSON error body: TGI's and OpenAI's ``error`` (text or
+    ``{"message"}``), FastAPI's ``detail`` (text or a list of field errors), or ``message``."""
+    if isinstance(body, dict):
+        for key in ("error", "detail", "message"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return _trim(value)
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                return _trim(value["message"])
+            if isinstance(value, list) and value:
+                return _trim("; ".join(_field_error(item) for item in value))
+    if isinstance(body, str) and body.strip():
+        return _trim(body.strip())
+    return None
+
+
+def _field_error(item: Any) -> str:
+    if isinstance(item, dict):
+        where = ".".join(str(part) for part in item.get("loc", ()) if part != "body")
+        return f"{where}: {item.get('msg', '')}".strip(": ")
+    return str(item)
+
+
+def _trim(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _DETAIL_CHARS else text[: _DETAIL_CHARS - 1] + "…"
+
+
+def response_detail(response: Any) -> str | None:
+    """``engine_detail`` of an HTTP response's body, JSON or plain text."""
+    if response is None:
+        return None
+    try:
+        return engine_detail(response.json())
+    except Exception:  # noqa: BLE001 - not JSON (or not readable): try the text
+        try:
+            return engine_detail(response.text)
+        except Exception:  # noqa: BLE001 - a streamed body that was never read
+            return None
+
+
+Rule = tuple[tuple[type[BaseException], ...], Callable[[BaseException, str], PlaygroundError]]
+
+
+@functools.cache
+def _rules() -> tuple[Rule, ...]:
+    """The table, built on first use so that importing this module loads neither client library."""
+    import openai
+    from huggingface_hub import errors as hub
+
+    def detail(exc: BaseException) -> str:
+        for candidate in (exc, exc.__cause__):
+            found = response_detail(getattr(candidate, "response", None))
+            if found:
+                return found
+        body = getattr(exc, "body", None)
+        return engine_detail(body) or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+    def by_status(exc: BaseException, url: str) -> PlaygroundError:
+        for candidate in (exc, exc.__cause__):
+            status = getattr(getattr(candidate, "response", None), "status_code", None)
+            if isinstance(status, int):
+                return status_error(url, status, detail(exc))
+        return generation_failed(detail(exc))
+
+    def connection(exc: BaseException, url: str) -> PlaygroundError:
+        if isinstance(exc, httpx2.ConnectError) or isinstance(exc.__cause__, httpx2.ConnectError):
+            return unavailable(url, "connection refused or host unknown")
+        return truncated(url)
+
+    return (
+        ((PlaygroundError,), lambda exc, url: exc if isinstance(exc, PlaygroundError) else generation_failed(url)),
+        ((hub.ValidationError,), lambda exc, url: rejected(detail(exc))),
+        ((hub.OverloadedError,), lambda exc, url: busy()),
+        ((hub.GenerationError, hub.IncompleteGenerationError, hub.UnknownError),
+         lambda exc, url: generation_failed(detail(exc))),
+        ((hub.InferenceTimeoutError, openai.APITimeoutError, httpx2.TimeoutException, TimeoutError),
+         lambda exc, url: timed_out(url)),
+        ((openai.APIStatusError, hub.HfHubHTTPError, httpx2.HTTPStatusError), by_status),
+        ((openai.APIConnectionError, httpx2.TransportError, ConnectionError), connection),
+        ((openai.APIError,), lambda exc, url: generation_failed(detail(exc))),  # an error event inside a stream
+        ((OSError,), lambda exc, url: truncated(url)),
+    )
+
+
+def classify(exc: BaseException, url: str) -> PlaygroundError:
+    """The user-facing error for any exception a remote request raised."""
+    for types, make in _rules():
+        if isinstance(exc, types):
+            return make(exc, url)
+    return generation_failed(f"unexpected {type(exc).__name__}")

@@ -21,38 +21,13 @@ from typing import Any
 
 import httpx2
 from huggingface_hub import InferenceClient
-from huggingface_hub.errors import (
-    GenerationError,
-    HfHubHTTPError,
-    IncompleteGenerationError,
-    InferenceTimeoutError,
-    OverloadedError,
-    UnknownError,
-    ValidationError,
-)
+from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, ValidationError
 from huggingface_hub.utils import hf_raise_for_status
 
-from playground.backends.base import FinishReason
-from playground.backends.remote_common import (
-    Delta,
-    Done,
-    EventSource,
-    RemoteBackend,
-    RemoteEvent,
-    RemoteLimits,
-    clamp_max_new_tokens,
-    get_json,
-    socket_of,
-)
-from playground.backends.remote_errors import (
-    busy,
-    generation_failed,
-    misconfigured,
-    rejected,
-    status_error,
-    unavailable,
-)
-from playground.errors import BackendTimeoutError, PlaygroundError
+from playground.backends.base import Chunk, Event, Finished, FinishReason
+from playground.backends.remote_common import EventSource, RemoteBackend, get_json, socket_of
+from playground.backends.remote_errors import misconfigured
+from playground.backends.wire import RemoteLimits, Sampling, sampling, tgi_parameters
 from playground.params import GenerationParams
 from playground.registry import ModelSpec
 
@@ -76,35 +51,6 @@ def limits_from_info(info: dict[str, Any], spec: ModelSpec) -> RemoteLimits:
         version=info.get("version"),
         extra={"max_concurrent_requests": info.get("max_concurrent_requests")},
     )
-
-
-def tgi_parameters(params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> dict[str, Any]:
-    """Keyword arguments for ``text_generation``, inside TGI's validation rules.
-
-    Greedy (temperature 0) sends ``do_sample=False`` and no sampling knobs: TGI
-    refuses temperature 0 and turns sampling on when any warper is present.
-    ``max_new_tokens`` is always sent; without it TGI runs to the full context.
-    """
-    out: dict[str, Any] = {"max_new_tokens": clamp_max_new_tokens(params.max_new_tokens, prompt_tokens, limits)}
-    if params.greedy:
-        out["do_sample"] = False
-    else:
-        out["do_sample"] = True
-        out["temperature"] = params.temperature
-        if 0 < params.top_p < 1:
-            out["top_p"] = params.top_p
-        if params.top_k > 0:
-            out["top_k"] = params.top_k
-        if params.seed is not None:
-            out["seed"] = params.seed
-    if params.repetition_penalty != 1:
-        out["repetition_penalty"] = params.repetition_penalty
-    # The streaming layer cuts every stop sequence client-side; the server gets
-    # as many as it allows so it stops generating early.
-    stops = list(params.stop[: limits.max_stop_sequences])
-    if stops:
-        out["stop"] = stops
-    return out
 
 
 class _EngineClient(InferenceClient):
@@ -142,22 +88,12 @@ class _EngineClient(InferenceClient):
 
 
 class TgiBackend(RemoteBackend):
-    """A model served by text-generation-inference at ``endpoint``.
-
-    Constructor: ``TgiBackend(spec, endpoint, *, token=None, first_token_timeout_s=60,
-    idle_timeout_s=30, connect_timeout_s=10, concurrency=16, busy_retries=2,
-    retry_backoff_s=(0.2, 0.6), connect=True)``; see ``RemoteBackend``.
-    """
+    """A model served by text-generation-inference at ``endpoint``; options as ``RemoteBackend``."""
 
     backend_name = "tgi"
 
-    def __init__(self, spec: ModelSpec, endpoint: str, **kwargs: Any):
-        # One HTTP client per backend, shared by its concurrent streams (thread-safe).
-        self._http = httpx2.Client(follow_redirects=False, timeout=None)
-        super().__init__(spec, endpoint, **kwargs)
-
     def _read_limits(self) -> RemoteLimits:
-        info = get_json(f"{self.endpoint}/info", self.token, self.connect_timeout_s)
+        info = get_json(self.http, f"{self.endpoint}/info", self.token, self.timeouts.connect_s)
         if not isinstance(info, dict) or "max_total_tokens" not in info:
             raise misconfigured(self.endpoint, "does not answer /info like text-generation-inference")
         return limits_from_info(info, self.spec)
@@ -171,19 +107,16 @@ class TgiBackend(RemoteBackend):
             # to whatever URL the endpoint is.
             headers["Authorization"] = ""
         return _EngineClient(
-            self._http, base_url=self.endpoint, timeout=self.read_backstop_s, token=self.token, headers=headers
+            self.http, base_url=self.endpoint, timeout=self.read_backstop_s, token=self.token, headers=headers
         )
 
-    def close(self) -> None:
-        self._http.close()
-
     def _source(self, text: str, params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> EventSource:
-        parameters = tgi_parameters(params, limits, prompt_tokens)
+        request = sampling(params, limits, prompt_tokens)
 
-        def events(register: Callable[[Any], None]) -> Iterator[RemoteEvent]:
+        def events(register: Callable[[Any], None]) -> Iterator[Event]:
             client = self._engine_client()
             try:
-                yield from self._events(client, text, parameters, limits, register)
+                yield from self._events(client, text, request, limits, register)
             finally:
                 client.close()
 
@@ -193,10 +126,11 @@ class TgiBackend(RemoteBackend):
         self,
         client: _EngineClient,
         text: str,
-        parameters: dict[str, Any],
+        request: Sampling,
         limits: RemoteLimits,
         register: Callable[[Any], None],
-    ) -> Iterator[RemoteEvent]:
+    ) -> Iterator[Event]:
+        parameters = tgi_parameters(request)
         for attempt in (1, 2):
             got_token = False
             try:
@@ -205,11 +139,11 @@ class TgiBackend(RemoteBackend):
                 for output in stream:
                     got_token = True
                     token = output.token
-                    yield Delta("" if token.special else token.text)
+                    yield Chunk("" if token.special else token.text)
                     if output.details is not None:
                         details = output.details
                         reason = _FINISH.get(str(details.finish_reason), "eos")
-                        yield Done(reason, details.generated_tokens, getattr(details, "input_length", None))
+                        yield Finished(reason, getattr(details, "input_length", None), details.generated_tokens)
                         return
                 return  # no final event: the driver reports a truncated stream
             except (ValidationError, HfHubHTTPError) as exc:
@@ -218,28 +152,6 @@ class TgiBackend(RemoteBackend):
                     raise
                 logger.info("TGI counted more prompt tokens than estimated; retrying with %s", refit)
                 parameters = refit
-
-    def _classify(self, exc: BaseException) -> PlaygroundError:
-        if isinstance(exc, PlaygroundError):
-            return exc
-        detail = _tgi_detail(exc)
-        if isinstance(exc, ValidationError):
-            return rejected(detail)
-        if isinstance(exc, OverloadedError):
-            return busy()
-        if isinstance(exc, (GenerationError, IncompleteGenerationError, UnknownError)):
-            return generation_failed(detail)
-        if isinstance(exc, (InferenceTimeoutError, httpx2.TimeoutException)):
-            return BackendTimeoutError(f"The model server at {self.endpoint} did not answer in time. Try again.")
-        status = _status_of(exc)
-        if status is not None:
-            return status_error(self.endpoint, status, detail)
-        if isinstance(exc, httpx2.ConnectError):
-            return unavailable(self.endpoint, "connection refused or host unknown")
-        if isinstance(exc, (httpx2.TransportError, OSError)):
-            return self.truncated_error()
-        logger.error("unexpected error from TGI at %s", self.endpoint, exc_info=exc)
-        return generation_failed(f"unexpected {type(exc).__name__}")
 
 
 def _refit(message: str, parameters: dict[str, Any], limits: RemoteLimits) -> dict[str, Any] | None:
@@ -251,25 +163,3 @@ def _refit(message: str, parameters: dict[str, Any], limits: RemoteLimits) -> di
     if room < 1 or room >= parameters["max_new_tokens"]:
         return None
     return {**parameters, "max_new_tokens": room}
-
-
-def _status_of(exc: BaseException) -> int | None:
-    for candidate in (exc, exc.__cause__):
-        response = getattr(candidate, "response", None)
-        status = getattr(response, "status_code", None)
-        if isinstance(status, int):
-            return status
-    return None
-
-
-def _tgi_detail(exc: BaseException) -> str:
-    """TGI's own error text (``{"error": ...}``), without the hub's prefix."""
-    for candidate in (exc, exc.__cause__):
-        response = getattr(candidate, "response", None)
-        try:
-            body = response.json() if response is not None else None
-        except Exception:  # noqa: BLE001 - not JSON: fall back to the exception text
-            body = None
-        if isinstance(body, dict) and isinstance(body.get("error"), str):
-            return body["error"]
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -88,7 +88,6 @@ def build_chat(
     return Prepared(
         Prompt.of(text),
         budget.reply_for(total),
-        total,
         stops=CHAT_STOPS,
         notices=tuple(notices) + reply_notice(budget, total),
         inputs={"messages": [list(pair) for pair in history] + [[message, None]]},
@@ -102,6 +101,3 @@ def build_chat(
         },
     )
 
-
-def present_reply(raw: str) -> str:
-    return raw.strip()

@@ -12,5 +12,5 @@ def build_complete(text: str, budget: Budget, count: TokenCounter) -> Prepared:
     tokens = count(text)
     if tokens > budget.prompt_tokens:
         raise too_long("The prompt", tokens, budget, "Shorten it, or lower max_new_tokens.")
-    return Prepared(Prompt.of(text), budget.reply_for(tokens), tokens, notices=reply_notice(budget, tokens),
+    return Prepared(Prompt.of(text), budget.reply_for(tokens), notices=reply_notice(budget, tokens),
                     inputs={"prompt": text})

@@ -82,9 +82,9 @@ def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget, count:
     return Prepared(
         _fim_prompt(spec, kept_prefix, kept_suffix, filename if use_filename else ""),
         budget.reply_for(total),
-        total,
         notices=tuple(notices) + reply_notice(budget, total),
         inputs={"code": code, "filename": filename},
+        hole=(prefix, suffix),
     )
 
 
@@ -105,9 +105,3 @@ def strip_suffix_echo(middle: str, suffix: str) -> str:
             return middle[:start]
     return middle
 
-
-def splice(code: str, middle: str) -> tuple[str, str]:
-    """(the whole code with the middle in place of the hole, the middle as used)."""
-    prefix, suffix = split_hole(code)
-    middle = strip_suffix_echo(middle, suffix)
-    return prefix + middle + suffix, middle

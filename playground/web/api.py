@@ -1,7 +1,8 @@
 """The JSON API: health, models, and generation (whole or as server-sent events).
 
-Errors leave here as ``{"error": {"type", "message"}}`` with the status their
-class carries. A client that disconnects stops its generation on the model.
+Errors leave here as ``{"error": {"type", "message"}}`` with the status that
+``web.errors.STATUS`` gives their class. A client that disconnects stops its
+generation on the model.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from playground.errors import InputError, PlaygroundError, ShareNotFoundError
 from playground.metrics import Metrics
 from playground.params import BOUNDS, MAX_STOP_SEQUENCES
 from playground.service import Playground, Run
+from playground.web.errors import INTERNAL_MESSAGE, error_body, error_response, status_of
 from playground.web.limits import RateLimiter
 
 log = logging.getLogger("playground.web.api")
@@ -28,14 +30,10 @@ log = logging.getLogger("playground.web.api")
 _INPUT_FIELDS = ("prompt", "code", "filename", "message", "history", "messages", "system_prompt")
 
 
-def error_response(exc: PlaygroundError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"type": exc.kind, "message": exc.message}}, status_code=exc.status, headers=headers)
-
-
 def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(PlaygroundError)
     async def _playground_error(request: Request, exc: PlaygroundError) -> JSONResponse:
-        log.info("%s %s -> %s: %s", request.method, request.url.path, exc.status, exc.message)
+        log.info("%s %s -> %s: %s", request.method, request.url.path, status_of(exc), exc.message)
         metrics.errors.labels(exc.kind).inc()
         return error_response(exc)
 
@@ -44,8 +42,7 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         # The detail goes to the log only: no stack trace or server path reaches a user.
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         metrics.errors.labels("internal_error").inc()
-        return error_response(PlaygroundError("Something went wrong on the server. Try again; if it repeats, "
-                                              "report it with the time it happened."))
+        return error_response(PlaygroundError(INTERNAL_MESSAGE))
 
 
 def model_entries(playground: Playground) -> list[dict[str, Any]]:
@@ -103,7 +100,7 @@ def _start(playground: Playground, body: dict[str, Any]) -> Run:
     params = body.get("params")
     if params is not None and not isinstance(params, dict):
         raise InputError("params must be an object, e.g. {\"temperature\": 0.2}.")
-    return playground.start(str(body.get("mode", "")), body.get("model"), inputs, params)
+    return playground.start(body.get("mode"), body.get("model"), inputs, params)
 
 
 def _pump(run: Run, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[str, Any]]) -> None:
@@ -206,7 +203,7 @@ async def _stream_sse(run: Run) -> AsyncIterator[str]:
         elif kind == "done":
             yield _sse({"done": True, **payload.to_dict()})
         else:
-            yield _sse({"error": {"type": payload.kind, "message": payload.message}})
+            yield _sse(error_body(payload))
 
 
 async def _whole(run: Run, request: Request) -> JSONResponse:

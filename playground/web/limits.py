@@ -6,7 +6,6 @@ them); a public Space tightens them with env vars. 0 turns a limit off.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 from collections import defaultdict, deque
@@ -14,6 +13,7 @@ from collections.abc import Callable
 
 from fastapi import Request
 
+from playground.config_types import ForwardedFor
 from playground.errors import RateLimitedError
 
 _WINDOW_S = 60.0
@@ -21,11 +21,11 @@ _MAX_CLIENTS = 100_000  # forget idle clients beyond this, so the table cannot g
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int, what: str, forwarded_for: str = "ignore",
+    def __init__(self, per_minute: int, what: str, forwarded_for: ForwardedFor = ForwardedFor(),
                  clock: Callable[[], float] = time.monotonic):
         self.per_minute = per_minute
         self.what = what
-        self.forwarded_for = forwarded_for  # Settings.forwarded_for: how to tell who sent a request
+        self.forwarded_for = forwarded_for  # how to tell who sent a request
         self.clock = clock
         self._hits: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
@@ -54,22 +54,9 @@ class RateLimiter:
             del self._hits[client]
 
 
-def client_of(request: Request, forwarded_for: str) -> str:
-    """The client's address, by ``Settings.forwarded_for``: the connection's peer when the header is
-    ignored; else X-Forwarded-For's first entry, or the N-th from the right, where the first of N
-    trusted proxies wrote it (entries to its left are whatever the client sent). Anything that is not
-    an IP address counts as the peer, so made-up strings cannot mint new clients."""
+def client_of(request: Request, forwarded_for: ForwardedFor) -> str:
+    """The client's address under the ``--forwarded-for`` policy. Some proxies add a header line
+    rather than append to the client's, so every X-Forwarded-For line is read, in order."""
     peer = request.client.host if request.client else "unknown"
-    if forwarded_for == "ignore":
-        return peer
-    # Some proxies add a header line rather than append to the client's: read them all, in order.
-    entries = [entry.strip() for line in request.headers.getlist("x-forwarded-for") for entry in line.split(",")]
-    if forwarded_for == "first":
-        candidate = entries[0] if entries else peer
-    else:
-        hops = int(forwarded_for)
-        candidate = entries[-hops] if len(entries) >= hops else peer
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return peer
+    entries = [entry for line in request.headers.getlist("x-forwarded-for") for entry in line.split(",")]
+    return forwarded_for.client(peer, entries)

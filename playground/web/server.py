@@ -15,8 +15,7 @@ from playground.service import Playground
 from playground.web.api import api_router, install_error_handlers
 from playground.web.limits import RateLimiter
 from playground.web.shares import SHARE_HEADERS, share_router
-from playground.web.ui import HEAD, build_ui
-from playground.web.ui_parts import CSS
+from playground.web.ui import CSS, HEAD, build_ui
 
 
 def _route_group(path: str) -> str:
@@ -36,7 +35,8 @@ def create_app(playground: Playground) -> FastAPI:
     app = FastAPI(title="StarCoder Playground", version=__version__, docs_url="/api/docs", redoc_url=None,
                   lifespan=lifespan)
     install_error_handlers(app, playground.metrics)
-    generations = RateLimiter(playground.settings.generate_per_minute, "generations", playground.settings.forwarded_for)
+    settings = playground.settings
+    generations = RateLimiter(settings.limits.generate_per_minute, "generations", settings.forwarded_for)
     app.include_router(api_router(playground, generations))
     app.include_router(share_router(playground))
 

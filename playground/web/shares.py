@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from playground.config import Settings
 from playground.errors import InputError, ShareNotFoundError, StoreError
 from playground.service import Playground
-from playground.store import NOT_FOUND_MESSAGE, ShareStore
+from playground.store import NOT_FOUND_MESSAGE
 from playground.web.limits import RateLimiter
 
 SHARE_HEADERS = {
@@ -51,8 +51,8 @@ document.getElementById("delete").onclick = async () => {{
 
 def share_router(playground: Playground) -> APIRouter:
     settings = playground.settings
-    creations = RateLimiter(settings.share_create_per_minute, "shares created", settings.forwarded_for)
-    lookups = RateLimiter(settings.share_lookup_per_minute, "share lookups", settings.forwarded_for)
+    creations = RateLimiter(settings.limits.share_create_per_minute, "shares created", settings.forwarded_for)
+    lookups = RateLimiter(settings.limits.share_lookup_per_minute, "share lookups", settings.forwarded_for)
     router = APIRouter()
 
     def not_found() -> JSONResponse:
@@ -88,7 +88,7 @@ def share_router(playground: Playground) -> APIRouter:
         auth = request.headers.get("authorization", "")
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         try:
-            _require_store(playground).delete(share_id, token)
+            playground.delete_share(share_id, token)
         except ShareNotFoundError:
             return not_found()
         return Response(status_code=204, headers=SHARE_HEADERS)
@@ -110,12 +110,6 @@ def share_router(playground: Playground) -> APIRouter:
                             "default-src 'none'; script-src 'unsafe-inline'; connect-src 'self'; style-src 'unsafe-inline'"})
 
     return router
-
-
-def _require_store(playground: Playground) -> ShareStore:
-    if playground.store is None:
-        raise StoreError("Sharing is turned off on this server.")
-    return playground.store
 
 
 def share_links(settings: Settings, request: Any, share_id: str, delete_token: str) -> tuple[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import threading
 import time
@@ -9,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from playground.backends.openai_compat import OpenAiCompletionsBackend, openai_parameters
-from playground.backends.remote_common import RemoteLimits
+from playground.backends.openai_compat import OpenAiCompletionsBackend
+from playground.backends.wire import RemoteLimits, openai_parameters, sampling
 from playground.errors import (
     BackendBusyError,
     BackendTimeoutError,
@@ -21,8 +23,9 @@ from playground.errors import (
 )
 from playground.params import GenerationParams
 from playground.prompt import Prompt, Special
-from tests.standins.common import Behaviour, StandinConfig, free_port
-from tests.standins.fixtures import (  # noqa: F401 - openai_standin is a fixture
+from support.standins.common import Behaviour, StandinConfig, free_port
+from support.standins.fixtures import (  # noqa: F401 - openai_standin is a fixture
+    FAST_BACKOFF_S,
     FAST_TIMEOUTS,
     RunningStandin,
     collect,
@@ -39,9 +42,12 @@ PROMPT = Prompt.of("def add(a, b):\n")
 GREEDY = GenerationParams(max_new_tokens=8, temperature=0)
 
 
-def backend(url: str, **overrides: object) -> OpenAiCompletionsBackend:
-    options = {**FAST_TIMEOUTS, **overrides}
-    return OpenAiCompletionsBackend(starcoder_spec(), url, **options)  # type: ignore[arg-type]
+def backend(url: str, first_token_s: float | None = None, idle_s: float | None = None,
+            **options: object) -> OpenAiCompletionsBackend:
+    timeouts = replace(FAST_TIMEOUTS, first_token_s=first_token_s or FAST_TIMEOUTS.first_token_s,
+                       idle_s=idle_s or FAST_TIMEOUTS.idle_s)
+    return OpenAiCompletionsBackend(starcoder_spec(), url, timeouts=timeouts, retry_backoff_s=FAST_BACKOFF_S,
+                        **options)  # type: ignore[arg-type]
 
 
 def test_info_reads_max_model_len(openai_standin: RunningStandin) -> None:
@@ -59,9 +65,9 @@ def test_endpoint_may_end_in_v1(openai_standin: RunningStandin) -> None:
 
 def test_parameters_for_vllm() -> None:
     limits = RemoteLimits(max_total_tokens=2048, max_input_tokens=2047, max_new_tokens=2047, max_stop_sequences=4)
-    greedy = openai_parameters(GenerationParams(temperature=0, top_k=5, repetition_penalty=1.0, seed=1), limits, 10)
+    greedy = openai_parameters(sampling(GenerationParams(temperature=0, top_k=5, repetition_penalty=1.0, seed=1), limits, 10))
     assert greedy == {"max_tokens": 256, "temperature": 0.0, "stream_options": {"include_usage": True}}
-    sampled = openai_parameters(GenerationParams(temperature=0.5, top_p=0.8, top_k=40, stop=tuple("abcde")), limits, 2000)
+    sampled = openai_parameters(sampling(GenerationParams(temperature=0.5, top_p=0.8, top_k=40, stop=tuple("abcde")), limits, 2000))
     assert sampled["max_tokens"] == 48 and sampled["top_p"] == 0.8 and sampled["stop"] == ["a", "b", "c", "d"]
     assert sampled["extra_body"] == {"top_k": 40, "repetition_penalty": 1.2}
 
@@ -145,7 +151,7 @@ def test_stall_before_first_token_times_out() -> None:
     with running_openai(StandinConfig(keepalive_s=0.1)) as standin:
         standin.state.script(Behaviour(kind="stall", keepalive=True))
         with pytest.raises(BackendTimeoutError, match="no tokens within 0.8 s"):
-            collect(backend(standin.url, first_token_timeout_s=0.8).stream(PROMPT, GREEDY, threading.Event()))
+            collect(backend(standin.url, first_token_s=0.8).stream(PROMPT, GREEDY, threading.Event()))
         assert wait_for(lambda: standin.state.streams[-1].outcome == "disconnected")
 
 
@@ -153,14 +159,14 @@ def test_hang_before_headers_times_out(openai_standin: RunningStandin) -> None:
     openai_standin.state.script(Behaviour(kind="hang"))
     started = time.monotonic()
     with pytest.raises(BackendTimeoutError):
-        collect(backend(openai_standin.url, first_token_timeout_s=0.5).stream(PROMPT, GREEDY, threading.Event()))
+        collect(backend(openai_standin.url, first_token_s=0.5).stream(PROMPT, GREEDY, threading.Event()))
     assert time.monotonic() - started < 2.0
 
 
 def test_idle_timeout_after_tokens() -> None:
     with running_openai(StandinConfig(keepalive_s=0.1)) as standin:
         standin.state.script(Behaviour(kind="stall", after_tokens=1, keepalive=True))
-        result = collect(backend(standin.url, idle_timeout_s=0.5).stream(PROMPT, GREEDY, threading.Event()))
+        result = collect(backend(standin.url, idle_s=0.5).stream(PROMPT, GREEDY, threading.Event()))
         assert result.text == "def" and result.finished.reason == "error"
         assert "stopped sending tokens" in result.finished.error
 

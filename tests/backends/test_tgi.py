@@ -5,6 +5,8 @@ Timeouts are shortened through the constructor so the fault tests stay fast.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import math
 import threading
@@ -13,8 +15,9 @@ import time
 import httpx
 import pytest
 
-from playground.backends.remote_common import RemoteLimits
-from playground.backends.tgi import TgiBackend, tgi_parameters
+from playground.web.errors import status_of
+from playground.backends.tgi import TgiBackend
+from playground.backends.wire import RemoteLimits, sampling, tgi_parameters
 from playground.errors import (
     BackendBusyError,
     BackendTimeoutError,
@@ -25,8 +28,9 @@ from playground.errors import (
 )
 from playground.params import GenerationParams
 from playground.prompt import Prompt, Special
-from tests.standins.common import Behaviour, StandinConfig, free_port
-from tests.standins.fixtures import (  # noqa: F401 - tgi_standin is a fixture
+from support.standins.common import Behaviour, StandinConfig, free_port
+from support.standins.fixtures import (  # noqa: F401 - tgi_standin is a fixture
+    FAST_BACKOFF_S,
     FAST_TIMEOUTS,
     RunningStandin,
     collect,
@@ -44,9 +48,12 @@ PROMPT = Prompt.of("def add(a, b):\n")
 GREEDY = GenerationParams(max_new_tokens=8, temperature=0)
 
 
-def backend(url: str, **overrides: object) -> TgiBackend:
-    options = {**FAST_TIMEOUTS, **overrides}
-    return TgiBackend(starcoder_spec(), url, **options)  # type: ignore[arg-type]
+def backend(url: str, first_token_s: float | None = None, idle_s: float | None = None,
+            **options: object) -> TgiBackend:
+    timeouts = replace(FAST_TIMEOUTS, first_token_s=first_token_s or FAST_TIMEOUTS.first_token_s,
+                       idle_s=idle_s or FAST_TIMEOUTS.idle_s)
+    return TgiBackend(starcoder_spec(), url, timeouts=timeouts, retry_backoff_s=FAST_BACKOFF_S,
+                        **options)  # type: ignore[arg-type]
 
 
 def params_sent(standin: RunningStandin, index: int = -1) -> dict:
@@ -73,13 +80,13 @@ def test_count_tokens_is_a_conservative_character_estimate(tgi_standin: RunningS
 
 def test_parameters_respect_tgi_rules() -> None:
     limits = RemoteLimits(max_total_tokens=2048, max_input_tokens=1024, max_new_tokens=2047, max_stop_sequences=4)
-    greedy = tgi_parameters(GenerationParams(temperature=0, top_p=0.5, top_k=5, repetition_penalty=1.0), limits, 10)
+    greedy = tgi_parameters(sampling(GenerationParams(temperature=0, top_p=0.5, top_k=5, repetition_penalty=1.0), limits, 10))
     assert greedy == {"max_new_tokens": 256, "do_sample": False}
-    sampled = tgi_parameters(GenerationParams(temperature=0.7, top_p=1.0, top_k=0, seed=3), limits, 10)
+    sampled = tgi_parameters(sampling(GenerationParams(temperature=0.7, top_p=1.0, top_k=0, seed=3), limits, 10))
     assert sampled == {"max_new_tokens": 256, "do_sample": True, "temperature": 0.7, "seed": 3, "repetition_penalty": 1.2}
-    clamped = tgi_parameters(GenerationParams(max_new_tokens=2048, stop=tuple("abcdef")), limits, 2000)
+    clamped = tgi_parameters(sampling(GenerationParams(max_new_tokens=2048, stop=tuple("abcdef")), limits, 2000))
     assert clamped["max_new_tokens"] == 48 and clamped["stop"] == ["a", "b", "c", "d"]
-    assert tgi_parameters(GenerationParams(max_new_tokens=100), limits, 5000)["max_new_tokens"] == 1
+    assert tgi_parameters(sampling(GenerationParams(max_new_tokens=100), limits, 5000))["max_new_tokens"] == 1
 
 
 # -- streaming -------------------------------------------------------------------------
@@ -155,7 +162,7 @@ def test_validation_error_as_http_422(tgi_standin: RunningStandin) -> None:
     tgi_standin.state.script(Behaviour(kind="http", status=422, error_type="validation", message="Input validation error: bad grammar"))
     with pytest.raises(EngineRejectedError, match="bad grammar") as caught:
         collect(backend(tgi_standin.url).stream(PROMPT, GREEDY, threading.Event()))
-    assert caught.value.status == 422
+    assert status_of(caught.value) == 422
 
 
 def test_prompt_over_the_input_limit_says_so(tgi_standin: RunningStandin) -> None:
@@ -222,7 +229,7 @@ def test_stall_with_keepalives_hits_the_first_token_timeout() -> None:
         standin.state.script(Behaviour(kind="stall", keepalive=True))
         started = time.monotonic()
         with pytest.raises(BackendTimeoutError, match=r"no tokens within 0.8 s"):
-            collect(backend(standin.url, first_token_timeout_s=0.8).stream(PROMPT, GREEDY, threading.Event()))
+            collect(backend(standin.url, first_token_s=0.8).stream(PROMPT, GREEDY, threading.Event()))
         assert 0.7 < time.monotonic() - started < 2.5
         assert wait_for(lambda: standin.state.streams[-1].outcome == "disconnected")
 
@@ -231,7 +238,7 @@ def test_keepalives_alone_do_not_reset_the_idle_timeout() -> None:
     with running_tgi(StandinConfig(keepalive_s=0.1)) as standin:
         standin.state.script(Behaviour(kind="stall", after_tokens=2, keepalive=True))
         started = time.monotonic()
-        result = collect(backend(standin.url, idle_timeout_s=0.6).stream(PROMPT, GREEDY, threading.Event()))
+        result = collect(backend(standin.url, idle_s=0.6).stream(PROMPT, GREEDY, threading.Event()))
         assert result.text == "def add"
         assert result.finished.reason == "error" and "stopped sending tokens for 0.6 s" in result.finished.error
         assert 0.5 < time.monotonic() - started < 2.5
@@ -262,7 +269,7 @@ def test_cancel_closes_an_endless_stream_and_frees_the_slot() -> None:
 
 
 def test_cancel_during_a_silent_stall_is_prompt(tgi_standin: RunningStandin) -> None:
-    tgi = backend(tgi_standin.url, first_token_timeout_s=10, idle_timeout_s=10)
+    tgi = backend(tgi_standin.url, first_token_s=10, idle_s=10)
     collect(tgi.stream(PROMPT, GREEDY, threading.Event()))
     baseline = threading.active_count()
     tgi_standin.state.script(Behaviour(kind="stall", after_tokens=1))  # then silence, not even keep-alives
@@ -280,7 +287,7 @@ def test_cancel_during_a_silent_stall_is_prompt(tgi_standin: RunningStandin) -> 
 
 def test_abandoned_stream_is_closed(tgi_standin: RunningStandin) -> None:
     tgi_standin.state.script(Behaviour(kind="stall", after_tokens=1))
-    events = backend(tgi_standin.url, idle_timeout_s=10).stream(PROMPT, GREEDY, threading.Event())
+    events = backend(tgi_standin.url, idle_s=10).stream(PROMPT, GREEDY, threading.Event())
     assert next(events).text == "def"
     events.close()  # what a web handler does when its client disconnects
     assert wait_for(lambda: tgi_standin.state.streams[-1].outcome == "disconnected", 1.0)
@@ -313,7 +320,7 @@ def test_endpoint_down_at_startup_then_up() -> None:
 def test_killed_engine_keeps_partial_text_then_reports_unavailable_then_recovers() -> None:
     server = subprocess_tgi(args=["--rate", "40", "--script", json.dumps({"default": {"kind": "endless"}})]).start()
     try:
-        tgi = backend(server.url, first_token_timeout_s=5, idle_timeout_s=5)
+        tgi = backend(server.url, first_token_s=5, idle_s=5)
         result = collect(tgi.stream(PROMPT, GREEDY, threading.Event()), lambda n: server.kill() if n == 2 else None)
         assert result.text.startswith("def add")
         assert result.finished.reason == "error" and "interrupted" in result.finished.error

@@ -9,7 +9,10 @@ from hypothesis import strategies as st
 from playground.errors import FillMarkerError, InputError, PromptTooLongError
 from playground.prompt import Special, Text
 from playground.prompting.budget import Budget
-from playground.prompting.fill import build_fill, splice, split_hole, strip_suffix_echo
+from playground.modes.fill import FillMode
+from playground.prompt import Prompt
+from playground.prompting.fill import build_fill, split_hole, strip_suffix_echo
+from playground.prompting.prepared import Prepared
 from playground.registry import FimTokens, ModelSpec
 
 STARCODER = ModelSpec("starcoder", "bigcode/starcoder", 8192, fim=FimTokens.starcoder(), filename_token="<filename>")
@@ -75,7 +78,7 @@ def test_trims_prefix_text_from_the_top_then_suffix_from_the_bottom():
     text = [s.text for s in prepared.prompt.segments if isinstance(s, Text)]
     assert prepared.prompt.segments[0] == Special("<fim_prefix>")
     assert text[0].endswith("line9\n") and not text[0].startswith("line0")
-    assert prepared.prompt_tokens <= 60
+    assert 3 + sum(len(t) for t in text) <= 60  # the specials count one each
     assert any("lines above the hole" in n for n in prepared.notices)
     assert prepared.inputs["code"].startswith("line0")  # the user's code is recorded whole
 
@@ -100,6 +103,12 @@ def test_strip_suffix_echo(middle, suffix, expected):
     assert strip_suffix_echo(middle, suffix) == expected
 
 
+def splice(code: str, middle: str) -> tuple[str, str | None]:
+    """What the fill mode shows for ``middle`` generated into ``code``'s hole."""
+    shown = FillMode().present(Prepared(Prompt.of(""), 1, hole=split_hole(code)), middle)
+    return shown.text, shown.middle
+
+
 def test_splice_puts_middle_in_the_hole():
     full, middle = splice("def f():\n    <FILL_HERE>\n", "return 1")
     assert (full, middle) == ("def f():\n    return 1\n", "return 1")
@@ -109,5 +118,5 @@ def test_splice_puts_middle_in_the_hole():
 def test_splice_round_trip(prefix, middle, suffix):
     prefix, suffix = prefix.replace("<FILL_HERE>", ""), suffix.replace("<FILL_HERE>", "")
     full, used = splice(prefix + "<FILL_HERE>" + suffix, middle)
-    assert full == prefix + used + suffix
+    assert used is not None and full == prefix + used + suffix
     assert middle.startswith(used)

@@ -30,7 +30,8 @@ def count(text: str) -> int:
 
 
 def check(prepared, budget) -> None:
-    assert prepared.prompt_tokens <= budget.prompt_tokens
+    counted = sum(count(s.text) if isinstance(s, Text) else 1 for s in prepared.prompt.segments)
+    assert counted <= budget.prompt_tokens
     assert 0 < prepared.reply_tokens <= budget.max_reply
     for segment in prepared.prompt.segments:
         if isinstance(segment, Text):

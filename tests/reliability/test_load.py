@@ -20,11 +20,12 @@ import httpx
 import psutil
 import pytest
 
+from playground.config_types import RateLimits
 from playground.backends.fake import FakeBackend
 from playground.bootstrap import build_playground
 from playground.config import Settings
 from tests.conftest import fake_playground, serve
-from tests.standins.fixtures import subprocess_tgi
+from support.standins.fixtures import subprocess_tgi
 
 LOAD_SECONDS = float(os.environ.get("PLAYGROUND_LOAD_SECONDS", "60"))
 SOAK_SECONDS = float(os.environ.get("PLAYGROUND_SOAK_SECONDS", "0"))
@@ -51,7 +52,7 @@ def test_32_concurrent_streams_against_a_remote_engine(tmp_path):
     args = ["--rate", "200", "--max-total-tokens", "4096", "--max-input-tokens", "2048"]
     with subprocess_tgi(args=args) as engine:
         settings = Settings(backend="tgi", endpoint=engine.url, model="starcoder", data_dir=tmp_path,
-                            remote_concurrency=32, generate_per_minute=0)
+                            remote_concurrency=32, limits=RateLimits(generate_per_minute=0))
         playground, _ = build_playground(settings)
         server = serve(playground)
         try:
@@ -95,7 +96,7 @@ def test_32_concurrent_streams_against_a_remote_engine(tmp_path):
 
 
 def test_200_simultaneous_users_against_a_small_queue(tmp_path):
-    settings = Settings(data_dir=tmp_path, max_queue=8, generate_per_minute=0)
+    settings = Settings(data_dir=tmp_path, max_queue=8, limits=RateLimits(generate_per_minute=0))
     server = serve(fake_playground(settings, FakeBackend(outputs=["a b c d"] * 500, delay_s=0.01)))
     try:
         start = threading.Barrier(200)
@@ -160,8 +161,7 @@ def soak_round(client: httpx.Client, rng: random.Random) -> None:
 @pytest.mark.timeout(SOAK_SECONDS + 300)  # the suite's per-test limit is shorter than a soak
 def test_mixed_soak_does_not_grow(tmp_path):
     """Chat, fill and completion on the real nano-starcoder, with shares, for SOAK_SECONDS."""
-    settings = Settings(data_dir=tmp_path, generate_per_minute=0, share_create_per_minute=0,
-                        share_lookup_per_minute=0)
+    settings = Settings(data_dir=tmp_path, limits=RateLimits(0, 0, 0))
     playground, _ = build_playground(settings, wait=True)
     server = serve(playground)
     rng = random.Random(7)

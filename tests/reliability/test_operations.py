@@ -13,6 +13,7 @@ import httpx
 import pytest
 from starlette.requests import Request
 
+from playground.config_types import RateLimits
 from playground.backends.fake import FakeBackend
 from playground.config import Settings, load_settings
 from playground.web.limits import client_of
@@ -127,14 +128,14 @@ def test_unexpected_errors_show_no_stack_trace(app):
 
 
 def test_generation_rate_limit(app):
-    server, _ = app(generate_per_minute=3)
+    server, _ = app(limits=RateLimits(generate_per_minute=3))
     statuses = [httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"}).status_code
                 for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
 
 
 def test_a_forged_forwarded_for_does_not_escape_the_limit(app):
-    server, _ = app(generate_per_minute=2)
+    server, _ = app(limits=RateLimits(generate_per_minute=2))
     statuses = [httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"},
                            headers={"X-Forwarded-For": f"10.0.0.{n}"}).status_code for n in range(3)]
     assert statuses == [200, 200, 429]

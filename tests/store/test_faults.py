@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from playground.web.errors import status_of
 from playground.errors import ShareNotFoundError, StoreCorruptError, StoreError, StoreFullError, StoreLockedError
 from playground.store import ShareStore
 from playground.store.engine import JournalChoice
@@ -41,7 +42,7 @@ def test_locked_database_fails_fast_with_a_clear_message_and_reads_still_work(
         with pytest.raises(StoreLockedError) as caught:
             store.create(make_generation())
         assert time.monotonic() - started < 3
-        assert caught.value.status == 503
+        assert status_of(caught.value) == 503
         assert "locked by another process" in caught.value.message and "Generation still works" in caught.value.message
         with pytest.raises(StoreLockedError):
             store.delete(existing.id, existing.delete_token)
@@ -74,7 +75,7 @@ def test_full_database_fails_with_a_clear_message_and_reads_still_work(tmp_path:
         for i in range(500):  # 40 pages of 4 KiB: full after a few dozen 3 KB shares
             acknowledged.append((store.create(make_generation(text=f"{i}:" + "x" * 3000)), i))
     assert 5 < len(acknowledged) < 500
-    assert caught.value.status == 507
+    assert status_of(caught.value) == 507
     assert "full" in caught.value.message and "opening existing shares still work" in caught.value.message
     for created, i in acknowledged:
         assert store.get(created.id).text.startswith(f"{i}:")

@@ -11,12 +11,13 @@ import re
 
 import pytest
 
+from playground.config_types import RemoteTimeouts
 from playground.backends.fake import FakeBackend
 from playground.bootstrap import build_playground
 from playground.config import Settings
 from tests.conftest import fake_playground, serve
-from tests.standins.common import Behaviour, StandinConfig
-from tests.standins.fixtures import running_tgi
+from support.standins.common import Behaviour, StandinConfig
+from support.standins.fixtures import running_tgi
 
 pytest.importorskip("playwright.sync_api")
 
@@ -55,7 +56,7 @@ def test_interrupted_remote_generation_keeps_its_partial_output(open_page, tmp_p
         engine.state.script(Behaviour(kind="error_event", after_tokens=8, tokens=tokens,
                                       message="Request failed during generation: Server error: CUDA out of memory"))
         settings = Settings(backend="tgi", endpoint=engine.url, model="starcoder", data_dir=tmp_path,
-                            first_token_timeout_s=20, idle_timeout_s=20)
+                            timeouts=RemoteTimeouts(first_token_s=20, idle_s=20))
         playground, _ = build_playground(settings)
         server = serve(playground)
         try:

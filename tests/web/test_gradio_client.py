@@ -51,12 +51,12 @@ def rest(url: str, **body) -> dict:
 def test_the_three_endpoints_are_named_with_the_documented_inputs(client):
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert {"/chat", "/fill", "/complete"} <= set(endpoints)
-    params = ["model_id", "max_new", "temperature", "top_p", "top_k", "repetition", "stop", "seed_value"]
+    params = ["model", "max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "stop", "seed"]
     names = {name: [p["parameter_name"] for p in endpoints[name]["parameters"]]
              for name in ("/chat", "/fill", "/complete")}
     assert names["/complete"] == ["prompt", *params]
-    assert names["/fill"] == ["code", "name", *params]
-    assert names["/chat"] == ["text", "messages", "prompt_text", *params]
+    assert names["/fill"] == ["code", "filename", *params]
+    assert names["/chat"] == ["message", "history", "system_prompt", *params]
 
 
 def test_complete_returns_the_prompt_and_its_continuation(client, nano_server):

@@ -2,7 +2,7 @@
 
 The playground is built the way ``app.py`` builds it (``build_playground`` with
 ``--backend tgi|openai --endpoint URL``) and served for real; the stand-ins
-(``tests/standins``) play the engine, with scripted faults. Each test checks
+(``support/standins``) play the engine, with scripted faults. Each test checks
 what a REST client sees and, where it matters, what the engine was sent or
 how its stream ended. Timeouts are shortened so the fault tests stay fast.
 """
@@ -20,11 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
+from playground.config_types import RemoteTimeouts
 from playground.bootstrap import build_playground
 from playground.config import Settings
 from tests.conftest import LiveServer, serve
-from tests.standins.common import Behaviour, State
-from tests.standins.fixtures import running_openai, running_tgi, subprocess_tgi, wait_for
+from support.standins.common import Behaviour, State
+from support.standins.fixtures import running_openai, running_tgi, subprocess_tgi, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,7 +37,7 @@ OVERLOADED = Behaviour(kind="http", status=429, error_type="overloaded", message
 
 def remote_app(backend: str, endpoint: str, data_dir: Path) -> LiveServer:
     settings = Settings(backend=backend, endpoint=endpoint, model="starcoder", data_dir=data_dir,
-                        first_token_timeout_s=FIRST_TOKEN_S, idle_timeout_s=IDLE_S)
+                        timeouts=RemoteTimeouts(first_token_s=FIRST_TOKEN_S, idle_s=IDLE_S))
     playground, loader = build_playground(settings)
     assert loader is None  # remote: nothing loads in-process
     return serve(playground)

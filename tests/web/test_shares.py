@@ -6,6 +6,8 @@ import sqlite3
 
 import httpx
 
+from playground.config_types import RateLimits
+
 
 def generate(url: str, **body) -> dict:
     body.setdefault("mode", "complete")
@@ -74,7 +76,7 @@ def test_public_url_builds_absolute_links(fake_server):
 
 
 def test_rate_limits_answer_429_with_a_clear_message(fake_server):
-    server, _ = fake_server(share_create_per_minute=2, share_lookup_per_minute=3)
+    server, _ = fake_server(limits=RateLimits(share_create_per_minute=2, share_lookup_per_minute=3))
     ids = [generate(server.url)["id"] for _ in range(3)]
     assert [share(server.url, i).status_code for i in ids] == [201, 201, 429]
     limited = share(server.url, ids[2]).json()["error"]
@@ -84,7 +86,7 @@ def test_rate_limits_answer_429_with_a_clear_message(fake_server):
 
 
 def test_limits_can_be_turned_off(fake_server):
-    server, _ = fake_server(share_create_per_minute=0)
+    server, _ = fake_server(limits=RateLimits(share_create_per_minute=0))
     ids = [generate(server.url)["id"] for _ in range(5)]
     assert all(share(server.url, i).status_code == 201 for i in ids)
 

@@ -1,6 +1,6 @@
 """Pytest fixtures and helpers for tests that talk to the STAND-IN servers.
 
-Import the fixtures you need into a test module (``from tests.standins.fixtures
+Import the fixtures you need into a test module (``from support.standins.fixtures
 import tgi_standin``); they are kept out of ``tests/conftest.py`` on purpose.
 
 * ``tgi_standin`` / ``openai_standin``: a running in-thread stand-in with the
@@ -22,19 +22,16 @@ from dataclasses import dataclass
 
 import pytest
 
+from playground.config_types import RemoteTimeouts
 from playground.backends.base import Chunk, Event, Finished
 from playground.registry import FimTokens, ModelSpec
-from tests.standins import openai_standin as openai_module
-from tests.standins import tgi_standin as tgi_module
-from tests.standins.common import StandinConfig, State, SubprocessServer, ThreadServer
+from support.standins import openai_standin as openai_module
+from support.standins import tgi_standin as tgi_module
+from support.standins.common import StandinConfig, State, SubprocessServer, ThreadServer
 
 # Short timeouts and back-offs so fault tests finish in seconds; both backends take the same keywords.
-FAST_TIMEOUTS: dict[str, object] = {
-    "first_token_timeout_s": 1.0,
-    "idle_timeout_s": 0.6,
-    "connect_timeout_s": 2.0,
-    "retry_backoff_s": (0.01, 0.03),
-}
+FAST_TIMEOUTS = RemoteTimeouts(first_token_s=1.0, idle_s=0.6, connect_s=2.0)
+FAST_BACKOFF_S = (0.01, 0.03)
 
 
 @dataclass
@@ -71,11 +68,11 @@ def openai_standin() -> Iterator[RunningStandin]:
 
 
 def subprocess_tgi(port: int | None = None, args: list[str] | None = None) -> SubprocessServer:
-    return SubprocessServer("tests.standins.tgi_standin", port=port, args=args, ready_path="/info")
+    return SubprocessServer("support.standins.tgi_standin", port=port, args=args, ready_path="/info")
 
 
 def subprocess_openai(port: int | None = None, args: list[str] | None = None) -> SubprocessServer:
-    return SubprocessServer("tests.standins.openai_standin", port=port, args=args, ready_path="/v1/models")
+    return SubprocessServer("support.standins.openai_standin", port=port, args=args, ready_path="/v1/models")
 
 
 def starcoder_spec(**overrides: object) -> ModelSpec:

@@ -1,16 +1,13 @@
-"""Pieces of the Gradio UI that hold no state: code boxes, language mapping, stats and meter text."""
+"""Pieces of the Gradio UI that hold no state: texts, examples, the code box, stats and meter HTML."""
 
 from __future__ import annotations
 
 import html
-import threading
-from collections import defaultdict
 from typing import Any
 
 import gradio as gr
 
 from playground.record import Generation
-from playground.service import Run
 
 # gr.Code highlights only these; java/go/rust raise, so they fall back to plain text.
 _EXTENSIONS = {
@@ -72,15 +69,21 @@ FILL_EXAMPLE = '''def fibonacci(n: int) -> list[int]:
 COMPLETE_EXAMPLE = "import os\n\n\ndef list_python_files(root):\n"
 
 
-class VerbatimCode(gr.Code):
-    """gr.Code that keeps leading and trailing whitespace: indentation is part of the code."""
+def verbatim_code(value: str | None = None, **kwargs: Any) -> gr.Code:
+    """A code box that keeps leading and trailing whitespace: indentation is part of the code.
 
-    def postprocess(self, value: str | None) -> str | None:
-        return value
+    ``gr.Code`` strips its value on the way out. A subclass would fix that, but
+    Gradio writes a ``.pyi`` stub beside any module that defines a component
+    class, so the one instance's output step is replaced instead.
+    """
+    box = gr.Code(value, **kwargs)
+    box.postprocess = _as_is  # type: ignore[method-assign]
+    box.value = value  # the constructor already ran the stripping step on the initial value
+    return box
 
-    @classmethod
-    def get_block_name(cls) -> str:
-        return "code"  # render with the stock code editor in the browser
+
+def _as_is(value: str | None) -> str | None:
+    return value
 
 
 def language_for(filename: str | None) -> str | None:
@@ -91,28 +94,6 @@ def language_for(filename: str | None) -> str | None:
         if name == suffix or name.lower().endswith(suffix.lower()):
             return language
     return None
-
-
-class ActiveRuns:
-    """Runs per browser session, so Stop and a closed tab reach the right generation."""
-
-    def __init__(self) -> None:
-        self._runs: dict[str, set[Run]] = defaultdict(set)
-        self._lock = threading.Lock()
-
-    def add(self, session: str, run: Run) -> None:
-        with self._lock:
-            self._runs[session].add(run)
-
-    def discard(self, session: str, run: Run) -> None:
-        with self._lock:
-            self._runs[session].discard(run)
-
-    def stop(self, session: str) -> None:
-        with self._lock:
-            runs = list(self._runs.pop(session, ()))
-        for run in runs:
-            run.stop()
 
 
 def stats_line(record: Generation) -> str:
@@ -129,26 +110,6 @@ def stats_line(record: Generation) -> str:
     extra = [record.error] if record.error else []
     extra += record.notices
     return line + "".join(f"\n\n> {html.escape(n)}" for n in extra)
-
-
-def params_from(max_new: Any, temperature: Any, top_p: Any, top_k: Any, repetition: Any, stop_text: str,
-                seed: Any) -> dict[str, Any]:
-    """Widget values → raw params; GenerationParams.parse validates them in the service."""
-    stops = [line.replace("\\n", "\n").replace("\\t", "\t") for line in (stop_text or "").splitlines() if line]
-    return {"max_new_tokens": max_new, "temperature": temperature, "top_p": top_p, "top_k": top_k,
-            "repetition_penalty": repetition, "stop": stops, "seed": None if seed is None or not str(seed).strip() else str(seed).strip()}
-
-
-def history_pairs(messages: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    return [{"role": m["role"], "content": m["content"]} for m in (messages or []) if m.get("role") in ("user", "assistant")]
-
-
-def text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content if isinstance(b, dict))
-    return str(content or "")
 
 
 def meter_html(breakdown: dict[str, int] | None, warning: str | None = None) -> str:
@@ -176,8 +137,6 @@ CSS = """
 """
 
 
-
-
 def mark_middle(code: str, middle: str) -> str:
     """Say which lines of the result the model wrote."""
     if not middle.strip():
@@ -185,15 +144,6 @@ def mark_middle(code: str, middle: str) -> str:
     first = code.split("<FILL_HERE>")[0].count("\n") + 1
     last = first + middle.rstrip("\n").count("\n")
     return f"Lines {first}–{last} of the result were generated (shown on their own below)."
-
-
-def history_messages(record: Generation) -> list[dict[str, str]]:
-    """A chat record's turns as Chatbot messages, ending with its reply."""
-    messages: list[dict[str, str]] = []
-    for user, assistant in record.inputs.get("messages", []):
-        messages.append({"role": "user", "content": user})
-        messages.append({"role": "assistant", "content": record.text if assistant is None else assistant})
-    return messages
 
 
 def share_banner(record: Generation, served: bool) -> str:

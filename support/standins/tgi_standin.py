@@ -21,7 +21,7 @@ reproduces is the wire protocol the playground's TGI backend must handle:
 * error bodies ``{"error", "error_type"}`` (422 validation, 424 generation,
   429 overloaded, 500 incomplete) and the scripted faults of ``common.KINDS``.
 
-Run it alone: ``python -m tests.standins.tgi_standin --port 8080 --rate 50``.
+Run it alone: ``python -m support.standins.tgi_standin --port 8080 --rate 50``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.standins.common import (
+from support.standins.common import (
     Behaviour,
     Err,
     KeepAlive,

@@ -2,7 +2,7 @@
 from the documented OpenAI-compatible completions protocol as vLLM serves it.
 
 It is not vLLM and generates no real text: tokens come from a script
-(``tests.standins.common``). What it reproduces is the wire protocol:
+(``support.standins.common``). What it reproduces is the wire protocol:
 
 * ``GET /v1/models``: ``{"object": "list", "data": [{"id", "object": "model",
   "owned_by", "max_model_len"}]}`` (``max_model_len`` is vLLM's addition);
@@ -17,7 +17,7 @@ It is not vLLM and generates no real text: tokens come from a script
 * the scripted faults of ``common.KINDS`` where they make sense (429, 500,
   an in-stream error event, a stream cut before ``[DONE]``, stalls).
 
-Run it alone: ``python -m tests.standins.openai_standin --port 8000 --rate 50``.
+Run it alone: ``python -m support.standins.openai_standin --port 8000 --rate 50``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.standins.common import (
+from support.standins.common import (
     Behaviour,
     Err,
     KeepAlive,

@@ -3,7 +3,7 @@
 It answers every request the way the hub answers a gated repository
 (401/403 with ``X-Error-Code: GatedRepo``), per huggingface_hub's documented
 error headers, so the app's gated-model path runs against real HTTP.
-Run: ``python tests/hub_standin.py PORT STATUS``.
+Run: ``python support/hub_standin.py PORT STATUS``.
 """
 
 from __future__ import annotations

@@ -1,0 +1,95 @@
+"""The Gradio Blocks: chat, fill and complete tabs over one model selector and parameter panel.
+
+Each tab is a small builder (``chat``, ``fill``, ``complete``) returning a
+dataclass of its components, with module-level handlers that return
+``{component: update}`` mappings. Stop flags the run's cancel event, so the
+model itself stops. A page opened as ``/?share=ID`` restores that generation
+read-only (``shared_view``).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import gradio as gr
+
+from playground.service import Playground
+from playground.web.limits import RateLimiter
+from playground.web.ui import chat, complete, fill
+from playground.web.ui.common import ActiveRuns, UiContext, bind, build_param_panel, stop_runs, wire_share
+from playground.web.ui.parts import CSS, NOTICE, SUBMIT_SHORTCUT_JS
+from playground.web.ui.shared_view import TabView, restore, wire_shared_view
+
+HEAD = f"<script>{SUBMIT_SHORTCUT_JS}</script>"
+__all__ = ["CSS", "HEAD", "build_ui"]
+
+
+def model_status(playground: Playground, model_id: str) -> str:
+    slot = playground.slot(model_id)
+    info, spec = slot.info(), slot.spec
+    licence = f"[{spec.license}]({spec.license_url})" if spec.license_url else spec.license
+    if not info.loaded:
+        state = f"⏳ {slot.progress.message}" if not slot.progress.error else f"❌ {slot.progress.error}"
+        return f"**{spec.id}** — {html.escape(state)}"
+    where = info.endpoint or (info.placement or {}).get("summary", "")
+    return f"**{spec.id}** · {info.backend} · context {info.context_length} · {where} · licence {licence}"
+
+
+def model_defaults(playground: Playground, model_id: str) -> list[Any]:
+    d = playground.slot(model_id).spec.defaults
+    return [d.max_new_tokens, d.temperature, d.top_p, d.top_k, d.repetition_penalty]
+
+
+def poll_status(playground: Playground, model_id: str) -> tuple[str, gr.Timer]:
+    return model_status(playground, model_id), gr.Timer(active=not playground.slot(model_id).info().loaded)
+
+
+def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
+    first = playground.default_model
+    with gr.Blocks(title="StarCoder Playground") as demo:
+        gr.Markdown("# StarCoder Playground\nChat, fill in the middle, or complete code with StarCoder-family models.")
+        with gr.Row():
+            model = gr.Dropdown(list(playground.slots), value=first, label="Model", scale=1, elem_id="model")
+            status = gr.Markdown(model_status(playground, first), elem_id="model-status")
+        timer = gr.Timer(1.0, active=not playground.slot(first).info().loaded)
+        params = build_param_panel(model_defaults(playground, first))
+        acknowledged = gr.BrowserState(False, storage_key="playground-share-ack")
+        ctx = UiContext(playground, generations, ActiveRuns(), model, params, acknowledged)
+        with gr.Tabs(selected="chat") as tabs:
+            with gr.Tab("Chat", id="chat"):
+                chat_tab = chat.build_chat_tab(ctx)
+            with gr.Tab("Fill in the middle", id="fill"):
+                fill_tab = fill.build_fill_tab(ctx)
+            with gr.Tab("Complete", id="complete"):
+                complete_tab = complete.build_complete_tab(ctx)
+        gr.Markdown(NOTICE, elem_id="notice")
+
+        # Gradio's queue lets as many generations through as all models together serve;
+        # each model's slot then keeps its own turn (one at a time for a local model).
+        generation = {"concurrency_id": "generate", "concurrency_limit": playground.generation_concurrency}
+        quiet = {"api_visibility": "private", "concurrency_limit": None, "show_progress": "hidden"}
+        chat.wire_chat(ctx, chat_tab, generation, quiet)
+        fill.wire_fill(ctx, fill_tab, generation)
+        complete.wire_complete(ctx, complete_tab, generation)
+        for tab in (chat_tab, fill_tab, complete_tab):
+            tab.stop.click(bind(stop_runs, ctx), None, None, **quiet)
+            wire_share(ctx, tab.share)
+        views = {
+            "chat": TabView(chat_tab, chat.show_shared, bind(chat.regenerate, ctx, chat_tab),
+                            chat_tab.inputs(ctx), chat_tab.outputs),
+            "fill": TabView(fill_tab, fill.show_shared, bind(fill.fill, ctx, fill_tab),
+                            fill_tab.inputs(ctx), fill_tab.outputs),
+            "complete": TabView(complete_tab, complete.show_shared, bind(complete.complete, ctx, complete_tab),
+                                complete_tab.inputs(ctx), complete_tab.outputs),
+        }
+        restore_outputs = wire_shared_view(ctx, tabs, views, generation)
+        model.change(lambda m: [model_status(playground, m), *model_defaults(playground, m)], model,
+                     [status, *params.sliders.values()], api_visibility="private")
+        timer.tick(bind(poll_status, playground), model, [status, timer], **quiet)
+        meter_inputs = [chat_tab.message, chat_tab.chatbot, chat_tab.system_prompt, model,
+                        params.sliders["max_new_tokens"]]
+        demo.load(bind(restore, ctx, tabs, views), None, restore_outputs, **quiet).then(
+            bind(chat.meter, ctx, chat_tab), meter_inputs, chat_tab.meter, **quiet)
+        demo.unload(bind(stop_runs, ctx))
+    return demo

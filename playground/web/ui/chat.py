@@ -1,0 +1,171 @@
+"""The Chat tab: the Tech Assistant conversation, its context meter, and the public ``/chat`` endpoint."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from playground.errors import PlaygroundError, PromptTooLongError
+from playground.modes import Restored
+from playground.modes.chat import message_text
+from playground.record import Generation
+from playground.web.ui.common import (
+    Banner,
+    SharePanel,
+    UiContext,
+    Updates,
+    bind,
+    build_banner,
+    build_share_panel,
+    finished,
+    params_from,
+)
+from playground.web.ui.parts import CHAT_EXAMPLES, meter_html, stats_line
+
+
+@dataclass
+class ChatTab:
+    banner: Banner
+    chatbot: gr.Chatbot
+    meter: gr.HTML
+    message: gr.Textbox
+    send: gr.Button
+    stop: gr.Button
+    regenerate: gr.Button
+    clear: gr.Button
+    stats: gr.Markdown
+    share: SharePanel
+    system_prompt: gr.Textbox
+    raw: gr.Textbox
+
+    @property
+    def editable(self) -> list[Any]:
+        return [self.message, self.system_prompt]
+
+    @property
+    def run_buttons(self) -> list[gr.Button]:
+        return [self.send, self.regenerate]
+
+    def inputs(self, ctx: UiContext) -> list[Any]:
+        """What the public endpoint takes after the message, in order."""
+        return [self.chatbot, self.system_prompt, ctx.model, *ctx.params.inputs]
+
+    @property
+    def outputs(self) -> list[Any]:
+        return [self.chatbot, self.message, self.stats, self.raw, self.share.record]
+
+
+def build_chat_tab(ctx: UiContext) -> ChatTab:
+    banner = build_banner("chat")
+    chatbot = gr.Chatbot(label="Tech Assistant", height=420, elem_id="chatbot", sanitize_html=True,
+                         feedback_options=None)
+    meter = gr.HTML(elem_id="context-meter")
+    message = gr.Textbox(label="Message (Ctrl/Cmd+Enter sends)", placeholder="Ask a programming question…", lines=2,
+                         elem_id="chat-message")
+    with gr.Row():
+        send = gr.Button("Send", variant="primary", elem_id="chat-send", elem_classes=["submit"])
+        stop = gr.Button("Stop", variant="stop", elem_id="chat-stop")
+        regenerate = gr.Button("Regenerate", elem_id="chat-regenerate")
+        clear = gr.Button("Clear", elem_id="chat-clear")
+    stats = gr.Markdown(elem_id="chat-stats")
+    share = build_share_panel("chat")
+    gr.Examples(CHAT_EXAMPLES, message, label="Try")
+    prompt = ctx.playground.chat_prompt
+    with gr.Accordion("Tech Assistant prompt", open=False):
+        system_prompt = gr.Textbox(value=prompt.text, lines=12, max_lines=30, elem_id="chat-prompt",
+                                   label=f"Few-shot prompt ({prompt.version}); edit to try your own")
+    with gr.Accordion("Raw prompt of the last reply", open=False):
+        raw = gr.Textbox(lines=6, max_lines=20, interactive=False, elem_id="chat-raw", buttons=["copy"],
+                         show_label=False)
+    return ChatTab(banner, chatbot, meter, message, send, stop, regenerate, clear, stats, share, system_prompt, raw)
+
+
+def _conversation(messages: list[dict[str, Any]] | None) -> list[dict[str, str]]:
+    """Chatbot messages as plain role/content text."""
+    return [{"role": m["role"], "content": message_text(m.get("content"))}
+            for m in (messages or []) if m.get("role") in ("user", "assistant")]
+
+
+def _inputs(ctx: UiContext, message: str, history: list[dict[str, str]], system_prompt: str) -> dict[str, Any]:
+    inputs: dict[str, Any] = {"message": message, "history": history}
+    if system_prompt != ctx.playground.chat_prompt.text:
+        inputs["system_prompt"] = system_prompt
+    return inputs
+
+
+def send(ctx: UiContext, tab: ChatTab, message: str, history: list[dict[str, Any]] | None, system_prompt: str,
+         model: str, max_new_tokens: float, temperature: float, top_p: float, top_k: float,
+         repetition_penalty: float, stop: str, seed: str, request: gr.Request) -> Iterator[Updates]:
+    """The public ``/chat`` endpoint: one reply to ``message`` after ``history``, streamed."""
+    turns = _conversation(history)
+    params = params_from(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed)
+    run = ctx.start("chat", model, _inputs(ctx, message, turns, system_prompt), params, request)
+    shown = [*turns, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+    yield {tab.chatbot: shown, tab.message: "", tab.stats: "Generating…"}
+    for raw in ctx.stream(run, request):
+        shown[-1] = {"role": "assistant", "content": run.present(raw).text}
+        yield {tab.chatbot: shown}
+    record = finished(run)
+    shown[-1] = {"role": "assistant", "content": record.text}
+    yield {tab.chatbot: shown, tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id}
+
+
+def regenerate(ctx: UiContext, tab: ChatTab, history: list[dict[str, Any]] | None, system_prompt: str, model: str,
+               max_new_tokens: float, temperature: float, top_p: float, top_k: float, repetition_penalty: float,
+               stop: str, seed: str, request: gr.Request) -> Iterator[Updates]:
+    """A new reply to the last user message: the turns after it are dropped."""
+    turns = _conversation(history)
+    while turns and turns[-1]["role"] == "assistant":
+        turns.pop()
+    if not turns:
+        raise gr.Error("There is no message to regenerate a reply for yet.", print_exception=False)
+    last = turns.pop()["content"]
+    yield from send(ctx, tab, last, turns, system_prompt, model, max_new_tokens, temperature, top_p, top_k,
+                    repetition_penalty, stop, seed, request)
+
+
+def meter(ctx: UiContext, tab: ChatTab, message: str, history: list[dict[str, Any]] | None, system_prompt: str,
+          model: str, max_new_tokens: float) -> Updates:
+    """How the context is used: the prompt, the conversation and the reply, before anything is sent."""
+    text = message if message and message.strip() else "?"
+    inputs = _inputs(ctx, text, _conversation(history), system_prompt)
+    try:
+        plan = ctx.playground.plan("chat", model, inputs, {"max_new_tokens": max_new_tokens})
+    except PromptTooLongError as exc:
+        return {tab.meter: meter_html(None, exc.message)}
+    except PlaygroundError:
+        return {tab.meter: ""}
+    notes = " ".join(plan.prepared.notices)
+    return {tab.meter: meter_html(plan.prepared.breakdown) + (f"<div>{html.escape(notes)}</div>" if notes else "")}
+
+
+def clear(tab: ChatTab) -> Updates:
+    return {tab.chatbot: [], tab.stats: "", tab.raw: "", tab.share.record: None}
+
+
+def show_shared(tab: ChatTab, restored: Restored, record: Generation) -> Updates:
+    messages = [{"role": role, "content": text} for user, reply in restored.turns
+                for role, text in (("user", user), ("assistant", reply))]
+    updates: Updates = {tab.chatbot: messages, tab.stats: stats_line(record), tab.raw: record.raw_prompt,
+                        tab.message: restored.inputs["message"]}
+    if "system_prompt" in restored.inputs:
+        updates[tab.system_prompt] = restored.inputs["system_prompt"]
+    return updates
+
+
+def wire_chat(ctx: UiContext, tab: ChatTab, generation: dict[str, Any], quiet: dict[str, Any]) -> None:
+    inputs, outputs = tab.inputs(ctx), tab.outputs
+    sent = [tab.send.click(bind(send, ctx, tab), [tab.message, *inputs], outputs, api_name="chat", **generation),
+            tab.message.submit(bind(send, ctx, tab), [tab.message, *inputs], outputs, api_visibility="private",
+                               **generation)]
+    tab.regenerate.click(bind(regenerate, ctx, tab), inputs, outputs, api_visibility="private", **generation)
+    tab.clear.click(bind(clear, tab), None, [tab.chatbot, tab.stats, tab.raw, tab.share.record],
+                    api_visibility="private")
+    meter_inputs = [tab.message, tab.chatbot, tab.system_prompt, ctx.model, ctx.params.sliders["max_new_tokens"]]
+    for event in sent:
+        event.then(bind(meter, ctx, tab), meter_inputs, tab.meter, **quiet)
+    tab.message.input(bind(meter, ctx, tab), meter_inputs, tab.meter, trigger_mode="always_last", **quiet)

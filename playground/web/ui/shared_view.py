@@ -1,0 +1,108 @@
+"""Opening a share link (``/?share=ID``): the tab of its mode, filled in and read-only, with a banner.
+
+The mode restores the record (``Mode.restore``); each tab shows the result
+in its own widgets. "Edit a copy" unlocks the inputs; "Re-run" does that and
+runs the same mode again with the same settings.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import gradio as gr
+
+from playground.errors import PlaygroundError
+from playground.modes import Restored, mode_named
+from playground.params import GenerationParams
+from playground.record import Generation
+from playground.web.ui.common import PARAM_NAMES, Banner, UiContext, Updates, bind, stop_text
+from playground.web.ui.parts import share_banner
+
+
+class Tab(Protocol):
+    banner: Banner
+
+    @property
+    def editable(self) -> list[Any]: ...
+
+    @property
+    def run_buttons(self) -> list[gr.Button]: ...
+
+
+@dataclass
+class TabView:
+    """One tab as the shared view needs it: the tab, how it shows a restored record, how it re-runs."""
+
+    tab: Tab
+    show: Callable[[Any, Restored, Generation], Updates]
+    rerun: Callable[..., Any]  # the tab's generation handler, already bound
+    rerun_inputs: list[Any]
+    rerun_outputs: list[Any]
+
+
+def restore(ctx: UiContext, tabs: gr.Tabs, views: Mapping[str, TabView], request: gr.Request) -> Updates:
+    share_id = request.query_params.get("share") if request else None
+    if not share_id:
+        return {tabs: gr.skip()}  # an empty dict would read as one missing value
+    try:
+        record = ctx.playground.open_share(share_id)
+        mode = mode_named(record.mode)
+    except PlaygroundError as exc:
+        gr.Warning(html.escape(exc.message))
+        return {tabs: gr.skip()}
+    view = views[mode.name]
+    restored = mode.restore(record)
+    updates: Updates = {tabs: gr.Tabs(selected=mode.name)}
+    # The code editor does not switch to read-only after it is built, so a shared view also hides
+    # the buttons that would run it; "Edit a copy" brings both back.
+    for each in views.values():
+        updates.update({c: gr.update(interactive=False) for c in each.tab.editable})
+        updates.update({b: gr.Button(visible=False) for b in each.tab.run_buttons})
+    updates.update(_params(ctx, record, restored))
+    updates.update(view.show(view.tab, restored, record))
+    served = record.model in ctx.playground.slots
+    updates.update({view.tab.banner.group: gr.Group(visible=True),
+                    view.tab.banner.text: share_banner(record, served=served)})
+    return updates
+
+
+def _params(ctx: UiContext, record: Generation, restored: Restored) -> Updates:
+    defaults = GenerationParams().to_dict()
+    values = {name: record.params.get(name, defaults[name]) for name in PARAM_NAMES}
+    updates: Updates = {ctx.params.sliders[name]: value for name, value in values.items()}
+    updates[ctx.params.stop] = stop_text(restored.user_stops)
+    updates[ctx.params.seed] = str(record.params.get("seed", ""))
+    if record.model in ctx.playground.slots:
+        updates[ctx.model] = record.model
+    return updates
+
+
+def edit_copy(views: Mapping[str, TabView]) -> Updates:
+    updates: Updates = {}
+    for view in views.values():
+        updates.update({c: gr.update(interactive=True) for c in view.tab.editable})
+        updates.update({b: gr.Button(visible=True) for b in view.tab.run_buttons})
+        updates[view.tab.banner.group] = gr.Group(visible=False)
+    return updates
+
+
+def restore_outputs(ctx: UiContext, tabs: gr.Tabs, views: Mapping[str, TabView]) -> list[Any]:
+    """Every component ``restore`` may update (Gradio needs them listed)."""
+    shown = {c for view in views.values() for c in view.rerun_outputs + view.tab.editable + view.tab.run_buttons}
+    banners = [c for view in views.values() for c in (view.tab.banner.group, view.tab.banner.text)]
+    return [tabs, ctx.model, *ctx.params.inputs, *shown, *banners]
+
+
+def wire_shared_view(ctx: UiContext, tabs: gr.Tabs, views: Mapping[str, TabView],
+                     generation: dict[str, Any]) -> Any:
+    unlocked = [c for view in views.values() for c in (*view.tab.editable, *view.tab.run_buttons,
+                                                       view.tab.banner.group)]
+    for view in views.values():
+        banner = view.tab.banner
+        banner.copy.click(bind(edit_copy, views), None, unlocked, api_visibility="private")
+        banner.rerun.click(bind(edit_copy, views), None, unlocked, api_visibility="private").then(
+            view.rerun, view.rerun_inputs, view.rerun_outputs, api_visibility="private", **generation)
+    return restore_outputs(ctx, tabs, views)
