@@ -7,10 +7,12 @@ Each trial launches a fresh interpreter:
   hello  a temp script `gr.Interface(lambda x: x, "text", "text").launch(server_port=P2)`; the clock
          runs from Popen to the first 200 on "/", then to the first successful call through
          gradio_client (Client construction included).
+With ``--backend tgi`` the app serves a remote engine instead (a TGI stand-in started once,
+before the trials, in its own process): ``app.py --backend tgi --endpoint URL --model starcoder``.
+That path must import neither torch nor transformers; its target is 1.3x the hello-world.
 Trials are interleaved (app, hello, app, hello, ...) --trials times; medians and ratios printed.
-The issue sets no number: the comparison is the figure.
 
-    .venv/bin/python bench/bench_cold_start.py [--trials 3] [--json out.json]
+    .venv/bin/python bench/bench_cold_start.py [--trials 3] [--backend local|tgi] [--json out.json]
 """
 
 from __future__ import annotations
@@ -72,14 +74,14 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def trial_app(tmp: Path) -> dict[str, float]:
+def trial_app(tmp: Path, extra_args: list[str]) -> dict[str, float]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     data_dir = tempfile.mkdtemp(dir=tmp, prefix="data-")
     log = open(tmp / f"app-{port}.log", "w")
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=child_env(data_dir),
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *extra_args], cwd=ROOT,
+                            env=child_env(data_dir), stdout=log, stderr=subprocess.STDOUT)
     try:
         health = poll(start, proc, lambda: httpx.get(url + "/api/health", timeout=2).status_code == 200)
         body = {"mode": "complete", "prompt": "def add(a, b):\n", "params": {"max_new_tokens": 8, "temperature": 0}}
@@ -127,19 +129,42 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=3, help="interleaved app/hello pairs")
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
+    parser.add_argument("--backend", choices=("local", "tgi"), default="local",
+                        help="local: nano-starcoder in-process; tgi: a remote engine (stand-in)")
     args = parser.parse_args()
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="bench-cold-start-"))
     runs: dict[str, list[dict[str, float]]] = {"app": [], "hello": []}
-    for i in range(args.trials):
-        runs["app"].append(trial_app(tmp))
-        runs["hello"].append(trial_hello(tmp))
-        a, h = runs["app"][-1], runs["hello"][-1]
-        print(f"trial {i + 1}: app health {a['ready_s']:.2f} s, first answer {a['answer_s']:.2f} s | "
-              f"hello '/' {h['ready_s']:.2f} s, first call {h['answer_s']:.2f} s", flush=True)
+    extra_args: list[str] = []
+    engine = None
+    if args.backend == "tgi":
+        port = free_port()
+        engine = subprocess.Popen([sys.executable, "-m", "support.standins.tgi_standin", "--port", str(port)],
+                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        engine_url = f"http://127.0.0.1:{port}"
+        poll(time.perf_counter(), engine, lambda: httpx.get(engine_url + "/info", timeout=2).status_code == 200)
+        extra_args = ["--backend", "tgi", "--endpoint", engine_url, "--model", "starcoder"]
+    try:
+        for i in range(args.trials):
+            run_pair(tmp, extra_args, runs, i)
+    finally:
+        if engine is not None:
+            stop(engine)
+    report(args, runs)
+    return 0
 
+
+def run_pair(tmp: Path, extra_args: list[str], runs: dict[str, list[dict[str, float]]], i: int) -> None:
+    runs["app"].append(trial_app(tmp, extra_args))
+    runs["hello"].append(trial_hello(tmp))
+    a, h = runs["app"][-1], runs["hello"][-1]
+    print(f"trial {i + 1}: app health {a['ready_s']:.2f} s, first answer {a['answer_s']:.2f} s | "
+          f"hello '/' {h['ready_s']:.2f} s, first call {h['answer_s']:.2f} s", flush=True)
+
+
+def report(args: argparse.Namespace, runs: dict[str, list[dict[str, float]]]) -> None:
     med = {k: {m: statistics.median(r[m] for r in v) for m in ("ready_s", "answer_s")} for k, v in runs.items()}
     ratio_answer = med["app"]["answer_s"] / med["hello"]["answer_s"]
     ratio_ready = med["app"]["ready_s"] / med["hello"]["ready_s"]
@@ -153,11 +178,10 @@ def main() -> int:
         args.json.write_text(json.dumps({
             "benchmark": "cold_start", "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}",
-            "trials": args.trials, "median_s": med,
+            "trials": args.trials, "backend": args.backend, "median_s": med,
             "ratio_app_over_hello": {"ready": ratio_ready, "first_answer": ratio_answer}, "runs": runs,
         }, indent=2))
         print(f"wrote {args.json}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from playground.config_types import RateLimits  # noqa: E402
 from playground.backends.fake import FakeBackend  # noqa: E402
 from playground.config import Settings  # noqa: E402
+from playground.config_types import RateLimits  # noqa: E402
 from playground.registry import ModelSpec  # noqa: E402
 from playground.service import Playground
 from playground.slots import ModelSlot  # noqa: E402

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import logging
 import re
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +183,8 @@ def plan_placement(
     bytes_per_device: dict[str, int] = {}
     for module, device in device_map.items():
         name = _device_name(device)
-        bytes_per_device[name] = bytes_per_device.get(name, 0) + int(sizes.get(module, 0))
-    n_blocks = int(getattr(config, "n_layer", None) or getattr(config, "num_hidden_layers", 0))
+        bytes_per_device[name] = bytes_per_device.get(name, 0) + int(sizes.get(module) or 0)
+    n_blocks = int(getattr(config, "n_layer", None) or getattr(config, "num_hidden_layers", None) or 0)
     blocks = _blocks_per_device(model, device_map, n_blocks)
     split = tuple(k for k in device_map if re.search(r"\.(?:h|layers)\.\d+\.", k))
     return PlacementPlan(
@@ -208,7 +206,8 @@ def _blocks_per_device(model: torch.nn.Module, device_map: dict[str, Any], n_blo
     for index in range(n_blocks):
         block = f"{prefix}.{index}"
         # The most specific device_map key that contains this block decides its device.
-        owners = [k for k in device_map if k == "" or block == k or block.startswith(k + ".") or k.startswith(block + ".")]
+        owners = [k for k in device_map
+                  if k == "" or block == k or block.startswith(k + ".") or k.startswith(block + ".")]
         if owners:
             owner = max(owners, key=len)
             blocks.setdefault(_device_name(device_map[owner]), []).append(index)
@@ -273,7 +272,8 @@ def translate_hub_error(exc: BaseException, source: str, spec: ModelSpec | None)
 def _looks_offline(chain: list[BaseException]) -> bool:
     import httpx
 
-    return any(isinstance(e, (httpx.ConnectError, httpx.TimeoutException, ConnectionError, TimeoutError)) for e in chain)
+    network = (httpx.ConnectError, httpx.TimeoutException, ConnectionError, TimeoutError)
+    return any(isinstance(e, network) for e in chain)
 
 
 def _weights_digest(folder: str) -> str | None:

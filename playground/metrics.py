@@ -35,8 +35,9 @@ class Metrics:
         self.generations.labels(record.mode, record.model, record.finish_reason).inc()
         self.tokens.labels(record.model, "prompt").inc(record.usage["prompt_tokens"])
         self.tokens.labels(record.model, "completion").inc(record.usage["completion_tokens"])
-        if record.timings.get("ttft_ms") is not None:
-            self.ttft.labels(record.model).observe(record.timings["ttft_ms"] / 1000)
+        ttft_ms = record.timings.get("ttft_ms")
+        if ttft_ms is not None:
+            self.ttft.labels(record.model).observe(ttft_ms / 1000)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -30,7 +30,8 @@ class Bound:
 BOUNDS: dict[str, Bound] = {
     "max_new_tokens": Bound(1, 2048, 1, "Most tokens to generate. The model's context caps it further."),
     "temperature": Bound(0.0, 2.0, 0.05, "Randomness. 0 means greedy: the same prompt always gives the same text."),
-    "top_p": Bound(0.01, 1.0, 0.01, "Nucleus sampling: keep the smallest set of tokens whose probability sums to this."),
+    "top_p": Bound(0.01, 1.0, 0.01,
+                   "Nucleus sampling: keep the smallest set of tokens whose probability sums to this."),
     "top_k": Bound(0, 200, 1, "Keep only the k most likely tokens. 0 turns it off."),
     "repetition_penalty": Bound(1.0, 2.0, 0.01, "Above 1 discourages repeating earlier tokens."),
 }

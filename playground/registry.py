@@ -12,6 +12,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from playground.errors import ConfigError, InvalidParameterError, UnknownModelError
 from playground.params import GenerationParams
@@ -74,7 +75,7 @@ class ModelSpec:
         return self.source
 
 
-def _spec_from_table(path: Path, table: dict) -> ModelSpec:
+def _spec_from_table(path: Path, table: dict[str, Any]) -> ModelSpec:
     try:
         fim_style = table.pop("fim_style", None)
         defaults = GenerationParams.parse(table.pop("defaults", {}))

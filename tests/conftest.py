@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-
-from support.servers import LiveServer, free_port, serve
+from support.servers import LiveServer, serve
 
 REPO = Path(__file__).resolve().parent.parent
 

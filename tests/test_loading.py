@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -13,8 +12,8 @@ import torch
 from transformers import GPTBigCodeConfig
 
 from playground.config import Settings
-from playground.errors import ConfigError, QuantizationUnavailableError, UnknownModelError
 from playground.config_types import DeviceMap
+from playground.errors import ConfigError, QuantizationUnavailableError, UnknownModelError
 from playground.loading import choose_dtype, load_model, plan_placement, quantization_config
 from playground.registry import resolve_source
 from tests.conftest import REPO, free_port

@@ -8,7 +8,7 @@ within one token (local) or closes the HTTP stream (remote).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -38,6 +38,8 @@ class Finished:
 
 
 Event = Chunk | Finished
+# A generator, so that closing it (a consumer that stops listening) reaches the backend.
+EventStream = Generator[Event, None, None]
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class Backend(Protocol):
         """The prompt exactly as this backend sends it: what a generation records as its raw prompt."""
         ...
 
-    def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> Iterator[Event]:
+    def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> EventStream:
         """Yield Chunks, then exactly one Finished. ``params.seed`` is already concrete.
 
         Raises BackendError subclasses only before the first Chunk; later

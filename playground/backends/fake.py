@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from playground.backends.base import BackendInfo, Chunk, Event, Finished
+from playground.backends.base import BackendInfo, Chunk, EventStream, Finished, FinishReason
 from playground.errors import BackendError
 from playground.params import GenerationParams
 from playground.prompt import Prompt
@@ -48,7 +47,7 @@ class FakeBackend:
     def render(self, prompt: Prompt) -> str:
         return prompt.render()
 
-    def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> Iterator[Event]:
+    def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> EventStream:
         request = FakeRequest(prompt, params)
         self.requests.append(request)
         if self.fail_with is not None:
@@ -68,7 +67,7 @@ class FakeBackend:
                 time.sleep(self.delay_s)
             yield Chunk(piece)
         done = min(len(pieces), params.max_new_tokens)
-        reason = "eos" if self.end_with_eos and len(pieces) <= params.max_new_tokens else "length"
+        reason: FinishReason = "eos" if self.end_with_eos and len(pieces) <= params.max_new_tokens else "length"
         yield Finished(reason, prompt_tokens, done)
 
     def close(self) -> None:

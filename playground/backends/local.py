@@ -12,13 +12,12 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from playground.backends.base import BackendInfo, Chunk, Event, Finished
+from playground.backends.base import BackendInfo, Chunk, EventStream, Finished, FinishReason
 from playground.errors import GenerationFailedError, PromptTooLongError
 from playground.loading import LoadedModel
 from playground.params import GenerationParams
@@ -35,7 +34,8 @@ class _CancelCriteria(StoppingCriteria):
         self.cancel = cancel
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+        flags = torch.full((input_ids.shape[0],), self.cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+        return flags  # type: ignore[return-value]  # transformers annotates BoolTensor, a legacy alias
 
 
 class _TokenQueue:
@@ -132,9 +132,11 @@ class LocalBackend:
                 pending = []
             if isinstance(segment, Special):
                 token_id = self.tokenizer.convert_tokens_to_ids(segment.token)
-                if token_id is None or token_id == self.tokenizer.unk_token_id and segment.token != self.tokenizer.unk_token:
+                unknown = token_id == self.tokenizer.unk_token_id and segment.token != self.tokenizer.unk_token
+                if token_id is None or unknown:
                     raise GenerationFailedError(
-                        f"{self.spec.id} has no {segment.token} token, so this mode cannot run on it. Pick another model."
+                        f"{self.spec.id} has no {segment.token} token, so this mode cannot run on it. "
+                        "Pick another model."
                     )
                 ids.append(token_id)
         return ids
@@ -145,7 +147,7 @@ class LocalBackend:
     def render(self, prompt: Prompt) -> str:
         return prompt.render()  # specials become their ids and user text stays text, whatever it spells
 
-    def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> Iterator[Event]:
+    def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> EventStream:
         input_ids = self.encode(prompt)
         room = self.spec.context_length - len(input_ids)
         if room < 1:
@@ -178,7 +180,7 @@ class LocalBackend:
 
     def _generate(
         self, input_ids: list[int], max_new: int, params: GenerationParams, cancel: threading.Event
-    ) -> Iterator[Event]:
+    ) -> EventStream:
         streamer = _TokenQueue()
         kwargs = self._generate_kwargs(input_ids, max_new, params)
         kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_CancelCriteria(cancel)]))
@@ -228,6 +230,7 @@ class LocalBackend:
                 raise GenerationFailedError(_FAILED)
             yield Finished("error", len(input_ids), completion, error=_FAILED_MIDWAY)
             return
+        reason: FinishReason
         if cancel.is_set():
             reason = "cancelled"
         elif last_id is not None and last_id in self._eos_ids:

@@ -13,7 +13,6 @@ the shared driver retries a 429 only before the first token.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +24,7 @@ from playground.backends.remote_errors import misconfigured
 from playground.backends.wire import RemoteLimits, openai_parameters, sampling
 from playground.params import GenerationParams
 from playground.registry import ModelSpec
+
 
 def _finish(reason: str | None, stop_reason: Any) -> FinishReason:
     if reason == "length":

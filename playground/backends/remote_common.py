@@ -30,12 +30,11 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
 
-from playground.backends.base import BackendInfo, Chunk, Event, Finished
+from playground.backends.base import BackendInfo, Chunk, Event, EventStream, Finished
 from playground.backends.remote_errors import auth_refused, classify, truncated, unavailable
 from playground.backends.wire import RemoteLimits, estimate_tokens
 from playground.config_types import RemoteTimeouts
@@ -280,7 +279,7 @@ class RemoteBackend:
         self.http.close()
 
     # -- streaming --
-    def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> Iterator[Event]:
+    def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> EventStream:
         limits = self._require_limits()
         text = self.render(prompt)
         prompt_tokens = self.count_tokens(prompt)
@@ -317,6 +316,7 @@ class RemoteBackend:
             now = time.monotonic()
             deadline = (started + self.timeouts.first_token_s if last_token is None
                         else last_token + self.timeouts.idle_s)
+            error: PlaygroundError
             if now >= deadline:
                 error = self._timeout_error(last_token is None)
                 if not yielded:

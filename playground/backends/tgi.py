@@ -22,7 +22,7 @@ from typing import Any
 import httpx2
 from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, ValidationError
-from huggingface_hub.utils import hf_raise_for_status
+from huggingface_hub.utils import hf_raise_for_status  # type: ignore[attr-defined]  # public, not re-exported
 
 from playground.backends.base import Chunk, Event, Finished, FinishReason
 from playground.backends.remote_common import EventSource, RemoteBackend, get_json, socket_of
@@ -118,7 +118,7 @@ class TgiBackend(RemoteBackend):
             try:
                 yield from self._events(client, text, request, limits, register)
             finally:
-                client.close()
+                client.close()  # type: ignore[no-untyped-call]
 
         return events
 

@@ -51,7 +51,8 @@ def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget, count:
     if "\n" in filename or len(filename) > 256:
         raise InputError("The filename must be one line of at most 256 characters, e.g. src/utils.py.")
     if spec.fim is None:
-        raise InputError(f"{spec.id} was not trained for fill-in-the-middle. Use completion mode, or pick a StarCoder model.")
+        raise InputError(f"{spec.id} was not trained for fill-in-the-middle. "
+                         "Use completion mode, or pick a StarCoder model.")
     prefix, suffix = split_hole(code)
     use_filename = bool(filename and spec.filename_token)
     fixed = 3 + (1 + count(filename + "\n") if use_filename else 0)  # the FIM specials and the header
@@ -69,7 +70,8 @@ def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget, count:
         dropped_suffix += 1
         total -= suffix_counts[-dropped_suffix]
     if total > budget.prompt_tokens:
-        raise too_long("The code around the hole", total, budget, "Shorten the lines next to the hole, or lower max_new_tokens.")
+        raise too_long("The code around the hole", total, budget,
+                       "Shorten the lines next to the hole, or lower max_new_tokens.")
     kept_prefix = "".join(prefix_lines[dropped_prefix:])
     kept_suffix = "".join(suffix_lines[: len(suffix_lines) - dropped_suffix])
     notices = []

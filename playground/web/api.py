@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import asdict
 from typing import Any
 
@@ -123,7 +123,7 @@ def _pump(run: Run, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[
         put("error", PlaygroundError(f"The generation failed unexpectedly ({type(exc).__name__}). Try again."))
 
 
-async def _events(run: Run) -> AsyncIterator[tuple[str, Any]]:
+async def _events(run: Run) -> AsyncGenerator[tuple[str, Any], None]:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     worker = threading.Thread(target=_pump, args=(run, loop, queue), name="api-generation", daemon=True)

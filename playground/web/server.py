@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import gradio as gr
 from fastapi import FastAPI, Request, Response
@@ -57,4 +57,5 @@ def create_app(playground: Playground) -> FastAPI:
     demo = build_ui(playground, generations)
     demo.queue(max_size=playground.settings.max_queue, default_concurrency_limit=1)
     # Gradio's own routes are mounted last so they cannot shadow /api/*.
-    return gr.mount_gradio_app(app, demo, path="/", css=CSS, head=HEAD, footer_links=["api"], ssr_mode=False)
+    mounted = gr.mount_gradio_app(app, demo, path="/", css=CSS, head=HEAD, footer_links=["api"], ssr_mode=False)
+    return cast(FastAPI, mounted)

@@ -32,6 +32,9 @@ def share_url(settings: Settings, request: Request, share_id: str) -> str:
     return base.rstrip("/") + f"/s/{share_id}"
 
 
+_DELETE_PAGE_CSP = "default-src 'none'; script-src 'unsafe-inline'; connect-src 'self'; style-src 'unsafe-inline'"
+
+
 def _delete_page(share_id: str) -> str:
     """A page whose button sends DELETE with the token from the URL fragment (never sent to servers)."""
     safe_id = html.escape(share_id)
@@ -49,15 +52,16 @@ document.getElementById("delete").onclick = async () => {{
 </script></body></html>"""
 
 
+def not_found() -> JSONResponse:
+    # One body for unknown, deleted and malformed ids: nothing to learn by probing.
+    return JSONResponse({"error": {"type": "not_found", "message": NOT_FOUND_MESSAGE}}, 404, headers=SHARE_HEADERS)
+
+
 def share_router(playground: Playground) -> APIRouter:
     settings = playground.settings
     creations = RateLimiter(settings.limits.share_create_per_minute, "shares created", settings.forwarded_for)
     lookups = RateLimiter(settings.limits.share_lookup_per_minute, "share lookups", settings.forwarded_for)
     router = APIRouter()
-
-    def not_found() -> JSONResponse:
-        # One body for unknown, deleted and malformed ids: nothing to learn by probing.
-        return JSONResponse({"error": {"type": "not_found", "message": NOT_FOUND_MESSAGE}}, 404, headers=SHARE_HEADERS)
 
     @router.post("/api/shares")
     async def create(request: Request) -> JSONResponse:
@@ -70,7 +74,8 @@ def share_router(playground: Playground) -> APIRouter:
         if not isinstance(generation_id, str):
             raise InputError('Send {"generation_id": "..."}: the id returned by /api/generate or shown in the UI.')
         created = playground.share(generation_id)
-        payload = {"id": created.id, "url": share_url(settings, request, created.id), "delete_token": created.delete_token}
+        url = share_url(settings, request, created.id)
+        payload = {"id": created.id, "url": url, "delete_token": created.delete_token}
         return JSONResponse(payload, 201, headers=SHARE_HEADERS)
 
     @router.get("/api/shares/{share_id}")
@@ -107,7 +112,7 @@ def share_router(playground: Playground) -> APIRouter:
     @router.get("/s/{share_id}/delete")
     def delete_page(share_id: str) -> HTMLResponse:
         return HTMLResponse(_delete_page(share_id), headers={**SHARE_HEADERS, "Content-Security-Policy":
-                            "default-src 'none'; script-src 'unsafe-inline'; connect-src 'self'; style-src 'unsafe-inline'"})
+                            _DELETE_PAGE_CSP})
 
     return router
 

@@ -253,7 +253,8 @@ class ThreadServer:
         self.port = int(self.sock.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, log_level="critical", lifespan="off", ws="none", http="h11", loop="asyncio", timeout_graceful_shutdown=1
+            app, log_level="critical", lifespan="off", ws="none", http="h11", loop="asyncio",
+            timeout_graceful_shutdown=1,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)

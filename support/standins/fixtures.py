@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from playground.config_types import RemoteTimeouts
 from playground.backends.base import Chunk, Event, Finished
+from playground.config_types import RemoteTimeouts
 from playground.registry import FimTokens, ModelSpec
 from support.standins import openai_standin as openai_module
 from support.standins import tgi_standin as tgi_module

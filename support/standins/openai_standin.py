@@ -193,7 +193,8 @@ class OpenAiStandin:
             yield _sse({**base, "choices": [choice], "usage": None})
         if count and record.token_times and behaviour.kind == "ok":
             if (body.get("stream_options") or {}).get("include_usage"):
-                usage = {"prompt_tokens": prompt_tokens, "completion_tokens": count, "total_tokens": prompt_tokens + count}
+                usage = {"prompt_tokens": prompt_tokens, "completion_tokens": count,
+                         "total_tokens": prompt_tokens + count}
                 yield _sse({**base, "choices": [], "usage": usage})
             record.outcome = "finished"
             yield b"data: [DONE]\n\n"

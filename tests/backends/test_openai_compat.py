@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import json
 import threading
 import time
+from dataclasses import replace
 
 import httpx
 import pytest

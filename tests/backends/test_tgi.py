@@ -5,17 +5,15 @@ Timeouts are shortened through the constructor so the fault tests stay fast.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import json
 import math
 import threading
 import time
+from dataclasses import replace
 
 import httpx
 import pytest
 
-from playground.web.errors import status_of
 from playground.backends.tgi import TgiBackend
 from playground.backends.wire import RemoteLimits, sampling, tgi_parameters
 from playground.errors import (
@@ -28,6 +26,7 @@ from playground.errors import (
 )
 from playground.params import GenerationParams
 from playground.prompt import Prompt, Special
+from playground.web.errors import status_of
 from support.standins.common import Behaviour, StandinConfig, free_port
 from support.standins.fixtures import (  # noqa: F401 - tgi_standin is a fixture
     FAST_BACKOFF_S,

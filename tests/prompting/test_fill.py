@@ -7,10 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from playground.errors import FillMarkerError, InputError, PromptTooLongError
-from playground.prompt import Special, Text
-from playground.prompting.budget import Budget
 from playground.modes.fill import FillMode
-from playground.prompt import Prompt
+from playground.prompt import Prompt, Special, Text
+from playground.prompting.budget import Budget
 from playground.prompting.fill import build_fill, split_hole, strip_suffix_echo
 from playground.prompting.prepared import Prepared
 from playground.registry import FimTokens, ModelSpec

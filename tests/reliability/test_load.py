@@ -20,12 +20,12 @@ import httpx
 import psutil
 import pytest
 
-from playground.config_types import RateLimits
 from playground.backends.fake import FakeBackend
 from playground.bootstrap import build_playground
 from playground.config import Settings
-from tests.conftest import fake_playground, serve
+from playground.config_types import RateLimits
 from support.standins.fixtures import subprocess_tgi
+from tests.conftest import fake_playground, serve
 
 LOAD_SECONDS = float(os.environ.get("PLAYGROUND_LOAD_SECONDS", "60"))
 SOAK_SECONDS = float(os.environ.get("PLAYGROUND_SOAK_SECONDS", "0"))

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from starlette.requests import Request
 
-from playground.config_types import RateLimits
 from playground.backends.fake import FakeBackend
 from playground.config import Settings, load_settings
+from playground.config_types import ForwardedFor, RateLimits
 from playground.web.limits import client_of
 from tests.conftest import REPO, fake_playground, serve
 
@@ -158,7 +158,7 @@ def test_client_address_for_the_limits(setting, header, client):
     headers = [(b"x-forwarded-for", line.encode()) for line in lines]
     request = Request({"type": "http", "method": "GET", "path": "/", "headers": headers,
                        "client": ("127.0.0.1", 50000)})
-    assert client_of(request, setting) == client
+    assert client_of(request, ForwardedFor.parse("--forwarded-for", setting)) == client
 
 
 def test_graceful_shutdown_cancels_in_flight_generations(app):

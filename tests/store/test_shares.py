@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from playground.web.errors import status_of
 from playground.errors import ShareForbiddenError, ShareNotFoundError, StoreError
 from playground.store import NOT_FOUND_MESSAGE, ShareStore, is_share_id
+from playground.web.errors import status_of
 from tests.store.store_factories import make_generation
 
 REPO = Path(__file__).resolve().parents[2]

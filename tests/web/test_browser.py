@@ -173,8 +173,8 @@ def completions(url: str) -> float:
     import httpx
 
     lines = httpx.get(url + "/metrics").text.splitlines()
-    return sum(float(l.rsplit(" ", 1)[1]) for l in lines
-               if l.startswith("playground_generations_total{") and 'mode="complete"' in l)
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines
+               if line.startswith("playground_generations_total{") and 'mode="complete"' in line)
 
 
 def test_rerun_of_a_shared_greedy_generation_gives_the_same_output(page, nano_server):

@@ -11,13 +11,13 @@ import re
 
 import pytest
 
-from playground.config_types import RemoteTimeouts
 from playground.backends.fake import FakeBackend
 from playground.bootstrap import build_playground
 from playground.config import Settings
-from tests.conftest import fake_playground, serve
+from playground.config_types import RemoteTimeouts
 from support.standins.common import Behaviour, StandinConfig
 from support.standins.fixtures import running_tgi
+from tests.conftest import fake_playground, serve
 
 pytest.importorskip("playwright.sync_api")
 

@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
-from playground.config_types import RemoteTimeouts
 from playground.bootstrap import build_playground
 from playground.config import Settings
-from tests.conftest import LiveServer, serve
+from playground.config_types import RemoteTimeouts
 from support.standins.common import Behaviour, State
 from support.standins.fixtures import running_openai, running_tgi, subprocess_tgi, wait_for
+from tests.conftest import LiveServer, serve
 
 pytestmark = pytest.mark.timeout(60)
 

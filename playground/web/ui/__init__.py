@@ -67,8 +67,9 @@ def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
 
         # Gradio's queue lets as many generations through as all models together serve;
         # each model's slot then keeps its own turn (one at a time for a local model).
-        generation = {"concurrency_id": "generate", "concurrency_limit": playground.generation_concurrency}
-        quiet = {"api_visibility": "private", "concurrency_limit": None, "show_progress": "hidden"}
+        generation: dict[str, Any] = {"concurrency_id": "generate",
+                                      "concurrency_limit": playground.generation_concurrency}
+        quiet: dict[str, Any] = {"api_visibility": "private", "concurrency_limit": None, "show_progress": "hidden"}
         chat.wire_chat(ctx, chat_tab, generation, quiet)
         fill.wire_fill(ctx, fill_tab, generation)
         complete.wire_complete(ctx, complete_tab, generation)
@@ -92,4 +93,4 @@ def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
         demo.load(bind(restore, ctx, tabs, views), None, restore_outputs, **quiet).then(
             bind(chat.meter, ctx, chat_tab), meter_inputs, chat_tab.meter, **quiet)
         demo.unload(bind(stop_runs, ctx))
-    return demo
+    return demo  # type: ignore[no-any-return]  # gradio types Blocks.__exit__ loosely

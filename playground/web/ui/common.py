@@ -131,7 +131,8 @@ class UiContext:
     def start(self, mode: str, model_id: str, inputs: dict[str, Any], params: dict[str, Any],
               request: gr.Request) -> Run:
         try:
-            self.generations.check(request.request)
+            if request.request is not None:  # None only for calls made inside the server itself
+                self.generations.check(request.request)
             run = self.playground.start(mode, model_id, inputs, params)
         except PlaygroundError as exc:
             raise user_error(exc) from None

@@ -104,7 +104,7 @@ def show_shared(tab: FillTab, restored: Restored, record: Generation) -> Updates
 
 def highlight(tab: FillTab, language: str) -> Updates:
     mode = None if language == "plain text" else language
-    return {box: gr.Code(language=mode) for box in (tab.code, tab.result, tab.middle)}
+    return {box: gr.Code(language=mode) for box in (tab.code, tab.result, tab.middle)}  # type: ignore[arg-type]
 
 
 def wire_fill(ctx: UiContext, tab: FillTab, generation: dict[str, Any]) -> None:

@@ -51,7 +51,8 @@ CHAT_EXAMPLES = [
 ]
 
 FILL_EXAMPLES = [
-    ["def is_palindrome(text: str) -> bool:\n    cleaned = <FILL_HERE>\n    return cleaned == cleaned[::-1]\n", "text_utils.py"],
+    ["def is_palindrome(text: str) -> bool:\n    cleaned = <FILL_HERE>\n    return cleaned == cleaned[::-1]\n",
+     "text_utils.py"],
     ["import json\n\n\ndef load_config(path):\n    with open(path) as handle:\n        <FILL_HERE>\n", "config.py"],
 ]
 
