@@ -1,0 +1,4 @@
+"""Support code shared by the tests and the benchmarks: real inference engines started on demand.
+
+See ``support.engines`` and ``docs/engines.md``.
+"""
