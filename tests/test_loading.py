@@ -16,7 +16,8 @@ from playground.config_types import DeviceMap
 from playground.errors import ConfigError, QuantizationUnavailableError, UnknownModelError
 from playground.loading import choose_dtype, load_model, plan_placement, quantization_config
 from playground.registry import resolve_source
-from tests.conftest import REPO, free_port
+from support.servers import free_port
+from tests.conftest import REPO
 
 STARCODER = GPTBigCodeConfig(
     n_layer=40, n_embd=6144, n_head=48, n_inner=24576, n_positions=8192, vocab_size=49152,

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import REPO, free_port
+from support.servers import free_port
+from tests.conftest import REPO
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:

@@ -23,9 +23,9 @@ import pytest
 from playground.bootstrap import build_playground
 from playground.config import Settings
 from playground.config_types import RemoteTimeouts
+from support.servers import LiveServer, serve
 from support.standins.common import Behaviour, State
 from support.standins.fixtures import running_openai, running_tgi, subprocess_tgi, wait_for
-from tests.conftest import LiveServer, serve
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,7 +12,8 @@ import time
 
 import httpx
 
-from tests.conftest import REPO, free_port
+from support.servers import free_port
+from tests.conftest import REPO
 
 ROUNDS = 4
 
