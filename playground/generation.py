@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from playground.backends.base import Backend, Chunk, Finished
@@ -67,6 +67,7 @@ class Outcome:
     ttft_ms: float | None = None
     total_ms: float = 0.0
     timed_out: bool = False
+    notices: tuple[str, ...] = ()  # the backend's, e.g. a parameter the engine could not apply
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -86,7 +87,7 @@ def run_stream(
     *,
     time_limit_s: float,
     clock: Callable[[], float] = time.perf_counter,
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """Yield visible deltas; fill ``outcome`` as the stream ends.
 
     Backend errors before the first chunk propagate (nothing was shown); the
@@ -115,6 +116,7 @@ def run_stream(
                 outcome.completion_tokens = event.completion_tokens or 0
                 outcome.error = event.error
                 outcome.finish_reason = event.reason
+                outcome.notices = event.notices
     finally:
         events.close()  # a closed consumer (stop button, closed tab) reaches the backend here
         outcome.total_ms = (clock() - start) * 1000

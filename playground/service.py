@@ -64,10 +64,12 @@ class Run:
         self.playground.track(self, running=True)
         failed = False
         try:
-            yield from run_stream(
-                backend, self.prepared.prompt, self.params, self.cancel, self.outcome,
-                time_limit_s=self.playground.settings.generation_timeout_s,
-            )
+            stream = run_stream(backend, self.prepared.prompt, self.params, self.cancel, self.outcome,
+                                time_limit_s=self.playground.settings.generation_timeout_s)
+            try:
+                yield from self.mode.deltas(stream)
+            finally:
+                stream.close()  # a client that stops listening reaches the backend at once
         except Exception:
             failed = True  # raised before any text: the edge shows the error, there is nothing to record
             raise
@@ -90,7 +92,7 @@ class Run:
         return self.mode.present(self.prepared, raw)
 
     def _notices(self) -> list[str]:
-        notices = list(self.prepared.notices)
+        notices = list(self.prepared.notices) + list(self.outcome.notices)
         if self.outcome.timed_out:
             notices.append(f"Stopped at the {self.playground.settings.generation_timeout_s:g} s time limit.")
         if self.outcome.finish_reason == "error":

@@ -35,6 +35,7 @@ class Finished:
     prompt_tokens: int | None
     completion_tokens: int | None
     error: str | None = None  # user-facing message when reason == "error"
+    notices: tuple[str, ...] = ()  # what the engine did differently from what was asked, for the record
 
 
 Event = Chunk | Finished

@@ -6,31 +6,57 @@ takes a raw prompt and so serves FIM as well as chat. The limits come from
 missing the registry's context length is used. The request's ``model`` is the
 name the server lists (vLLM refuses any other), unless one is given.
 
-Sampling knobs the OpenAI API lacks (``top_k``, ``repetition_penalty``) go in
-``extra_body``, as vLLM and SGLang accept them. The SDK's own retries are off:
-the shared driver retries a 429 only before the first token.
+Knobs the OpenAI API lacks go where each engine takes them (``flavours``);
+a field an engine refuses by name is dropped, retried once and never sent
+again, and the record says which settings were not applied. The SDK's own
+retries are off: the shared driver retries a 429 only before the first token.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import openai
 
 from playground.backends.base import Chunk, Event, Finished, FinishReason
+from playground.backends.flavours import GENERIC, completion_request, identify, not_applied_notice
 from playground.backends.remote_common import EventSource, RemoteBackend, get_json, socket_of
 from playground.backends.remote_errors import misconfigured
-from playground.backends.wire import RemoteLimits, openai_parameters, sampling
+from playground.backends.wire import RemoteLimits, sampling
 from playground.params import GenerationParams
 from playground.registry import ModelSpec
+
+logger = logging.getLogger(__name__)
 
 
 def _finish(reason: str | None, stop_reason: Any) -> FinishReason:
     if reason == "length":
         return "length"
-    # vLLM says which stop string matched; end-of-text leaves stop_reason empty.
+    # vLLM says which stop string matched; end-of-text leaves stop_reason empty. Engines that cannot
+    # say are sent no stop strings (they are cut on our side), so their "stop" is the end of text.
     return "stop" if isinstance(stop_reason, str) else "eos"
+
+
+_UNEXPECTED = re.compile(r"Unexpected fields in the request: \{([^}]*)\}")
+
+
+def refused_fields(exc: openai.APIStatusError) -> frozenset[str]:
+    """Fields a 400/422 names as not accepted: ``transformers serve``'s "Unexpected fields" message,
+    or pydantic's ``extra_forbidden`` errors in FastAPI's ``detail`` list."""
+    if exc.status_code not in (400, 422):
+        return frozenset()
+    body = exc.body if isinstance(exc.body, dict) else {}
+    detail = body.get("detail")
+    names: set[str] = set()
+    if isinstance(detail, str) and (match := _UNEXPECTED.search(detail)):
+        names |= {name.strip(" '\"") for name in match.group(1).split(",")}
+    if isinstance(detail, list):
+        names |= {str(e["loc"][-1]) for e in detail
+                  if isinstance(e, dict) and e.get("type") == "extra_forbidden" and e.get("loc")}
+    return frozenset(n for n in names if n)
 
 
 class OpenAiCompletionsBackend(RemoteBackend):
@@ -55,6 +81,8 @@ class OpenAiCompletionsBackend(RemoteBackend):
         self.model_name = model_name
         self.stop_limit = max_stop_sequences
         self._client: openai.OpenAI | None = None
+        self.flavour = GENERIC
+        self._refused: frozenset[str] = frozenset()  # fields this engine turned down once: never sent again
         super().__init__(spec, endpoint, **kwargs)
 
     def _read_limits(self) -> RemoteLimits:
@@ -62,6 +90,9 @@ class OpenAiCompletionsBackend(RemoteBackend):
                            allow_missing=True)
         entries = [e for e in (listing or {}).get("data", []) if isinstance(e, dict) and "id" in e]
         entry = self._pick(entries)
+        root = self.api_base.removesuffix("/v1")
+        openapi = get_json(self.http, f"{root}/openapi.json", self.token, self.timeouts.connect_s, allow_missing=True)
+        self.flavour = identify(openapi, entries)
         total = int(entry.get("max_model_len") or self.spec.context_length)
         return RemoteLimits(
             max_total_tokens=total,
@@ -69,7 +100,7 @@ class OpenAiCompletionsBackend(RemoteBackend):
             max_new_tokens=max(1, total - 1),
             max_stop_sequences=self.stop_limit,
             server_model=self.model_name or entry.get("id") or self.spec.source,
-            extra={"served_models": [e["id"] for e in entries]},
+            extra={"served_models": [e["id"] for e in entries], "engine": self.flavour.name},
         )
 
     def _pick(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -108,29 +139,42 @@ class OpenAiCompletionsBackend(RemoteBackend):
         super().close()  # the injected HTTP client, which the openai client only borrows
 
     def _source(self, text: str, params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> EventSource:
-        kwargs = openai_parameters(sampling(params, limits, prompt_tokens))
+        wanted = sampling(params, limits, prompt_tokens)
         model = limits.server_model or self.spec.source
         client = self.client()
 
         def events(register: Callable[[Any], None]) -> Iterator[Event]:
-            stream = client.completions.create(model=model, prompt=text, stream=True, **kwargs)
+            request = completion_request(wanted, self.flavour, self._refused)
+            try:
+                stream = client.completions.create(model=model, prompt=text, stream=True, **request.kwargs)
+            except openai.APIStatusError as exc:
+                refused = refused_fields(exc)
+                if not refused:
+                    raise
+                # The engine named fields it does not take: never send them again, and retry once.
+                logger.info("%s refused %s; retrying without them", self.endpoint, sorted(refused))
+                self._refused |= refused
+                request = completion_request(wanted, self.flavour, self._refused)
+                stream = client.completions.create(model=model, prompt=text, stream=True, **request.kwargs)
+            notices = (not_applied_notice(request.not_applied, self.flavour.name),) if request.not_applied else ()
             try:
                 register(socket_of(stream.response))
-                finish: FinishReason | None = None
-                usage = None
-                for chunk in stream:
-                    usage = chunk.usage or usage
-                    for choice in chunk.choices:
-                        yield Chunk(choice.text or "")
-                        if choice.finish_reason:
-                            finish = _finish(choice.finish_reason, getattr(choice, "stop_reason", None))
-                if finish is not None:  # [DONE] or not, the engine said it finished
-                    yield Finished(
-                        finish,
-                        usage.prompt_tokens if usage else None,
-                        usage.completion_tokens if usage else None,
-                    )
+                yield from self._relay(stream, notices)
             finally:
                 stream.close()
 
         return events
+
+    def _relay(self, stream: Any, notices: tuple[str, ...]) -> Iterator[Event]:
+        finish: FinishReason | None = None
+        usage = None
+        for chunk in stream:
+            usage = chunk.usage or usage
+            for choice in chunk.choices:
+                if choice.text or not choice.finish_reason:  # the last, empty chunk is framing, not a token
+                    yield Chunk(choice.text or "")
+                if choice.finish_reason:
+                    finish = _finish(choice.finish_reason, getattr(choice, "stop_reason", None))
+        if finish is not None:  # [DONE] or not, the engine said it finished
+            prompt, made = (usage.prompt_tokens, usage.completion_tokens) if usage else (None, None)
+            yield Finished(finish, prompt, made, notices=notices)

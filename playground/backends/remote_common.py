@@ -36,6 +36,7 @@ import httpx2
 
 from playground.backends.base import BackendInfo, Chunk, Event, EventStream, Finished
 from playground.backends.remote_errors import auth_refused, classify, truncated, unavailable
+from playground.backends.tokens import ESTIMATED_NOTICE, count_with, local_tokenizer
 from playground.backends.wire import RemoteLimits, estimate_tokens
 from playground.config_types import RemoteTimeouts
 from playground.errors import (
@@ -209,8 +210,19 @@ class RemoteBackend:
         self._stale = True  # re-read the limits before the next request
         self._last_error: PlaygroundError | None = None
         self._limits_lock = threading.Lock()
+        self._probe_stop = threading.Event()
+        self._tokenizer = local_tokenizer(spec)
         if connect:
             self.connect()
+
+    def start_probe(self, interval_s: float = 5.0) -> None:
+        """Re-read the engine's limits every ``interval_s`` in the background, so that health and the
+        model list say now whether the engine is reachable, not as of the last request."""
+        def probe() -> None:
+            while not self._probe_stop.wait(interval_s):
+                self.connect()
+
+        threading.Thread(target=probe, name=f"{self.backend_name}-probe", daemon=True).start()
 
     # -- subclass hooks --
     def _read_limits(self) -> RemoteLimits:
@@ -268,7 +280,13 @@ class RemoteBackend:
             },
         )
 
+    @property
+    def exact_counts(self) -> bool:
+        return self._tokenizer is not None
+
     def count_tokens(self, prompt: Prompt) -> int:
+        if self._tokenizer is not None:
+            return count_with(self._tokenizer, self.render(prompt))
         return estimate_tokens(prompt, self.spec)
 
     def render(self, prompt: Prompt) -> str:
@@ -276,6 +294,7 @@ class RemoteBackend:
         return prompt.render_for_remote(self.spec.special_tokens())
 
     def close(self) -> None:
+        self._probe_stop.set()
         self.http.close()
 
     # -- streaming --
@@ -334,8 +353,7 @@ class RemoteBackend:
                     yielded = True
                     yield value
             elif kind == "event":
-                yield Finished(value.reason, value.prompt_tokens or prompt_tokens,
-                               value.completion_tokens or completion)
+                yield self._finished(value, prompt_tokens, completion)
                 return None
             elif kind == "end":
                 error = self.truncated_error()
@@ -354,6 +372,19 @@ class RemoteBackend:
                     raise error
                 yield Finished("error", prompt_tokens, completion, self._interrupted(completion, error))
                 return None
+
+    def _finished(self, engine: Finished, prompt_tokens: int, completion: int) -> Finished:
+        """The engine's ending with our counts where it sent none, and what the record should say."""
+        prompt = engine.prompt_tokens or prompt_tokens
+        made = engine.completion_tokens if engine.completion_tokens is not None else completion
+        notices = list(engine.notices)
+        if not self.exact_counts and engine.prompt_tokens is None:
+            notices.append(ESTIMATED_NOTICE)
+        total = self._limits.max_total_tokens if self._limits else self.spec.context_length
+        if engine.reason == "length" and prompt + made >= total:
+            notices.append(f"The reply reached the end of the model's context: {prompt} prompt + {made} reply "
+                           f"tokens = {total}.")
+        return Finished(engine.reason, prompt, made, engine.error, tuple(notices))
 
     def truncated_error(self) -> GenerationFailedError:
         return truncated(self.endpoint)

@@ -2,7 +2,7 @@
 
 ``sampling`` decides once what a request asks of an engine (greedy or not,
 which knobs are on, how many new tokens fit); ``tgi_parameters`` and
-``openai_parameters`` only spell that decision in each protocol.
+``flavours.completion_request`` only spell that decision in each protocol.
 """
 
 from __future__ import annotations
@@ -89,26 +89,3 @@ def tgi_parameters(request: Sampling) -> dict[str, Any]:
         out["stop"] = list(request.stop)
     return out
 
-
-def openai_parameters(request: Sampling) -> dict[str, Any]:
-    """Keyword arguments for ``completions.create`` besides model, prompt and stream.
-
-    Temperature 0 is greedy in this API. Knobs the OpenAI API lacks (``top_k``,
-    ``repetition_penalty``) go in ``extra_body``, as vLLM and SGLang accept them.
-    """
-    out: dict[str, Any] = {
-        "max_tokens": request.max_new_tokens,
-        "temperature": request.temperature or 0.0,
-        "stream_options": {"include_usage": True},  # exact token counts in a last chunk
-    }
-    if request.top_p is not None:
-        out["top_p"] = request.top_p
-    if request.seed is not None:
-        out["seed"] = request.seed
-    if request.stop:
-        out["stop"] = list(request.stop)
-    extra = {name: value for name, value in (("top_k", request.top_k),
-                                             ("repetition_penalty", request.repetition_penalty)) if value is not None}
-    if extra:
-        out["extra_body"] = extra
-    return out

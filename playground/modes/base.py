@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,6 +52,10 @@ class Mode(Protocol):
 
     def present(self, prepared: Prepared, raw: str) -> Presented:
         """The raw generated text so far, as the user sees it."""
+        ...
+
+    def deltas(self, raw: Iterator[str]) -> Iterator[str]:
+        """The streamed deltas a client receives; joined, they equal what ``present`` makes of the whole."""
         ...
 
     def restore(self, record: Generation) -> Restored:

@@ -7,7 +7,7 @@ pairs here, before the prompt is built.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -35,6 +35,18 @@ class ChatMode:
 
     def present(self, prepared: Prepared, raw: str) -> Presented:
         return Presented(raw.strip())
+
+    def deltas(self, raw: Iterator[str]) -> Iterator[str]:
+        """The reply's deltas without the whitespace ``present`` strips: leading whitespace is dropped
+        before the first delta, and trailing whitespace is held back until text follows it."""
+        started, held = False, ""
+        for delta in raw:
+            text = held + (delta if started else delta.lstrip())
+            kept = text.rstrip()
+            held = text[len(kept):]
+            if kept:
+                started = True
+                yield kept
 
     def restore(self, record: Generation) -> Restored:
         turns = [(user, record.text if reply is None else reply) for user, reply in record.inputs.get("messages", [])]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from playground.modes.base import ModeContext, Presented, Restored, user_stops
@@ -20,6 +20,9 @@ class CompleteMode:
 
     def present(self, prepared: Prepared, raw: str) -> Presented:
         return Presented(raw)
+
+    def deltas(self, raw: Iterator[str]) -> Iterator[str]:
+        return raw
 
     def restore(self, record: Generation) -> Restored:
         prompt = record.inputs["prompt"]

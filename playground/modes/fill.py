@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from playground.modes.base import ModeContext, Presented, Restored, user_stops
@@ -23,6 +23,9 @@ class FillMode:
         prefix, suffix = prepared.hole
         middle = strip_suffix_echo(raw, suffix)
         return Presented(prefix + middle + suffix, middle)
+
+    def deltas(self, raw: Iterator[str]) -> Iterator[str]:
+        return raw
 
     def restore(self, record: Generation) -> Restored:
         inputs = {"code": record.inputs["code"], "filename": record.inputs.get("filename", "")}

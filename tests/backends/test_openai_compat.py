@@ -10,8 +10,9 @@ from dataclasses import replace
 import httpx
 import pytest
 
+from playground.backends.flavours import GENERIC, LLAMA_CPP, TRANSFORMERS, VLLM, completion_request
 from playground.backends.openai_compat import OpenAiCompletionsBackend
-from playground.backends.wire import RemoteLimits, openai_parameters, sampling
+from playground.backends.wire import RemoteLimits, sampling
 from playground.errors import (
     BackendBusyError,
     BackendTimeoutError,
@@ -62,13 +63,40 @@ def test_endpoint_may_end_in_v1(openai_standin: RunningStandin) -> None:
     assert result.text == "v1" and openai_standin.state.requests[-1]["path"] == "/v1/completions"
 
 
+LIMITS = RemoteLimits(max_total_tokens=2048, max_input_tokens=2047, max_new_tokens=2047, max_stop_sequences=4)
+SAMPLED = GenerationParams(temperature=0.5, top_p=0.8, top_k=40, stop=tuple("abcde"))
+
+
 def test_parameters_for_vllm() -> None:
-    limits = RemoteLimits(max_total_tokens=2048, max_input_tokens=2047, max_new_tokens=2047, max_stop_sequences=4)
-    greedy = openai_parameters(sampling(GenerationParams(temperature=0, top_k=5, repetition_penalty=1.0, seed=1), limits, 10))
-    assert greedy == {"max_tokens": 256, "temperature": 0.0, "stream_options": {"include_usage": True}}
-    sampled = openai_parameters(sampling(GenerationParams(temperature=0.5, top_p=0.8, top_k=40, stop=tuple("abcde")), limits, 2000))
+    greedy = completion_request(sampling(GenerationParams(temperature=0, top_k=5, repetition_penalty=1.0, seed=1),
+                                         LIMITS, 10), VLLM, frozenset())
+    assert greedy.kwargs == {"max_tokens": 256, "temperature": 0.0, "stream_options": {"include_usage": True}}
+    sampled = completion_request(sampling(SAMPLED, LIMITS, 2000), VLLM, frozenset()).kwargs
     assert sampled["max_tokens"] == 48 and sampled["top_p"] == 0.8 and sampled["stop"] == ["a", "b", "c", "d"]
     assert sampled["extra_body"] == {"top_k": 40, "repetition_penalty": 1.2}
+
+
+@pytest.mark.parametrize(("flavour", "extra", "stops", "not_applied"), [
+    # llama.cpp spells the penalty its own way and gets neutral values for what is off.
+    (LLAMA_CPP, {"top_k": 40, "repeat_penalty": 1.2}, False, ()),
+    (GENERIC, None, False, ("top_k", "repetition_penalty")),
+    (TRANSFORMERS, {"generation_config": '{"do_sample": true, "temperature": 0.5, "top_p": 0.8, "top_k": 40, '
+                                         '"repetition_penalty": 1.2}'}, False, ()),
+])
+def test_parameters_by_engine(flavour, extra, stops, not_applied) -> None:
+    request = completion_request(sampling(SAMPLED, LIMITS, 10), flavour, frozenset())
+    assert request.kwargs.get("extra_body") == extra
+    assert ("stop" in request.kwargs) == stops  # cut on our side: these engines cannot say which stop matched
+    assert request.not_applied == not_applied
+
+
+def test_llama_cpp_greedy_gets_neutral_knobs_and_refused_fields_are_never_sent() -> None:
+    greedy = completion_request(sampling(GenerationParams(temperature=0, repetition_penalty=1.0), LIMITS, 10),
+                                LLAMA_CPP, frozenset())
+    assert greedy.kwargs["extra_body"] == {"top_k": 0, "repeat_penalty": 1.0, "top_p": 1.0}
+    refused = completion_request(sampling(SAMPLED, LIMITS, 10), VLLM, frozenset({"top_k", "seed"}))
+    assert "seed" not in refused.kwargs and refused.kwargs["extra_body"] == {"repetition_penalty": 1.2}
+    assert refused.not_applied == ("top_k",)
 
 
 def test_stream_and_finish_reasons(openai_standin: RunningStandin) -> None:

@@ -1,0 +1,120 @@
+"""The playground's OpenAI-compatible backend against REAL engines serving nano-starcoder.
+
+``transformers serve`` and llama.cpp's server each run the same matrix through the real
+``Playground`` service: complete, fill and chat; streamed deltas against the record; greedy
+against the engine's own answer to the recorded raw prompt; a seeded sample twice; stop
+sequences; the context edge; and the engine killed mid-stream, then restarted.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from playground.backends.openai_compat import OpenAiCompletionsBackend
+from playground.config import Settings
+from playground.registry import load_registry
+from playground.service import Playground
+from playground.slots import ModelSlot
+from playground.tech_assistant import load_tech_assistant
+from support.engines import RunningEngine
+from tests.engines.test_real_engines_smoke import llama_engine, transformers_engine  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.timeout(240)
+GREEDY = {"temperature": 0, "max_new_tokens": 24}
+
+
+@pytest.fixture(scope="module", params=["transformers", "llama.cpp"])
+def engine(request: pytest.FixtureRequest) -> RunningEngine:
+    name = "transformers_engine" if request.param == "transformers" else "llama_engine"
+    engine: RunningEngine = request.getfixturevalue(name)
+    return engine
+
+
+@pytest.fixture
+def playground(engine: RunningEngine, tmp_path: Path) -> Iterator[Playground]:
+    spec = load_registry()["nano-starcoder"]
+    backend = OpenAiCompletionsBackend(spec, engine.api_base)
+    slot = ModelSlot(spec, backend, concurrency=4)
+    playground = Playground(Settings(data_dir=tmp_path), {spec.id: slot}, load_tech_assistant())
+    yield playground
+    backend.close()
+
+
+def run(playground: Playground, mode: str, inputs: dict[str, object], params: dict[str, object]):
+    started = playground.start(mode, None, inputs, params)
+    deltas = list(started)
+    assert started.record is not None
+    return deltas, started.record
+
+
+def engine_answer(engine: RunningEngine, raw_prompt: str, max_tokens: int, penalty: float) -> str:
+    """The engine's own greedy answer, asked directly (llama.cpp: with the same penalty, spelled its way)."""
+    body = {"model": engine.model, "prompt": raw_prompt, "max_tokens": max_tokens, "temperature": 0,
+            "top_k": 0, "top_p": 1.0, "repeat_penalty": penalty}
+    if "llama" not in engine.engine:
+        body = {k: v for k, v in body.items() if k in ("model", "prompt", "max_tokens", "temperature")}
+    response = httpx.post(engine.api_base + "/completions", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    return str(response.json()["choices"][0]["text"])
+
+
+@pytest.mark.parametrize(("mode", "inputs"), [
+    ("complete", {"prompt": "def fibonacci(n):\n    "}),
+    ("fill", {"code": "def add(a, b):\n    <FILL_HERE>\n    return c\n"}),
+])
+def test_greedy_with_the_models_defaults_equals_the_engines_own_answer(playground, engine, mode, inputs):
+    deltas, record = run(playground, mode, inputs, GREEDY)  # nano's default repetition penalty included
+    assert record.finish_reason in ("length", "eos") and record.error is None
+    penalty = record.params["repetition_penalty"]
+    assert "".join(deltas) == engine_answer(engine, record.raw_prompt, record.usage["completion_tokens"], penalty)
+    if mode == "fill":  # the FIM tokens reached the engine as tokens, not as text
+        assert record.raw_prompt.startswith("<fim_prefix>") and record.middle is not None
+    assert any("repetition_penalty" in n for n in record.notices) or "llama" in engine.engine
+
+
+def test_chat_deltas_join_into_the_reply(playground):
+    deltas, record = run(playground, "chat", {"message": "How do I reverse a list in Python?", "history": []},
+                         {"temperature": 0, "max_new_tokens": 40})
+    assert "".join(deltas) == record.text and record.text == record.text.strip()
+
+
+def test_a_stop_sequence_is_reported_as_stop_and_cut(playground):
+    _, free = run(playground, "complete", {"prompt": "def fibonacci(n):\n    "}, GREEDY)
+    stop = free.text.strip()[:3]
+    _, record = run(playground, "complete", {"prompt": "def fibonacci(n):\n    "}, {**GREEDY, "stop": [stop]})
+    assert record.finish_reason == "stop" and stop not in record.text
+
+
+def test_a_seeded_sample_repeats(playground, engine):
+    if "llama" not in engine.engine:
+        pytest.skip("transformers serve samples only through generation_config; its seed is process-wide")
+    params = {"temperature": 0.8, "seed": 11, "max_new_tokens": 16}
+    first = run(playground, "complete", {"prompt": "import os\n"}, params)[1].text
+    assert run(playground, "complete", {"prompt": "import os\n"}, params)[1].text == first
+
+
+def test_the_context_edge_is_kept_and_said(playground):
+    prompt = "x = 1\n" * 60  # about 300 tokens of nano's 512
+    _, record = run(playground, "complete", {"prompt": prompt}, {"temperature": 0, "max_new_tokens": 400})
+    assert record.error is None
+    assert record.usage["prompt_tokens"] + record.usage["completion_tokens"] <= 512
+    assert any("at most" in n for n in record.notices)  # the reply was budgeted to what fits
+
+
+def test_the_engine_killed_mid_stream_keeps_the_partial_text_then_serves_again(playground, engine):
+    started = playground.start("complete", None, {"prompt": "def f():\n"}, {"temperature": 0, "max_new_tokens": 300,
+                                                                            "stop": ["<never>"]})
+    killer = threading.Timer(0.5, engine.kill)
+    killer.start()
+    text = "".join(started)
+    killer.join()
+    assert started.record is not None and started.record.finish_reason in ("error", "length", "eos")
+    assert started.record.text == text
+    engine.restart()
+    _, record = run(playground, "complete", {"prompt": "def f():\n"}, GREEDY)
+    assert record.error is None and record.text
