@@ -38,8 +38,12 @@ def remote_backend(spec: ModelSpec, settings: Settings, kind: str, endpoint: str
 
 
 def remote_slot(spec: ModelSpec, settings: Settings, kind: str, endpoint: str) -> ModelSlot:
-    slot = ModelSlot(spec, remote_backend(spec, settings, kind, endpoint), concurrency=settings.remote_concurrency,
-                     max_queue=settings.max_queue)
+    backend = remote_backend(spec, settings, kind, endpoint)
+    from playground.backends.remote_common import RemoteBackend
+
+    if isinstance(backend, RemoteBackend):
+        backend.start_probe()  # health and the model list say now whether the engine answers
+    slot = ModelSlot(spec, backend, concurrency=settings.remote_concurrency, max_queue=settings.max_queue)
     slot.progress.step("ready", f"{spec.id} served by {endpoint}")
     return slot
 

@@ -246,6 +246,7 @@ class RemoteBackend:
                 self._limits = self._read_limits()
             except PlaygroundError as exc:
                 self._last_error = exc
+                self._stale = True  # unreachable now: health says so, and the next request tries again
                 logger.warning("%s endpoint %s: %s", self.backend_name, self.endpoint, exc.message)
                 return False
             self._stale = False

@@ -355,3 +355,26 @@ def test_openai_error_mid_stream_is_an_interrupted_record(openai):
     openai.engine.script(default=OVERLOADED)
     response = post(openai.url)
     assert response.status_code == 503 and "busy" in response.json()["error"]["message"]
+
+
+def test_health_follows_the_engine_without_waiting_for_a_request(tmp_path):
+    """A background probe re-reads the engine: health says unreachable soon after it dies, and reachable
+    again soon after it is back, with no generation in between."""
+    import httpx as client
+
+    from playground.bootstrap import build_playground
+    from support.standins.fixtures import running_tgi
+
+    with running_tgi() as engine:
+        playground, _ = build_playground(Settings(backend="tgi", endpoint=engine.url, model="starcoder",
+                                                  data_dir=tmp_path))
+        server = serve(playground)
+        try:
+            assert client.get(server.url + "/api/health").json()["engine"] == "reachable"
+            engine.server.stop()
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and client.get(server.url + "/api/health").json()["engine"] != "unreachable":
+                time.sleep(0.5)
+            assert client.get(server.url + "/api/health").json()["engine"] == "unreachable"
+        finally:
+            server.stop()

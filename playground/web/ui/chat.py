@@ -107,10 +107,10 @@ def send(ctx: UiContext, tab: ChatTab, message: str, history: list[dict[str, Any
     shown = [*turns, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
     yield {tab.chatbot: shown, tab.message: "", tab.stats: "Generating…"}
     for raw in ctx.stream(run, request):
-        shown[-1] = {"role": "assistant", "content": run.present(raw).text}
+        shown = [*shown[:-1], {"role": "assistant", "content": run.present(raw).text}]
         yield {tab.chatbot: shown}
     record = finished(run)
-    shown[-1] = {"role": "assistant", "content": record.text}
+    shown = [*shown[:-1], {"role": "assistant", "content": record.text}]
     yield {tab.chatbot: shown, tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id}
 
 

@@ -71,20 +71,10 @@ COMPLETE_EXAMPLE = "import os\n\n\ndef list_python_files(root):\n"
 
 
 def verbatim_code(value: str | None = None, **kwargs: Any) -> gr.Code:
-    """A code box that keeps leading and trailing whitespace: indentation is part of the code.
+    """A code box that keeps leading and trailing whitespace: indentation is part of the code."""
+    from playground.web.ui.verbatim import VerbatimCode
 
-    ``gr.Code`` strips its value on the way out. A subclass would fix that, but
-    Gradio writes a ``.pyi`` stub beside any module that defines a component
-    class, so the one instance's output step is replaced instead.
-    """
-    box = gr.Code(value, **kwargs)
-    box.postprocess = _as_is  # type: ignore[method-assign]
-    box.value = value  # the constructor already ran the stripping step on the initial value
-    return box
-
-
-def _as_is(value: str | None) -> str | None:
-    return value
+    return VerbatimCode(value, **kwargs)
 
 
 def language_for(filename: str | None) -> str | None:
