@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from gradio.events import Dependency
+
 class VerbatimCode(gr.Code):
     def postprocess(self, value: str | None) -> str | None:
         return value
