@@ -84,9 +84,11 @@ def _isolate(libc: ctypes.CDLL, config: dict[str, Any], program: bytes) -> str:
     for path in SCRATCH_DIRS:
         if os.path.isdir(path):
             _mount(libc, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,{size}")
+    # Home works like /tmp: the program may create and delete its own files there, but home itself
+    # and program.py belong to root, so `rm -rf ~` fails loudly instead of quietly succeeding.
     home = "/tmp/home"
-    os.mkdir(home, 0o700)
-    os.chown(home, config["uid"], config["uid"])
+    os.mkdir(home)
+    os.chmod(home, 0o1777)
     with open(f"{home}/program.py", "wb") as copy:
         copy.write(program)
     return home

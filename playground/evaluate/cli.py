@@ -65,12 +65,9 @@ def _help_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt_on_sigterm() -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
     """``kill`` cleans up like Ctrl-C: programs killed, temp dirs removed."""
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
+    raise KeyboardInterrupt
 
 
 def run(argv: Sequence[str]) -> EvaluationResult:
@@ -113,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"usage: {PROG} [options]; the benchmark is one of: {', '.join(BENCHMARKS)}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    _interrupt_on_sigterm()
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         run(argv[1:])
     except PlaygroundError as exc:
@@ -122,4 +119,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: every test program was killed and its files removed", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0

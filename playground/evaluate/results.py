@@ -165,7 +165,7 @@ def list_runs(directory: Path) -> list[RunEntry]:
     if not directory.is_dir():
         return []
     entries = []
-    for path in sorted(directory.glob("*.json"), reverse=True):
+    for path in directory.glob("*.json"):
         try:
             run = load_run(path)
         except RunFileError as exc:
@@ -173,4 +173,10 @@ def list_runs(directory: Path) -> list[RunEntry]:
             continue
         entries.append(RunEntry(path, run.created_at, run.model, run.backend, run.dataset, run.problems,
                                 run.samples, run.pass_at_1, None if run.card is None else run.card.pass_at_1))
-    return entries
+    return sorted(entries, key=_age, reverse=True)
+
+
+def _age(entry: RunEntry) -> tuple[str, int, int]:
+    """The recorded time; within one second, when the file was written, then save_run's -2, -3 suffix."""
+    suffix = re.search(r"-(\d+)\.json$", entry.path.name)
+    return entry.created_at, entry.path.stat().st_mtime_ns, int(suffix.group(1)) if suffix else 1
