@@ -104,6 +104,9 @@ def _limit(config: dict[str, Any]) -> None:
         resource.RLIMIT_NPROC: config["processes"],
     }
     for kind, value in limits.items():
+        _, hard = resource.getrlimit(kind)
+        if hard != resource.RLIM_INFINITY:
+            value = min(value, hard)  # without root a limit can only be lowered
         resource.setrlimit(kind, (value, value))  # soft = hard: the program cannot raise them
 
 
@@ -122,7 +125,7 @@ def _become_program(libc: ctypes.CDLL, config: dict[str, Any], home: str, full: 
         _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
         env = {**config["env"], "HOME": home, "TMPDIR": home}
         os.execve(config["python"], [config["python"], "-I", f"{home}/program.py"], env)
-    except BaseException as exc:  # noqa: B036 - report anything, never fall through into the launcher's code
+    except BaseException as exc:  # anything at all: never fall through into the launcher's own code
         os.write(2, f"sandbox set-up failed: {exc}\n".encode())
     os._exit(125)
 
