@@ -1,0 +1,1 @@
+"""Tests of playground.evaluate: scoring, the sandbox, saved runs and the CLI."""
