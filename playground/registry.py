@@ -39,6 +39,15 @@ class FimTokens:
         return tuple(t for t in (self.prefix, self.middle, self.suffix, self.pad) if t)
 
 
+@dataclass(frozen=True)
+class PublishedScore:
+    """A score from the model's card or paper, for checking a deployment against it."""
+
+    humaneval_pass_at_1: float  # HumanEval (Python), as a fraction
+    source: str  # where the figure is published
+    approximate: bool = False  # rounded or read off a chart: compare loosely
+
+
 _FIM_STYLES = {"starcoder": FimTokens.starcoder, "santacoder": FimTokens.santacoder}
 
 
@@ -59,6 +68,7 @@ class ModelSpec:
     parameters_billion: float | None = None
     chars_per_token: float = 3.2  # budget estimate where the tokenizer is not at hand (remote engines)
     description: str = ""
+    card: PublishedScore | None = None  # the published HumanEval figure, where there is one
 
     def special_tokens(self) -> frozenset[str]:
         tokens = {self.end_of_text, *self.stop_tokens}
@@ -81,7 +91,8 @@ def _spec_from_table(path: Path, table: dict[str, Any]) -> ModelSpec:
         defaults = GenerationParams.parse(table.pop("defaults", {}))
         fim = _FIM_STYLES[fim_style]() if fim_style else None
         stop_tokens = tuple(table.pop("stop_tokens", ()))
-        return ModelSpec(fim=fim, defaults=defaults, stop_tokens=stop_tokens, **table)
+        card = PublishedScore(**table.pop("card")) if "card" in table else None
+        return ModelSpec(fim=fim, defaults=defaults, stop_tokens=stop_tokens, card=card, **table)
     except (TypeError, KeyError, ValueError, InvalidParameterError) as exc:
         raise ConfigError(f"Model registry file {path.name} is invalid: {exc}. Fix the file or remove it.") from exc
 

@@ -1,4 +1,5 @@
-"""The Gradio Blocks: chat, fill and complete tabs over one model selector and parameter panel.
+"""The Gradio Blocks: chat, fill and complete tabs over one model selector and parameter panel, and
+a read-only Evaluate tab of saved HumanEval runs.
 
 Each tab is a small builder (``chat``, ``fill``, ``complete``) returning a
 dataclass of its components, with module-level handlers that return
@@ -16,7 +17,7 @@ import gradio as gr
 
 from playground.service import Playground
 from playground.web.limits import RateLimiter
-from playground.web.ui import chat, complete, fill
+from playground.web.ui import chat, complete, evaluate, fill
 from playground.web.ui.common import ActiveRuns, UiContext, bind, build_param_panel, stop_runs, wire_share
 from playground.web.ui.parts import CSS, NOTICE, SUBMIT_SHORTCUT_JS
 from playground.web.ui.shared_view import TabView, restore, wire_shared_view
@@ -63,6 +64,8 @@ def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
                 fill_tab = fill.build_fill_tab(ctx)
             with gr.Tab("Complete", id="complete"):
                 complete_tab = complete.build_complete_tab(ctx)
+            with gr.Tab("Evaluate", id="evaluate") as evaluate_select:
+                evaluate_tab = evaluate.build_evaluate_tab(ctx)
         gr.Markdown(NOTICE, elem_id="notice")
 
         # Gradio's queue lets as many generations through as all models together serve;
@@ -73,6 +76,7 @@ def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
         chat.wire_chat(ctx, chat_tab, generation, quiet)
         fill.wire_fill(ctx, fill_tab, generation)
         complete.wire_complete(ctx, complete_tab, generation)
+        evaluate.wire_evaluate(ctx, evaluate_tab, quiet, evaluate_select)
         for tab in (chat_tab, fill_tab, complete_tab):
             tab.stop.click(bind(stop_runs, ctx), None, None, **quiet)
             wire_share(ctx, tab.share)
