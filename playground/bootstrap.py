@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 
 from playground.backends.base import Backend
 from playground.config import Settings
 from playground.config_types import ExtraModel
-from playground.errors import ConfigError, ModelError, PlaygroundError
-from playground.registry import ModelSpec, load_registry, resolve_source
+from playground.errors import ConfigError, ModelError, PlaygroundError, UnknownModelError
+from playground.registry import ModelSpec, load_registry, resolve_source, spec_from_folder
 from playground.service import Playground
 from playground.slots import ModelSlot
 from playground.store import ShareStore
@@ -48,9 +49,17 @@ def remote_slot(spec: ModelSpec, settings: Settings, kind: str, endpoint: str) -
     return slot
 
 
-def _spec_for(name: str, registry: dict[str, ModelSpec]) -> ModelSpec:
-    spec, source = resolve_source(name, registry)
-    # Without an entry: a placeholder until the files (local) or the engine (remote) say more.
+def _spec_for(name: str, registry: dict[str, ModelSpec], *, remote: bool = False) -> ModelSpec:
+    """The registry entry; else, for a folder, what its files say; else a placeholder that the local
+    loader (its files) or the remote engine (its limits) completes. A remote model may have any id."""
+    try:
+        spec, source = resolve_source(name, registry)
+    except UnknownModelError:
+        if not remote:
+            raise
+        spec, source = None, name
+    if spec is None and Path(source).is_dir():
+        spec = spec_from_folder(name, Path(source))
     return spec or ModelSpec(id=name, source=source, context_length=2048)
 
 
@@ -59,7 +68,7 @@ def _extra_slots(extras: tuple[ExtraModel, ...], settings: Settings, registry: d
     """Slots for ``--extra-models``; an id already in use is refused rather than silently replaced."""
     slots: dict[str, ModelSlot] = {}
     for extra in extras:
-        spec = _spec_for(extra.model, registry)
+        spec = _spec_for(extra.model, registry, remote=True)
         if spec.id == taken or spec.id in slots:
             raise ConfigError(f"--extra-models names {spec.id!r} twice, or as the main model (--model); "
                               "give each model its own id.")
@@ -82,7 +91,7 @@ def _load_local(slot: ModelSlot, registry: dict[str, ModelSpec], settings: Setti
 
 
 def _main_slot(settings: Settings, registry: dict[str, ModelSpec]) -> tuple[ModelSlot, threading.Thread | None]:
-    spec = _spec_for(settings.model, registry)
+    spec = _spec_for(settings.model, registry, remote=settings.backend in ("tgi", "openai"))
     if settings.backend == "fake":
         from playground.backends.fake import FakeBackend
 
@@ -102,7 +111,8 @@ def build_playground(settings: Settings, *, wait: bool = False) -> tuple[Playgro
     chat_prompt = load_tech_assistant(settings.chat_prompt, settings.hf_token)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = ShareStore.open(settings.database)
-    extra = _extra_slots(settings.extra_models, settings, registry, _spec_for(settings.model, registry).id)
+    main_id = _spec_for(settings.model, registry, remote=settings.backend in ("tgi", "openai")).id
+    extra = _extra_slots(settings.extra_models, settings, registry, main_id)
     slot, thread = _main_slot(settings, registry)
     if thread is not None and wait:
         thread.join()

@@ -31,32 +31,12 @@ from playground.errors import (
     UnknownModelError,
 )
 from playground.progress import LoadProgress
-from playground.registry import FimTokens, ModelSpec, resolve_source
+from playground.registry import ModelSpec, infer_spec, resolve_source
 
 log = logging.getLogger("playground.loading")
 
 _DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 _BLOCK_KEY = re.compile(r"^(.*\.(?:h|layers))\.(\d+)$")
-
-
-def infer_spec(name: str, source: str, config: Any, vocab: dict[str, int], eos_token: str | None) -> ModelSpec:
-    """A spec for a model with no registry entry, read from its config and tokenizer."""
-    fim = None
-    if "<fim_prefix>" in vocab:
-        fim = FimTokens.starcoder()
-    elif "<fim-prefix>" in vocab:
-        fim = FimTokens.santacoder()
-    context = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 2048
-    return ModelSpec(
-        id=name,
-        source=source,
-        context_length=int(context),
-        end_of_text=eos_token or "<|endoftext|>",
-        fim=fim,
-        stop_tokens=tuple(t for t in ("<file_sep>",) if t in vocab),
-        filename_token="<filename>" if "<filename>" in vocab and "<file_sep>" not in vocab else None,
-        description=f"{name}: no registry entry; tokens and context read from its files.",
-    )
 
 
 # ---------------------------------------------------------------- dtype / quantisation
@@ -318,7 +298,8 @@ def load_model(
     except (OSError, ValueError) as exc:
         raise translate_hub_error(exc, source, spec) from exc
     if spec is None:
-        spec = infer_spec(name, source, config, tokenizer.get_vocab(), tokenizer.eos_token)
+        context = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None) or 2048
+        spec = infer_spec(name, source, int(context), set(tokenizer.get_vocab()), tokenizer.eos_token)
     progress.step("planning", "Planning placement on an empty-weights model")
     plan = plan_placement(
         config, dtype=dtype, strategy=settings.device_map, max_memory=dict(settings.max_memory or {}) or None,

@@ -8,8 +8,10 @@ config and tokenizer files by ``playground.loading``.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,13 +116,52 @@ def load_registry(models_dir: Path = MODELS_DIR) -> dict[str, ModelSpec]:
 
 
 def find_spec(registry: dict[str, ModelSpec], name: str) -> ModelSpec | None:
-    """Match a registry id, or the hub id an entry points at (``bigcode/starcoder``)."""
+    """Match a registry id, the hub id an entry points at (``bigcode/starcoder``), or its folder."""
     if name in registry:
         return registry[name]
+    folder = str(Path(name).expanduser().resolve()) if Path(name).expanduser().is_dir() else None
     for spec in registry.values():
-        if spec.source == name:
+        if spec.source == name or (folder is not None and spec.resolved_source() == folder):
             return spec
     return None
+
+
+def infer_spec(name: str, source: str, context: int, vocab: Collection[str], eos_token: str | None) -> ModelSpec:
+    """A spec for a model with no registry entry, from its context length and tokenizer vocabulary."""
+    fim = None
+    if "<fim_prefix>" in vocab:
+        fim = FimTokens.starcoder()
+    elif "<fim-prefix>" in vocab:
+        fim = FimTokens.santacoder()
+    return ModelSpec(
+        id=name,
+        source=source,
+        context_length=context,
+        end_of_text=eos_token or "<|endoftext|>",
+        fim=fim,
+        stop_tokens=tuple(t for t in ("<file_sep>",) if t in vocab),
+        filename_token="<filename>" if "<filename>" in vocab and "<file_sep>" not in vocab else None,
+        description=f"{name}: no registry entry; tokens and context read from its files.",
+    )
+
+
+def spec_from_folder(name: str, folder: Path) -> ModelSpec | None:
+    """``infer_spec`` from a model folder's config.json and tokenizer.json, read as JSON (no torch);
+    None when the folder lacks them."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        tokenizer = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    context = int(config.get("n_positions") or config.get("max_position_embeddings") or 2048)
+    vocab = set(tokenizer.get("model", {}).get("vocab", {}))
+    vocab |= {t["content"] for t in tokenizer.get("added_tokens", []) if isinstance(t, dict) and "content" in t}
+    eos = None
+    try:
+        eos = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8")).get("eos_token")
+    except (OSError, ValueError):
+        pass
+    return infer_spec(name, str(folder), context, vocab, eos if isinstance(eos, str) else None)
 
 
 

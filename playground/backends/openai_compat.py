@@ -43,6 +43,16 @@ def _finish(reason: str | None, stop_reason: Any) -> FinishReason:
 _UNEXPECTED = re.compile(r"Unexpected fields in the request: \{([^}]*)\}")
 
 
+_PINNED = re.compile(r"pinned to '([^']+)'")
+
+
+def pinned_model(exc: openai.APIStatusError) -> str | None:
+    """The model name ``transformers serve`` is pinned to, from its 400 for any other name."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    match = _PINNED.search(str(body.get("detail", ""))) if exc.status_code == 400 else None
+    return match.group(1) if match else None
+
+
 def refused_fields(exc: openai.APIStatusError) -> frozenset[str]:
     """Fields a 400/422 names as not accepted: ``transformers serve``'s "Unexpected fields" message,
     or pydantic's ``extra_forbidden`` errors in FastAPI's ``detail`` list."""
@@ -83,6 +93,7 @@ class OpenAiCompletionsBackend(RemoteBackend):
         self._client: openai.OpenAI | None = None
         self.flavour = GENERIC
         self._refused: frozenset[str] = frozenset()  # fields this engine turned down once: never sent again
+        self._pinned: str | None = None  # the model name a single-model engine insisted on
         super().__init__(spec, endpoint, **kwargs)
 
     def _read_limits(self) -> RemoteLimits:
@@ -140,22 +151,19 @@ class OpenAiCompletionsBackend(RemoteBackend):
 
     def _source(self, text: str, params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> EventSource:
         wanted = sampling(params, limits, prompt_tokens)
-        model = limits.server_model or self.spec.source
         client = self.client()
 
         def events(register: Callable[[Any], None]) -> Iterator[Event]:
             request = completion_request(wanted, self.flavour, self._refused)
             try:
-                stream = client.completions.create(model=model, prompt=text, stream=True, **request.kwargs)
+                stream = client.completions.create(model=self._model(limits), prompt=text, stream=True,
+                                                   **request.kwargs)
             except openai.APIStatusError as exc:
-                refused = refused_fields(exc)
-                if not refused:
+                if not self._learn(exc):
                     raise
-                # The engine named fields it does not take: never send them again, and retry once.
-                logger.info("%s refused %s; retrying without them", self.endpoint, sorted(refused))
-                self._refused |= refused
                 request = completion_request(wanted, self.flavour, self._refused)
-                stream = client.completions.create(model=model, prompt=text, stream=True, **request.kwargs)
+                stream = client.completions.create(model=self._model(limits), prompt=text, stream=True,
+                                                   **request.kwargs)
             notices = (not_applied_notice(request.not_applied, self.flavour.name),) if request.not_applied else ()
             try:
                 register(socket_of(stream.response))
@@ -164,6 +172,23 @@ class OpenAiCompletionsBackend(RemoteBackend):
                 stream.close()
 
         return events
+
+    def _model(self, limits: RemoteLimits) -> str:
+        return self._pinned or limits.server_model or self.spec.source
+
+    def _learn(self, exc: openai.APIStatusError) -> bool:
+        """What a refusal teaches, kept for every later request: fields the engine does not take, or the
+        one model name it serves. True when there is something to retry with."""
+        refused = refused_fields(exc)
+        pinned = pinned_model(exc)
+        if refused:
+            logger.info("%s refused %s; retrying without them", self.endpoint, sorted(refused))
+            self._refused |= refused
+        if pinned and pinned != self._pinned:
+            logger.info("%s serves only %r; retrying with that name", self.endpoint, pinned)
+            self._pinned = pinned
+            return True
+        return bool(refused)
 
     def _relay(self, stream: Any, notices: tuple[str, ...]) -> Iterator[Event]:
         finish: FinishReason | None = None

@@ -8,7 +8,6 @@ sequences; the context edge; and the engine killed mid-stream, then restarted.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,14 +106,44 @@ def test_the_context_edge_is_kept_and_said(playground):
 
 
 def test_the_engine_killed_mid_stream_keeps_the_partial_text_then_serves_again(playground, engine):
-    started = playground.start("complete", None, {"prompt": "def f():\n"}, {"temperature": 0, "max_new_tokens": 300,
-                                                                            "stop": ["<never>"]})
-    killer = threading.Timer(0.5, engine.kill)
-    killer.start()
-    text = "".join(started)
-    killer.join()
-    assert started.record is not None and started.record.finish_reason in ("error", "length", "eos")
-    assert started.record.text == text
+    started = playground.start("complete", None, {"prompt": "def f():\n"},
+                               {"temperature": 0, "max_new_tokens": 400, "stop": ["<never>"]})
+    deltas = []
+    for delta in started:
+        deltas.append(delta)
+        if len(deltas) == 3:
+            engine.kill()  # SIGKILL while the stream is open
+    assert started.record is not None
+    assert started.record.finish_reason == "error" and "interrupted" in (started.record.error or "")
+    assert started.record.text == "".join(deltas)
     engine.restart()
     _, record = run(playground, "complete", {"prompt": "def f():\n"}, GREEDY)
     assert record.error is None and record.text
+
+
+def test_a_folder_and_an_id_of_your_own_reach_transformers_serve(transformers_engine, tmp_path):  # noqa: F811
+    """--model as a folder outside the registry: its context and FIM tokens come from its files, and the
+    name the engine is pinned to is learned from its first refusal. --extra-models takes any id."""
+    import shutil
+
+    from playground.bootstrap import build_playground
+    from playground.config_types import ExtraModel
+
+    folder = tmp_path / "my-starcoder"
+    folder.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(Path(__file__).resolve().parents[2] / "models" / "nano-starcoder" / name, folder / name)
+    api = transformers_engine.api_base
+    settings = Settings(backend="openai", endpoint=api, model=str(folder), data_dir=tmp_path,
+                        extra_models=(ExtraModel("my-nano", "openai", api),))
+    playground, _ = build_playground(settings)
+    try:
+        assert playground.slot(str(folder)).spec.context_length == 512
+        assert playground.slot(str(folder)).spec.fim is not None
+        _, record = run(playground, "fill", {"code": "def add(a, b):\n    <FILL_HERE>\n"}, GREEDY)
+        assert record.error is None and record.raw_prompt.startswith("<fim_prefix>")
+        extra = playground.start("complete", "my-nano", {"prompt": "import os\n"}, GREEDY)
+        list(extra)
+        assert extra.record is not None and extra.record.error is None and extra.record.model == "my-nano"
+    finally:
+        playground.shutdown()

@@ -130,6 +130,7 @@ def test_fill_without_a_marker_is_an_error_naming_it(client):
     with pytest.raises(Exception, match="has no such marker") as caught:
         client.predict("def f():\n    pass\n", "", MODEL, *GREEDY, api_name="/fill")
     assert type(caught.value).__name__ == "AppError"
+    assert "with <FILL_HERE>" in str(caught.value)  # API clients get the text as it is, not escaped for HTML
 
 
 def test_two_markers_and_an_empty_prompt_are_errors_too(client):

@@ -47,9 +47,11 @@ def bind(handler: Callable[..., Any], *bound: Any) -> Callable[..., Any]:
     return call
 
 
-def user_error(exc: PlaygroundError) -> gr.Error:
-    # Toasts render HTML: escape, or "<FILL_HERE>" in a message disappears.
-    return gr.Error(html.escape(exc.message), print_exception=False)
+def user_error(exc: PlaygroundError, request: gr.Request | None = None) -> gr.Error:
+    """The error as Gradio shows it. A browser toast renders HTML, so there the message is escaped
+    (or "<FILL_HERE>" would vanish); gradio_client callers (``x-gradio-user: api``) get the text as is."""
+    from_api = request is not None and request.headers.get("x-gradio-user") == "api"
+    return gr.Error(exc.message if from_api else html.escape(exc.message), print_exception=False)
 
 
 class ActiveRuns:
@@ -135,7 +137,7 @@ class UiContext:
                 self.generations.check(request.request)
             run = self.playground.start(mode, model_id, inputs, params)
         except PlaygroundError as exc:
-            raise user_error(exc) from None
+            raise user_error(exc, request) from None
         self.active.add(request.session_hash or "", run)
         return run
 
@@ -144,7 +146,7 @@ class UiContext:
         try:
             yield from coalesce(run)
         except PlaygroundError as exc:
-            raise user_error(exc) from None
+            raise user_error(exc, request) from None
         finally:
             self.active.discard(request.session_hash or "", run)
 
@@ -187,7 +189,7 @@ def share_confirm(ctx: UiContext, panel: SharePanel, record_id: str | None, requ
     try:
         created = ctx.playground.share(record_id or "")
     except PlaygroundError as exc:
-        raise user_error(exc) from None
+        raise user_error(exc, request) from None
     url, delete_url = share_links(ctx.playground.settings, request.request, created.id, created.delete_token)
     note = (f"Anyone with the link can open it. To remove it later, keep this delete link "
             f"(shown only now): [{html.escape(delete_url)}]({delete_url})")
