@@ -19,10 +19,11 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx2
 import openai
 
 from playground.backends.base import Chunk, Event, Finished, FinishReason
-from playground.backends.flavours import GENERIC, completion_request, identify, not_applied_notice
+from playground.backends.flavours import GENERIC, LLAMA_CPP, completion_request, identify, not_applied_notice
 from playground.backends.remote_common import EventSource, RemoteBackend, get_json, socket_of
 from playground.backends.remote_errors import misconfigured
 from playground.backends.wire import RemoteLimits, sampling
@@ -94,6 +95,8 @@ class OpenAiCompletionsBackend(RemoteBackend):
         self.flavour = GENERIC
         self._refused: frozenset[str] = frozenset()  # fields this engine turned down once: never sent again
         self._pinned: str | None = None  # the model name a single-model engine insisted on
+        self._counted: dict[str, int] = {}  # the engine's token counts, by text
+        self._tokenize_failed = False
         super().__init__(spec, endpoint, **kwargs)
 
     def _read_limits(self) -> RemoteLimits:
@@ -172,6 +175,39 @@ class OpenAiCompletionsBackend(RemoteBackend):
                 stream.close()
 
         return events
+
+    @property
+    def _engine_counts(self) -> bool:
+        return self.flavour.tokenize is not None and not self._tokenize_failed
+
+    def _count_on_engine(self, text: str) -> int | None:
+        """Exact counts from the engine's tokenize route (llama.cpp's ``/extras/tokenize``, vLLM's
+        ``/tokenize``), remembered per text; None, and never asked again, if the route fails."""
+        if not self._engine_counts or self.flavour.tokenize is None:
+            return None
+        if text in self._counted:
+            return self._counted[text]
+        root = self.api_base.removesuffix("/v1")
+        body = {"input": text} if self.flavour is LLAMA_CPP else {"model": self._model_name(), "prompt": text}
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        try:
+            response = self.http.post(root + self.flavour.tokenize, json=body, headers=headers,
+                                      timeout=self.timeouts.connect_s)
+            tokens = response.json()["tokens"] if response.status_code == 200 else None
+        except (httpx2.HTTPError, ValueError, KeyError, TypeError):
+            tokens = None
+        if not isinstance(tokens, list):
+            logger.info("%s has no working tokenize route; token counts will be estimated", self.endpoint)
+            self._tokenize_failed = True
+            return None
+        if len(self._counted) > 4096:  # bounded: a fill counts each line of the code once
+            self._counted.clear()
+        self._counted[text] = len(tokens)
+        return len(tokens)
+
+    def _model_name(self) -> str:
+        limits = self._limits
+        return self._pinned or (limits.server_model if limits else None) or self.spec.source
 
     def _model(self, limits: RemoteLimits) -> str:
         return self._pinned or limits.server_model or self.spec.source

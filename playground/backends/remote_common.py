@@ -283,12 +283,21 @@ class RemoteBackend:
 
     @property
     def exact_counts(self) -> bool:
-        return self._tokenizer is not None
+        return self._tokenizer is not None or self._engine_counts
 
     def count_tokens(self, prompt: Prompt) -> int:
         if self._tokenizer is not None:
             return count_with(self._tokenizer, self.render(prompt))
-        return estimate_tokens(prompt, self.spec)
+        exact = self._count_on_engine(self.render(prompt))
+        return exact if exact is not None else estimate_tokens(prompt, self.spec)
+
+    def _count_on_engine(self, text: str) -> int | None:
+        """The engine's own count, where it has a tokenize route (subclasses); None where it has not."""
+        return None
+
+    @property
+    def _engine_counts(self) -> bool:
+        return False
 
     def render(self, prompt: Prompt) -> str:
         # The engine tokenizes the text itself, so special-token spellings the user typed are broken.

@@ -147,3 +147,37 @@ def test_a_folder_and_an_id_of_your_own_reach_transformers_serve(transformers_en
         assert extra.record is not None and extra.record.error is None and extra.record.model == "my-nano"
     finally:
         playground.shutdown()
+
+
+def test_without_a_tokenizer_file_llama_cpp_counts_the_tokens(llama_engine, tmp_path):  # noqa: F811
+    """An id with no files here: prompt tokens come from llama.cpp's /extras/tokenize, exactly."""
+    from tokenizers import Tokenizer
+
+    from playground.registry import ModelSpec
+
+    spec = ModelSpec("my-nano", "my-nano", 512, fim=load_registry()["nano-starcoder"].fim)
+    backend = OpenAiCompletionsBackend(spec, llama_engine.api_base)
+    playground = Playground(Settings(data_dir=tmp_path), {"my-nano": ModelSlot(spec, backend)},
+                            load_tech_assistant())
+    try:
+        _, record = run(playground, "complete", {"prompt": "def fibonacci(n):\n    "}, GREEDY)
+        nano = Tokenizer.from_file(str(Path(__file__).resolve().parents[2] / "models/nano-starcoder/tokenizer.json"))
+        assert record.usage["prompt_tokens"] == len(nano.encode(record.raw_prompt, add_special_tokens=False).ids)
+        assert not any("estimated" in n for n in record.notices)
+    finally:
+        backend.close()
+
+
+def test_with_nothing_to_count_with_the_record_says_the_counts_are_estimated(transformers_engine, tmp_path):  # noqa: F811
+    from playground.registry import ModelSpec
+
+    spec = ModelSpec("my-nano", "models/nano-starcoder-elsewhere", 512)
+    backend = OpenAiCompletionsBackend(spec, transformers_engine.api_base)
+    playground = Playground(Settings(data_dir=tmp_path), {"my-nano": ModelSlot(spec, backend)},
+                            load_tech_assistant())
+    try:
+        _, record = run(playground, "complete", {"prompt": "import os\n"}, GREEDY)
+        assert record.error is None  # the pinned model name was learned from the engine's refusal
+        assert record.usage["prompt_tokens"] > 0  # transformers serve sends usage: taken as exact
+    finally:
+        backend.close()
