@@ -73,7 +73,7 @@ def build_default_index(out: Path, corpus: DefaultCorpus | None = None, *,
     return write_index(out, corpus.documents, BuildOptions(name=corpus.name, progress=progress))
 
 
-def ensure_default_index(data_dir: Path, training_log: Path = NANO_TRAINING_LOG) -> Path:
+def ensure_default_index(data_dir: Path, training_log: Path = NANO_TRAINING_LOG, root: Path | None = None) -> Path:
     """The default index's path, building it first when it is missing or unreadable (a few seconds).
 
     Safe to call from a background thread at start-up, and from two processes at
@@ -87,7 +87,7 @@ def ensure_default_index(data_dir: Path, training_log: Path = NANO_TRAINING_LOG)
         if error.reason == "locked":
             raise
         logger.info("building the default attribution index at %s (%s)", path, error.reason)
-    summary = build_default_index(path, default_corpus(training_log))
+    summary = build_default_index(path, default_corpus(training_log, root))
     logger.info("built %s: %d documents, %d chars in %.1f s", path, summary.documents, summary.chars,
                 summary.seconds)
     return path
