@@ -1,8 +1,9 @@
 """Building an index: documents in, one SQLite file out, written to a temporary name and renamed.
 
-Pass one stores each document (compressed) and stages one (window, hash) row
-per ``window`` chars. Pass two has SQLite sort the staged rows by hash and packs
-them into bucket rows in key order, so the table's pages come out full.
+Pass one stores each document (compressed) and collects one (hash, window)
+entry per ``window`` chars in a ``Spill`` (temporary files beside the output).
+Pass two sorts them by hash and packs them into bucket rows in key order, so
+the table's pages come out full, and fills the filter on the way.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ from playground.attribution import _postings
 from playground.attribution._errors import IndexBuildError
 from playground.attribution._schema import FORMAT_NAME, FORMAT_VERSION, HASH_NAME, SCHEMA
 from playground.attribution._sources import plan_inputs, read_inputs
-from playground.attribution._text import corpus_windows, normalize_newlines
+from playground.attribution._spill import Spill
+from playground.attribution._text import normalize_newlines, window_hashes
 from playground.attribution._types import BuildOptions, BuildSummary, Document
 
 BLOCK_BYTES = 64 * 1024  # compressed documents packed per row; one read serves a few small documents
 ZLIB_LEVEL = 6  # level 9 saves under 1% on code and is three times slower
-_FETCH = 65536  # staged rows read per round trip when packing buckets
+FILTER_ROW_BYTES = 16 * 1024 * 1024  # the filter is stored in rows of this size, each far below SQLite's limit
 
 
 def build_index(out: Path, inputs: Sequence[Path], options: BuildOptions | None = None) -> BuildSummary:
@@ -55,15 +57,16 @@ def write_index(out: Path, documents: Iterable[Document], options: BuildOptions 
     handle, temporary = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".building")
     os.close(handle)
     try:
-        writer = _Writer(Path(temporary), options)
-        try:
-            counted_bytes = 0
-            for document in documents:
-                counted_bytes += writer.add(document, skipped)
-            name = options.name or out.stem
-            writer.finish(name, options.progress)
-        finally:
-            writer.close()
+        with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.", suffix=".spill") as spill:
+            writer = _Writer(Path(temporary), Path(spill), options)
+            try:
+                counted_bytes = 0
+                for document in documents:
+                    counted_bytes += writer.add(document, skipped)
+                name = options.name or out.stem
+                writer.finish(name, options.progress)
+            finally:
+                writer.close()
         with open(temporary, "rb") as stream:
             os.fsync(stream.fileno())  # the data is on disk before the new name points at it
         os.replace(temporary, out)
@@ -79,23 +82,23 @@ def write_index(out: Path, documents: Iterable[Document], options: BuildOptions 
 class _Writer:
     """Pass one and pass two over one open database; not reusable after ``finish``."""
 
-    def __init__(self, path: Path, options: BuildOptions):
+    def __init__(self, path: Path, spill: Path, options: BuildOptions):
         self.options = options
+        self.spill = Spill(spill)
         self.documents = self.chars = self.windows = 0
         self.block_id, self.block = 0, bytearray()
         self.doc_rows: list[tuple[int, int, int, int, int, int, str, str, str]] = []
         self.db = sqlite3.connect(path, isolation_level=None)
         # The file is private until renamed, so a crash only loses it: no journal, no syncs.
-        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -65536", "threads = 2"):
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -65536"):
             self.db.execute(f"PRAGMA {pragma}")
         self.db.executescript(SCHEMA)
-        self.db.execute("CREATE TEMP TABLE staging(window INTEGER PRIMARY KEY, hash INTEGER NOT NULL)")
         self.db.execute("BEGIN")
 
     def add(self, document: Document, skipped: Counter[str]) -> int:
         """Store one document; returns its size in bytes as read."""
         text = normalize_newlines(document.text)
-        hashes = corpus_windows(text, self.options.window)
+        hashes = window_hashes(text, self.options.window, self.options.window)
         if not hashes:
             skipped["too_short"] += 1  # shorter than one window: nothing in it could be found
             return len(document.text)
@@ -106,8 +109,7 @@ class _Writer:
         self.doc_rows.append((self.documents, self.windows, len(text), self.block_id, len(self.block), len(body),
                               document.path, document.repo, document.license))
         self.block += body
-        self.db.executemany("INSERT INTO staging(window, hash) VALUES (?, ?)",
-                            zip(range(self.windows, self.windows + len(hashes)), hashes, strict=True))
+        self.spill.add(hashes, self.windows)
         self.documents += 1
         self.chars += len(text)
         self.windows += len(hashes)
@@ -125,10 +127,14 @@ class _Writer:
     def finish(self, name: str, progress: bool | None) -> None:
         self._flush_block()
         bits = _postings.bucket_bits(self.windows)
+        filter_ = _postings.new_filter(self.windows)
         with progress_bar(self.windows, progress, "packing", " windows") as advance:
-            rows = self.db.execute("SELECT hash, window FROM staging ORDER BY hash, window")
-            buckets = _postings.pack_buckets(_fetch_all(rows, advance), bits, self.options.max_postings + 1)
+            entries = self.spill.sorted_entries(advance)
+            buckets = _postings.pack_buckets(entries, bits, self.options.max_postings + 1, filter_)
             self.db.executemany("INSERT INTO postings(bucket, entries) VALUES (?, ?)", buckets)
+        self.db.executemany("INSERT INTO filter(id, bits) VALUES (?, ?)",
+                            ((at, bytes(filter_[at : at + FILTER_ROW_BYTES]))
+                             for at in range(0, len(filter_), FILTER_ROW_BYTES)))
         meta = {
             "format": FORMAT_NAME, "version": str(FORMAT_VERSION), "name": name, "hash": HASH_NAME,
             "window": str(self.options.window), "bucket_bits": str(bits),
@@ -137,17 +143,10 @@ class _Writer:
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         self.db.executemany("INSERT INTO meta(key, value) VALUES (?, ?)", meta.items())
-        self.db.execute("DROP TABLE temp.staging")
         self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()
-
-
-def _fetch_all(cursor: sqlite3.Cursor, advance: Callable[[int], None]) -> Iterator[tuple[int, int]]:
-    while rows := cursor.fetchmany(_FETCH):
-        yield from rows
-        advance(len(rows))
 
 
 @contextlib.contextmanager

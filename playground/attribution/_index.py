@@ -31,11 +31,13 @@ _CHUNK = 4096  # host parameters per IN (...) query; SQLite allows 32766
 class SqliteIndex:
     """An index file built by ``build_index``; implements ``CodeIndex``."""
 
-    def __init__(self, path: Path, connection: sqlite3.Connection, meta: dict[str, str], first_windows: array[int]):
+    def __init__(self, path: Path, connection: sqlite3.Connection, meta: dict[str, str], first_windows: array[int],
+                 filter_: bytes):
         self.path = path
         self._db = connection
         self._lock = threading.Lock()
         self._first_windows = first_windows
+        self._filter = filter_
         try:
             self.window = int(meta["window"])
             self.max_postings = int(meta["max_postings"])
@@ -51,9 +53,13 @@ class SqliteIndex:
         try:
             meta = read_meta(connection, path)
             with read_errors(path):
+                # Both stay in memory: 8 bytes a document, and 1 byte a window (20 MB per GB of text).
                 first_windows = array("q", (row[0] for row in connection.execute(
                     "SELECT first_window FROM docs ORDER BY id")))
-            return cls(path, connection, meta, first_windows)
+                filter_ = b"".join(row[0] for row in connection.execute("SELECT bits FROM filter ORDER BY id"))
+            if not filter_:
+                raise corrupt(path)
+            return cls(path, connection, meta, first_windows, filter_)
         except BaseException:
             connection.close()
             raise
@@ -104,17 +110,20 @@ class _Reader:
         return self._index.max_postings
 
     def lookup(self, hashes: Collection[int]) -> dict[int, list[int]]:
+        filter_, filter_bits = self._index._filter, len(self._index._filter) * 8
         shift, base = 64 - self._index._bits, 1 << (self._index._bits - 1)  # _postings.bucket_of, inlined
         by_bucket: defaultdict[int, list[int]] = defaultdict(list)
         for hash_ in hashes:
-            by_bucket[(hash_ >> shift) + base].append(hash_)
+            bit = hash_ % filter_bits  # _postings.may_hold, inlined: most windows of a new text stop here
+            if filter_[bit >> 3] >> (bit & 7) & 1:
+                by_bucket[(hash_ >> shift) + base].append(hash_)
         found: dict[int, list[int]] = {}
         for bucket, entries in _rows(self._index._db, "SELECT bucket, entries FROM postings WHERE bucket IN ({})",
                                      list(by_bucket)):
             for hash_ in by_bucket[bucket]:
                 key = hash_.to_bytes(8, "little", signed=True)
                 at = entries.find(key)
-                if at >= 0:  # most windows of a new text are in no document: this test is the hot path
+                if at >= 0:
                     windows = _postings.find(entries, key, at)
                     if windows:
                         found[hash_] = windows

@@ -16,7 +16,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
-from playground.attribution._text import common_prefix, common_suffix, query_windows
+from playground.attribution._text import common_prefix, common_suffix, window_hashes
 
 
 class Store(Protocol):
@@ -56,16 +56,16 @@ class Span:
 def find_spans(text: str, store: Store, min_chars: int) -> list[Span]:
     """Every maximal span of ``text`` of at least ``min_chars`` that occurs verbatim in a stored document."""
     window = store.window
-    offsets_by_hash: dict[int, list[int]] = defaultdict(list)
-    for offset, hash_ in query_windows(text, window):
-        offsets_by_hash[hash_].append(offset)
-    if not offsets_by_hash:
-        return []
-    postings = store.lookup(offsets_by_hash.keys())
+    hashes = window_hashes(text, window)
+    postings = store.lookup(set(hashes))
+    offsets_by_hash: defaultdict[int, list[int]] = defaultdict(list)
+    for offset, hash_ in enumerate(hashes):
+        if hash_ in postings:
+            offsets_by_hash[hash_].append(offset)
     alignments: dict[tuple[int, int], list[int]] = defaultdict(list)
     cut: list[int] = []  # text offsets whose window is boilerplate with a truncated posting list
-    for hash_, windows in postings.items():
-        offsets = offsets_by_hash[hash_]
+    for hash_, offsets in offsets_by_hash.items():
+        windows = postings[hash_]
         if len(windows) > store.max_postings:
             cut.extend(offsets)
         for number in windows:

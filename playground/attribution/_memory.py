@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable
 
 from playground.attribution._match import find_spans
-from playground.attribution._text import NormalizedText, corpus_windows, line_range, normalize_newlines
+from playground.attribution._text import NormalizedText, line_range, normalize_newlines, window_hashes
 from playground.attribution._types import (
     DEFAULT_MAX_POSTINGS,
     DEFAULT_MIN_CHARS,
@@ -38,7 +38,7 @@ class MemoryIndex:
         windows = 0
         for document in documents:
             text = normalize_newlines(document.text)
-            hashes = corpus_windows(text, window)
+            hashes = window_hashes(text, window, window)
             if not hashes:
                 continue
             self.documents.append(document)

@@ -4,6 +4,7 @@
     docs(id, first_window, chars, block, offset, size, path, repo, license)
     blocks(id, data)             zlib-compressed documents, packed about 64 KB to a row
     postings(bucket, entries)    for each bucket of window hashes, 12-byte (hash, window) entries
+    filter(id, bits)             one byte a window: a hash whose bit is clear is in no document
 
 Documents are compressed one by one but stored packed into blocks, because a
 small BLOB of its own would waste most of its last overflow page. A bucket is the
@@ -26,7 +27,7 @@ logger = logging.getLogger("playground.attribution")
 
 FORMAT_NAME = "playground-attribution-index"
 FORMAT_VERSION = 1
-HASH_NAME = "blake2b-64"
+HASH_NAME = "xxh3-64"
 
 SCHEMA = """
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -43,6 +44,7 @@ CREATE TABLE docs(
 );
 CREATE TABLE blocks(id INTEGER PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE postings(bucket INTEGER PRIMARY KEY, entries BLOB NOT NULL);
+CREATE TABLE filter(id INTEGER PRIMARY KEY, bits BLOB NOT NULL);  -- id: byte offset of the row's bits
 """
 
 # Primary SQLite result codes (extended codes keep them in the low byte).
@@ -127,6 +129,6 @@ def read_meta(connection: sqlite3.Connection, path: Path) -> dict[str, str]:
         raise corrupt(path) from None
     if version > FORMAT_VERSION:
         raise newer_format(path, version)
-    if not {"docs", "blocks", "postings"} <= tables:
+    if not {"docs", "blocks", "postings", "filter"} <= tables:
         raise corrupt(path)
     return meta

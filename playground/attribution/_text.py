@@ -8,9 +8,11 @@ compared exactly.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
+import xxhash
+
+_HALF = 1 << 63
 _GALLOP_START = 64  # first slice length tried when extending; most matches are a few lines
 
 
@@ -57,30 +59,19 @@ class NormalizedText:
         return self.origin[start], self.origin[end]
 
 
-def window_hash(window: str) -> int:
-    """A signed 64-bit fingerprint of one window (signed so SQLite stores it as an integer)."""
-    digest = hashlib.blake2b(window.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "little", signed=True)
+def window_hashes(text: str, window: int, step: int = 1) -> list[int]:
+    """Fingerprints of the whole windows ``text[i : i + window]`` for i = 0, step, 2 * step, ...
 
-
-def corpus_windows(text: str, window: int) -> list[int]:
-    """Hashes of the windows starting at every multiple of ``window`` that fit wholly in ``text``."""
-    blake2b = hashlib.blake2b
-    return [
-        int.from_bytes(blake2b(text[i : i + window].encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-                       "little", signed=True)
-        for i in range(0, len(text) - window + 1, window)
-    ]
-
-
-def query_windows(text: str, window: int) -> list[tuple[int, int]]:
-    """(offset, hash) of the window at every offset of ``text``."""
-    blake2b = hashlib.blake2b
-    return [
-        (i, int.from_bytes(blake2b(text[i : i + window].encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-                           "little", signed=True))
-        for i in range(len(text) - window + 1)
-    ]
+    xxh3 of the UTF-8 bytes, minus 2**63: SQLite integers are signed, and the
+    shift keeps the order of the unsigned hashes. Corpus windows use
+    ``step=window``; a checked text uses every offset.
+    """
+    xxh3 = xxhash.xxh3_64_intdigest
+    stop = len(text) - window + 1
+    if text.isascii():  # most code: slicing bytes once encoded beats encoding every slice
+        data = text.encode("ascii")
+        return [xxh3(data[i : i + window]) - _HALF for i in range(0, stop, step)]
+    return [xxh3(text[i : i + window].encode("utf-8", "surrogatepass")) - _HALF for i in range(0, stop, step)]
 
 
 def common_prefix(a: str, i: int, b: str, j: int) -> int:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+from unittest import mock
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from playground.attribution._postings import bucket_bits, bucket_of, find, pack_buckets
+from playground.attribution import _spill
+from playground.attribution._postings import bucket_bits, bucket_of, find, may_hold, new_filter, pack_buckets
 from playground.attribution._text import NormalizedText, common_prefix, common_suffix, line_range
 
 
@@ -47,7 +52,19 @@ def test_buckets_keep_hash_order_and_cut_long_lists() -> None:
     hashes = sorted([-(2**63), -5, -5, -5, 0, 7, 2**63 - 1])
     assert [bucket_of(h, bits) for h in hashes] == sorted(bucket_of(h, bits) for h in hashes)
     assert bucket_of(-(2**63), bits) == 0 and bucket_of(2**63 - 1, bits) == 2**bits - 1
-    rows = dict(pack_buckets([(h, n) for n, h in enumerate(hashes)], bits, keep=2))
+    filter_ = new_filter(len(hashes))
+    rows = dict(pack_buckets([(h, n) for n, h in enumerate(hashes)], bits, 2, filter_))
     key = (-5).to_bytes(8, "little", signed=True)
     entries = rows[bucket_of(-5, bits)]
     assert find(entries, key, entries.find(key)) == [1, 2]
+    assert all(may_hold(filter_, h) for h in hashes)
+
+
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=300), st.integers(1, 50))
+def test_spilled_entries_come_back_sorted(keys: list[int], spill_every: int) -> None:
+    with tempfile.TemporaryDirectory() as folder, mock.patch.object(_spill, "SPILL_ENTRIES", spill_every):
+        spill = _spill.Spill(Path(folder))
+        for at in range(0, len(keys), 7):
+            spill.add(keys[at : at + 7], at)
+        assert list(spill.sorted_entries(lambda _count: None)) == sorted((key, n) for n, key in enumerate(keys))
+        assert list(Path(folder).iterdir()) == []
