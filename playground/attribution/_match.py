@@ -10,13 +10,15 @@ only text that is equal character for character is ever reported.
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
 from playground.attribution._text import common_prefix, common_suffix, window_hashes
+
+MAX_COMPARED = 256  # documents compared per span, as many as a window keeps; more are counted as "at least"
+PREFETCH = 16  # documents fetched per query while verifying
 
 
 class Store(Protocol):
@@ -62,29 +64,59 @@ def find_spans(text: str, store: Store, min_chars: int) -> list[Span]:
     for offset, hash_ in enumerate(hashes):
         if hash_ in postings:
             offsets_by_hash[hash_].append(offset)
-    alignments: dict[tuple[int, int], list[int]] = defaultdict(list)
-    cut: list[int] = []  # text offsets whose window is boilerplate with a truncated posting list
+    alignments: defaultdict[tuple[int, int], list[int]] = defaultdict(list)
+    uncounted: set[tuple[int, int]] = set()  # text regions some holders of which were not compared
     for hash_, offsets in offsets_by_hash.items():
         windows = postings[hash_]
         if len(windows) > store.max_postings:
-            cut.extend(offsets)
+            uncounted.update((offset, offset + window) for offset in offsets)
         for number in windows:
             document, document_offset = store.locate(number)
             for offset in offsets:
                 alignments[document, document_offset - offset].append(offset)
-    texts = store.texts({document for document, _ in alignments})
-    occurrences = _extend(text, texts, alignments, window, min_chars)
-    return _maximal(occurrences, sorted(cut), window)
+    verifier = _Verifier(text, store, min_chars)
+    verifier.run(alignments)
+    return _maximal(verifier.found, uncounted | verifier.skipped, window)
 
 
-def _extend(text: str, texts: dict[int, str], alignments: dict[tuple[int, int], list[int]], window: int,
-            min_chars: int) -> dict[tuple[int, int], list[tuple[int, int]]]:
-    """(start, end) of each verified span -> [(document, start in document)], one per alignment."""
-    found: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
-    for (document, shift), offsets in alignments.items():
-        source = texts[document]
+class _Verifier:
+    """Grows and checks each alignment against the real document text, widest evidence first.
+
+    Boilerplate can give one region of the text thousands of candidate
+    documents. Once ``MAX_COMPARED`` of them hold a span, a further candidate
+    whose hits all fall inside that span is not fetched: the span's
+    ``other_documents`` becomes a lower bound, and a skipped document could
+    only have held the span grown by less than w chars a side (a longer copy
+    would have had a hit outside it). This is the same boilerplate threshold as
+    the build's ``max_postings``: 256 holders unless the index says otherwise.
+    At 1 GB it bounds the slowest checks to ~20 ms; with 64 it missed 1% of
+    planted spans (see docs/attribution.md).
+    """
+
+    def __init__(self, text: str, store: Store, min_chars: int):
+        self.text, self.store, self.min_chars = text, store, min_chars
+        self.found: defaultdict[tuple[int, int], dict[int, int]] = defaultdict(dict)  # span -> {doc: doc start}
+        self.full: list[tuple[int, int]] = []  # spans with MAX_COMPARED documents already
+        self.skipped: set[tuple[int, int]] = set()
+
+    def run(self, alignments: dict[tuple[int, int], list[int]]) -> None:
+        window = self.store.window
+        ordered = sorted(alignments.items(), key=lambda item: (min(item[1]) - max(item[1]), item[0]))
+        texts: dict[int, str] = {}
+        for at, ((document, shift), offsets) in enumerate(ordered):
+            region = (min(offsets), max(offsets) + window)
+            if any(start <= region[0] and region[1] <= end for start, end in self.full):
+                self.skipped.add(region)
+                continue
+            if document not in texts:  # fetch this one and the next few in one query
+                upcoming = {doc for (doc, _), _ in ordered[at : at + PREFETCH]} - texts.keys()
+                texts.update(self.store.texts(upcoming))
+            self._grow(texts[document], document, shift, sorted(offsets))
+
+    def _grow(self, source: str, document: int, shift: int, offsets: list[int]) -> None:
+        text, window = self.text, self.store.window
         covered = -1
-        for offset in sorted(offsets):
+        for offset in offsets:
             if offset + window <= covered:
                 continue  # this hit lies inside the span already grown on this alignment
             position = offset + shift
@@ -94,12 +126,15 @@ def _extend(text: str, texts: dict[int, str], alignments: dict[tuple[int, int], 
             left = common_suffix(text, offset, source, position)
             start, end = offset - left, offset + right
             covered = end
-            if end - start >= min_chars:
-                found[start, end].append((document, position - left))
-    return found
+            if end - start >= self.min_chars:
+                holders = self.found[start, end]
+                holders.setdefault(document, position - left)
+                if len(holders) == MAX_COMPARED:
+                    self.full.append((start, end))
 
 
-def _maximal(found: dict[tuple[int, int], list[tuple[int, int]]], cut: list[int], window: int) -> list[Span]:
+def _maximal(found: dict[tuple[int, int], dict[int, int]], uncounted: set[tuple[int, int]],
+             window: int) -> list[Span]:
     """Drop spans inside a longer one; give each survivor its first document and a count of the others.
 
     Spans that only overlap stay separate: their union occurs in no one document.
@@ -110,10 +145,9 @@ def _maximal(found: dict[tuple[int, int], list[tuple[int, int]]], cut: list[int]
         if end <= reach:
             continue  # starts no earlier and ends no later than a span already kept
         reach = end
-        document, document_start = min(found[start, end])
-        documents = {holder for holder, _ in found[start, end]}
-        first_cut = bisect.bisect_left(cut, start)
-        truncated = first_cut < len(cut) and cut[first_cut] + window <= end
-        exact = end - start >= 2 * window - 1 and not truncated
-        spans.append(Span(start, end, document, document_start, len(documents) - 1, exact))
+        holders = found[start, end]
+        document = min(holders)
+        partial = any(start <= first and last <= end for first, last in uncounted)
+        exact = end - start >= 2 * window - 1 and not partial
+        spans.append(Span(start, end, document, holders[document], len(holders) - 1, exact))
     return spans
