@@ -83,7 +83,7 @@ class _Verifier:
     """Grows and checks each alignment against the real document text, widest evidence first.
 
     Boilerplate can give one region of the text thousands of candidate
-    documents. Once ``MAX_COMPARED`` of them hold a span, a further candidate
+    documents. Once ``limit`` of them hold a span, a further candidate
     whose hits all fall inside that span is not fetched: the span's
     ``other_documents`` becomes a lower bound, and a skipped document could
     only have held the span grown by less than w chars a side (a longer copy
@@ -95,8 +95,9 @@ class _Verifier:
 
     def __init__(self, text: str, store: Store, min_chars: int):
         self.text, self.store, self.min_chars = text, store, min_chars
+        self.limit = min(MAX_COMPARED, store.max_postings)
         self.found: defaultdict[tuple[int, int], dict[int, int]] = defaultdict(dict)  # span -> {doc: doc start}
-        self.full: list[tuple[int, int]] = []  # spans with MAX_COMPARED documents already
+        self.full: list[tuple[int, int]] = []  # spans with ``limit`` documents already
         self.skipped: set[tuple[int, int]] = set()
 
     def run(self, alignments: dict[tuple[int, int], list[int]]) -> None:
@@ -129,7 +130,7 @@ class _Verifier:
             if end - start >= self.min_chars:
                 holders = self.found[start, end]
                 holders.setdefault(document, position - left)
-                if len(holders) == MAX_COMPARED:
+                if len(holders) == self.limit:
                     self.full.append((start, end))
 
 
