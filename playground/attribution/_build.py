@@ -69,6 +69,7 @@ def write_index(out: Path, documents: Iterable[Document], options: BuildOptions 
                 writer.close()
         with open(temporary, "rb") as stream:
             os.fsync(stream.fileno())  # the data is on disk before the new name points at it
+        os.chmod(temporary, 0o644)  # mkstemp made it private; an index is read by the app's user, often another
         os.replace(temporary, out)
     except BaseException:
         with contextlib.suppress(OSError):
