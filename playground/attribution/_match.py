@@ -17,7 +17,7 @@ from typing import Protocol
 
 from playground.attribution._text import common_prefix, common_suffix, window_hashes
 
-MAX_COMPARED = 256  # documents compared per span, as many as a window keeps; more are counted as "at least"
+MAX_COMPARED = 256  # holders of a span compared before others are counted as "at least"; as max_postings
 PREFETCH = 16  # documents fetched per query while verifying
 
 
@@ -83,14 +83,13 @@ class _Verifier:
     """Grows and checks each alignment against the real document text, widest evidence first.
 
     Boilerplate can give one region of the text thousands of candidate
-    documents. Once ``limit`` of them hold a span, a further candidate
-    whose hits all fall inside that span is not fetched: the span's
-    ``other_documents`` becomes a lower bound, and a skipped document could
-    only have held the span grown by less than w chars a side (a longer copy
-    would have had a hit outside it). This is the same boilerplate threshold as
-    the build's ``max_postings``: 256 holders unless the index says otherwise.
-    At 1 GB it bounds the slowest checks to ~20 ms; with 64 it missed 1% of
-    planted spans (see docs/attribution.md).
+    documents. A candidate's span cannot reach more than w-1 chars past its
+    hits (its next window would then be a hit too), so once ``limit`` documents
+    hold a span that covers that whole reach, the candidate could only add to
+    the span's count: it is not fetched, and the count becomes a lower bound.
+    Spans are never cut short by this; an earlier rule that skipped any
+    candidate whose hits lay inside such a span lost 0.3% of planted spans at
+    1 GB (see docs/attribution.md).
     """
 
     def __init__(self, text: str, store: Store, min_chars: int):
@@ -106,7 +105,9 @@ class _Verifier:
         texts: dict[int, str] = {}
         for at, ((document, shift), offsets) in enumerate(ordered):
             region = (min(offsets), max(offsets) + window)
-            if any(start <= region[0] and region[1] <= end for start, end in self.full):
+            # Its span reaches at most w-1 chars past its hits (or its next window would be a hit too).
+            reach = (max(0, region[0] - window + 1), min(len(self.text), region[1] + window - 1))
+            if any(start <= reach[0] and reach[1] <= end for start, end in self.full):
                 self.skipped.add(region)
                 continue
             if document not in texts:  # fetch this one and the next few in one query

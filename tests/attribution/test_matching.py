@@ -105,8 +105,8 @@ def test_boilerplate_is_counted_not_listed(tmp_path: Path) -> None:
     assert (match.source.path, match.other_sources, match.other_sources_exact) == ("pkg/m0.py", 29, True)
     (match,) = capped.check(fenced(header))
     assert match.text == header and not match.other_sources_exact and 9 <= match.other_sources <= 29
-    with mock.patch.object(_match, "MAX_COMPARED", 8):  # comparing stops at 8 holders of the span
-        (match,) = with_all.check(fenced(header))
+    with mock.patch.object(_match, "MAX_COMPARED", 8):  # comparing stops at 8 holders of the span...
+        (match,) = with_all.check(header)  # ...when no other holder could hold more of the text: all of it here
     assert match.text == header and not match.other_sources_exact and 7 <= match.other_sources < 29
     with_all.close()
     capped.close()
