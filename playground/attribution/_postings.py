@@ -34,7 +34,7 @@ def new_filter(windows: int) -> bytearray:
     return bytearray(max(1, windows * FILTER_BYTES_PER_WINDOW))
 
 
-def may_hold(filter_: bytes, hash_: int) -> bool:
+def may_hold(filter_: bytes | bytearray, hash_: int) -> bool:
     """False when no document has a window with this hash; True for those that do, and a few others."""
     bit = hash_ % (len(filter_) * 8)
     return bool(filter_[bit >> 3] >> (bit & 7) & 1)

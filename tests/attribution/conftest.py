@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sysconfig
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ def index_path(corpus_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 
 @pytest.fixture()
-def index(index_path: Path) -> SqliteIndex:
+def index(index_path: Path) -> Iterator[SqliteIndex]:
     opened = SqliteIndex.open(index_path)
-    yield opened  # type: ignore[misc]
+    yield opened
     opened.close()
