@@ -89,8 +89,8 @@ def read_errors(path: Path) -> Iterator[None]:
     """Turn any SQLite failure while reading ``path`` into ``AttributionUnavailable``."""
     try:
         yield
-    except AttributionUnavailable:
-        raise
+    except (AttributionUnavailable, sqlite3.ProgrammingError):
+        raise  # ProgrammingError: the caller used a closed index, a bug of its own, not a fault of the file
     except sqlite3.Error as error:
         logger.warning("attribution index %s failed: %r", path, error)
         code = getattr(error, "sqlite_errorcode", 0) & 0xFF
