@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from playground.backends.base import Backend
+from playground.checks import AttributionCheck
 from playground.config import Settings
 from playground.config_types import ExtraModel
 from playground.errors import ConfigError, ModelError, PlaygroundError, UnknownModelError
@@ -118,4 +119,8 @@ def build_playground(settings: Settings, *, wait: bool = False) -> tuple[Playgro
         thread.join()
         if slot.progress.error:
             raise ModelError(slot.progress.error)
-    return Playground(settings, {slot.spec.id: slot, **extra}, chat_prompt, store), thread
+    checks = None
+    if settings.attribution:
+        checks = AttributionCheck(settings.data_dir, settings.attribution_indexes)
+        checks.start()  # the web server answers while the default index is built
+    return Playground(settings, {slot.spec.id: slot, **extra}, chat_prompt, store, checks), thread

@@ -57,6 +57,8 @@ class Settings:
     max_queue: int = 64  # waiting requests beyond this get "busy"
     limits: RateLimits = RateLimits()
     forwarded_for: ForwardedFor = ForwardedFor()
+    attribution: bool = True  # check every generation for verbatim copies from the code indexes
+    attribution_indexes: tuple[Path, ...] = ()  # indexes of your own, besides nano-starcoder's corpus
     log_prompts: bool = False  # put prompt text in the generation log (off: it may hold secrets)
     log_level: str = "INFO"
 
@@ -109,6 +111,17 @@ def _path(name: str, text: str) -> Path | None:
     return Path(text).expanduser() if text else None
 
 
+def _paths(name: str, text: str) -> tuple[Path, ...]:
+    """Several paths: the flag repeated, or one value separated by commas (also the env var)."""
+    return tuple(Path(part.strip()).expanduser() for part in text.split(",") if part.strip())
+
+
+def _on_off(name: str, text: str) -> bool:
+    if text.strip().lower() in ("on", "off"):
+        return text.strip().lower() == "on"
+    return _bool(name, text)
+
+
 @dataclass(frozen=True)
 class Option:
     """One flag: its env var, how to parse it, its help, and where it lands (``group.field`` or ``field``)."""
@@ -117,6 +130,7 @@ class Option:
     parse: Parser
     help: str
     target: str
+    repeat: bool = False  # the flag may be given several times; the values are joined with commas
 
 
 _OPTIONS: dict[str, Option] = {
@@ -163,6 +177,11 @@ _OPTIONS: dict[str, Option] = {
     "--forwarded-for": Option("PLAYGROUND_FORWARDED_FOR", ForwardedFor.parse,
                               "client address for the limits: ignore X-Forwarded-For, its first entry, or N = the "
                               "N-th from the right behind N proxies you run (first on a Space)", "forwarded_for"),
+    "--attribution": Option("PLAYGROUND_ATTRIBUTION", _on_off, "check generations for verbatim copies: on or off",
+                            "attribution"),
+    "--attribution-index": Option("PLAYGROUND_ATTRIBUTION_INDEX", _paths,
+                                  "a code index of your own (python -m playground.attribution build); repeatable",
+                                  "attribution_indexes", repeat=True),
     "--log-prompts": Option("PLAYGROUND_LOG_PROMPTS", _bool, "log prompt text with each generation (true/false)",
                             "log_prompts"),
     "--log-level": Option("PLAYGROUND_LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "DEBUG, INFO, WARNING or ERROR",
@@ -183,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="StarCoder Playground. Every flag also reads an env var, shown in brackets.",
     )
     for flag, option in _OPTIONS.items():
-        parser.add_argument(flag, dest=flag, default=None,
+        parser.add_argument(flag, dest=flag, default=None, action="append" if option.repeat else "store",
                             help=f"{option.help} [{option.env}] (default: {_default(option.target)})")
     return parser
 
@@ -194,7 +213,8 @@ def _read(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for flag, option in _OPTIONS.items():
         if args.get(flag) is not None:
-            values[option.target] = option.parse(flag, args[flag])
+            given = ",".join(args[flag]) if option.repeat else args[flag]
+            values[option.target] = option.parse(flag, given)
         elif environ.get(option.env):
             values[option.target] = option.parse(option.env, environ[option.env])
     if environ.get("SPACE_ID"):

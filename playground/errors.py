@@ -26,6 +26,7 @@ these; only the edges (Gradio handlers, REST routes, the CLI) turn them into
     │   └── GenerationFailedError
     ├── BusyError                   the playground's own queue is full
     ├── RateLimitedError
+    ├── CheckUnavailableError       attribution is off, still indexing, or its index is unreadable
     └── StoreError                  sharing is unavailable; generation still works
         ├── ShareNotFoundError      unknown, deleted or malformed share id (one message)
         ├── ShareForbiddenError     delete token missing or wrong
@@ -134,6 +135,10 @@ class BusyError(PlaygroundError):
 
 class RateLimitedError(PlaygroundError):
     kind = "rate_limited"
+
+
+class CheckUnavailableError(PlaygroundError):
+    kind = "attribution_unavailable"
 
 
 class StoreError(PlaygroundError):

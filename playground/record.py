@@ -33,6 +33,9 @@ class Generation:
     timings: dict[str, float | None] = field(
         default_factory=lambda: {"ttft_ms": None, "total_ms": 0.0, "tokens_per_s": None}
     )
+    # The generated part checked against code indexes: {"indexes", "checked_chars", "matches"} (plus
+    # "unavailable" and why, when no check could be made); None when attribution is turned off.
+    attribution: dict[str, Any] | None = None
 
     @property
     def incomplete(self) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 from playground import __version__
 from playground.backends.base import BackendInfo
+from playground.checks import AttributionCheck
 from playground.config import Settings
 from playground.errors import InputError, ShareNotFoundError, StoreError, UnknownModelError
 from playground.generation import Outcome, run_stream
@@ -102,6 +103,8 @@ class Run:
     def _finish(self, info: BackendInfo) -> Generation:
         outcome = self.outcome
         shown = self.present(outcome.text)
+        # The generated part only: the middle for fill, the reply or continuation otherwise.
+        attribution = self.playground.attribute(shown.text if shown.middle is None else shown.middle)
         record = Generation(
             id=self.id,
             mode=self.mode.name,
@@ -124,6 +127,7 @@ class Run:
                 "total_ms": round(outcome.total_ms, 1),
                 "tokens_per_s": outcome.tokens_per_s,
             },
+            attribution=attribution,
         )
         self.playground.finished(record)
         return record
@@ -143,7 +147,7 @@ def _backend_summary(info: BackendInfo) -> dict[str, Any]:
 
 class Playground:
     def __init__(self, settings: Settings, slots: Mapping[str, ModelSlot], chat_prompt: TechAssistantPrompt,
-                 store: ShareStore | None = None):
+                 store: ShareStore | None = None, checks: AttributionCheck | None = None):
         if not slots:
             raise InputError("At least one model must be configured.")
         self.settings = settings
@@ -151,6 +155,7 @@ class Playground:
         self.chat_prompt = chat_prompt
         self.recent = RecentGenerations()
         self.store = store
+        self.checks = checks  # None: attribution is off
         self.metrics = Metrics(self.queue_depth)
         self._running: set[Run] = set()
         self._running_lock = threading.Lock()
@@ -200,6 +205,10 @@ class Playground:
               raw_params: Mapping[str, Any] | None = None) -> Run:
         return Run(self, self.plan(mode_name, model_id, inputs, raw_params))
 
+    def attribute(self, text: str) -> dict[str, Any] | None:
+        """The attribution report for generated text; None when the check is off. Never raises."""
+        return None if self.checks is None else self.checks.check(text)
+
     def finished(self, record: Generation) -> None:
         self.recent.add(record)
         self.metrics.observe(record)
@@ -244,6 +253,8 @@ class Playground:
             time.sleep(0.05)
         if self.store is not None:
             self.store.close()
+        if self.checks is not None:
+            self.checks.close()
         for slot in self.slots.values():
             if slot.backend is not None:
                 slot.backend.close()

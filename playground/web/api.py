@@ -16,11 +16,22 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from playground.errors import InputError, PlaygroundError, ShareNotFoundError
+from playground.checks import MAX_CHECK_CHARS
+from playground.errors import (
+    CheckUnavailableError,
+    InputError,
+    InvalidParameterError,
+    InvalidTextError,
+    PlaygroundError,
+    PromptTooLongError,
+    ShareNotFoundError,
+)
 from playground.metrics import Metrics
 from playground.params import BOUNDS, MAX_STOP_SEQUENCES
+from playground.prompting.budget import check_text
 from playground.service import Playground, Run
 from playground.web.errors import INTERNAL_MESSAGE, error_body, error_response, status_of
 from playground.web.limits import RateLimiter
@@ -80,6 +91,19 @@ async def _read_json(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InputError("The request body must be a JSON object.")
     return body
+
+
+def _attribution_text(body: dict[str, Any]) -> str:
+    text = body.get("text")
+    if not isinstance(text, str):
+        raise InvalidParameterError('Send {"text": "..."}: the code to check, as a string.')
+    if len(text) > MAX_CHECK_CHARS:
+        raise PromptTooLongError(f"The text is {len(text):,} characters; attribution checks at most "
+                                 f"{MAX_CHECK_CHARS:,}. Send the part you want checked.")
+    try:
+        return check_text("The text", text, allow_empty=True)
+    except InvalidTextError as exc:
+        raise InvalidParameterError(exc.message) from None
 
 
 def _chat_messages(inputs: dict[str, Any]) -> None:
@@ -159,7 +183,9 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
         slot = playground.slot(None)
         if slot.backend is not None:
             info = slot.info()
-            body = {"status": "ok", "model": slot.spec.id, "backend": info.backend}
+            body: dict[str, Any] = {"status": "ok", "model": slot.spec.id, "backend": info.backend}
+            if playground.checks is not None:
+                body["attribution"] = playground.checks.status()["state"]
             if info.endpoint is not None:
                 # Still 200 when the engine is down: the app serves its UI and shares, and a
                 # container restart would not bring the engine back.
@@ -182,6 +208,18 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
         if record is None:
             raise ShareNotFoundError("No recent generation has this id; it may have been evicted. Generate again.")
         return record.to_dict()
+
+    @router.post("/attribution")
+    async def attribution(request: Request) -> JSONResponse:
+        """Check any text against the code indexes, in the record's attribution shape."""
+        generations.check(request)
+        text = _attribution_text(await _read_json(request))
+        if playground.checks is None:
+            raise CheckUnavailableError("Attribution is turned off on this server (--attribution off).")
+        report = await run_in_threadpool(playground.checks.check, text)
+        if "unavailable" in report:
+            raise CheckUnavailableError(report["unavailable"])
+        return JSONResponse(report)
 
     @router.post("/generate")
     async def generate(request: Request) -> Any:

@@ -18,11 +18,14 @@ import gradio as gr
 from playground.service import Playground
 from playground.web.limits import RateLimiter
 from playground.web.ui import chat, complete, evaluate, fill
+from playground.web.ui.attribution_view import CSS as ATTRIBUTION_CSS
 from playground.web.ui.common import ActiveRuns, UiContext, bind, build_param_panel, stop_runs, wire_share
-from playground.web.ui.parts import CSS, NOTICE, SUBMIT_SHORTCUT_JS
+from playground.web.ui.parts import CSS as PARTS_CSS
+from playground.web.ui.parts import NOTICE, SUBMIT_SHORTCUT_JS
 from playground.web.ui.shared_view import TabView, restore, wire_shared_view
 
 HEAD = f"<script>{SUBMIT_SHORTCUT_JS}</script>"
+CSS = PARTS_CSS + ATTRIBUTION_CSS
 __all__ = ["CSS", "HEAD", "build_ui"]
 
 
@@ -34,7 +37,16 @@ def model_status(playground: Playground, model_id: str) -> str:
         state = f"⏳ {slot.progress.message}" if not slot.progress.error else f"❌ {slot.progress.error}"
         return f"**{spec.id}** — {html.escape(state)}"
     where = info.endpoint or (info.placement or {}).get("summary", "")
-    return f"**{spec.id}** · {info.backend} · context {info.context_length} · {where} · licence {licence}"
+    line = f"**{spec.id}** · {info.backend} · context {info.context_length} · {where} · licence {licence}"
+    if playground.checks is not None and playground.checks.state != "ready":
+        line += f"\n\n{html.escape(playground.checks.message)}"  # still indexing, or why it is unavailable
+    return line
+
+
+def _waiting(playground: Playground, model_id: str) -> bool:
+    """Whether the status line may still change by itself: the model loading, or the index building."""
+    indexing = playground.checks is not None and playground.checks.state == "indexing"
+    return indexing or not playground.slot(model_id).info().loaded
 
 
 def model_defaults(playground: Playground, model_id: str) -> list[Any]:
@@ -43,7 +55,7 @@ def model_defaults(playground: Playground, model_id: str) -> list[Any]:
 
 
 def poll_status(playground: Playground, model_id: str) -> tuple[str, gr.Timer]:
-    return model_status(playground, model_id), gr.Timer(active=not playground.slot(model_id).info().loaded)
+    return model_status(playground, model_id), gr.Timer(active=_waiting(playground, model_id))
 
 
 def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
@@ -53,7 +65,7 @@ def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
         with gr.Row():
             model = gr.Dropdown(list(playground.slots), value=first, label="Model", scale=1, elem_id="model")
             status = gr.Markdown(model_status(playground, first), elem_id="model-status")
-        timer = gr.Timer(1.0, active=not playground.slot(first).info().loaded)
+        timer = gr.Timer(1.0, active=_waiting(playground, first))
         params = build_param_panel(model_defaults(playground, first))
         acknowledged = gr.BrowserState(False, storage_key="playground-share-ack")
         ctx = UiContext(playground, generations, ActiveRuns(), model, params, acknowledged)

@@ -13,6 +13,7 @@ from playground.errors import PlaygroundError, PromptTooLongError
 from playground.modes import Restored
 from playground.modes.chat import message_text
 from playground.record import Generation
+from playground.web.ui.attribution_view import attribution_html
 from playground.web.ui.common import (
     Banner,
     SharePanel,
@@ -38,6 +39,7 @@ class ChatTab:
     regenerate: gr.Button
     clear: gr.Button
     stats: gr.Markdown
+    attribution: gr.HTML
     share: SharePanel
     system_prompt: gr.Textbox
     raw: gr.Textbox
@@ -56,7 +58,7 @@ class ChatTab:
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.chatbot, self.message, self.stats, self.raw, self.share.record]
+        return [self.chatbot, self.message, self.stats, self.attribution, self.raw, self.share.record]
 
 
 def build_chat_tab(ctx: UiContext) -> ChatTab:
@@ -72,6 +74,7 @@ def build_chat_tab(ctx: UiContext) -> ChatTab:
         regenerate = gr.Button("Regenerate", elem_id="chat-regenerate")
         clear = gr.Button("Clear", elem_id="chat-clear")
     stats = gr.Markdown(elem_id="chat-stats")
+    attribution = gr.HTML(elem_id="chat-attribution")
     share = build_share_panel("chat")
     gr.Examples(CHAT_EXAMPLES, message, label="Try")
     prompt = ctx.playground.chat_prompt
@@ -81,7 +84,8 @@ def build_chat_tab(ctx: UiContext) -> ChatTab:
     with gr.Accordion("Raw prompt of the last reply", open=False):
         raw = gr.Textbox(lines=6, max_lines=20, interactive=False, elem_id="chat-raw", buttons=["copy"],
                          show_label=False)
-    return ChatTab(banner, chatbot, meter, message, send, stop, regenerate, clear, stats, share, system_prompt, raw)
+    return ChatTab(banner, chatbot, meter, message, send, stop, regenerate, clear, stats, attribution, share,
+                   system_prompt, raw)
 
 
 def _conversation(messages: list[dict[str, Any]] | None) -> list[dict[str, str]]:
@@ -105,13 +109,14 @@ def send(ctx: UiContext, tab: ChatTab, message: str, history: list[dict[str, Any
     params = params_from(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed)
     run = ctx.start("chat", model, _inputs(ctx, message, turns, system_prompt), params, request)
     shown = [*turns, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
-    yield {tab.chatbot: shown, tab.message: "", tab.stats: "Generating…"}
+    yield {tab.chatbot: shown, tab.message: "", tab.stats: "Generating…", tab.attribution: ""}
     for raw in ctx.stream(run, request):
         shown = [*shown[:-1], {"role": "assistant", "content": run.present(raw).text}]
         yield {tab.chatbot: shown}
     record = finished(run)
     shown = [*shown[:-1], {"role": "assistant", "content": record.text}]
-    yield {tab.chatbot: shown, tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id}
+    yield {tab.chatbot: shown, tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id,
+           tab.attribution: attribution_html(record.attribution, record.text)}
 
 
 def regenerate(ctx: UiContext, tab: ChatTab, history: list[dict[str, Any]] | None, system_prompt: str, model: str,
@@ -144,14 +149,15 @@ def meter(ctx: UiContext, tab: ChatTab, message: str, history: list[dict[str, An
 
 
 def clear(tab: ChatTab) -> Updates:
-    return {tab.chatbot: [], tab.stats: "", tab.raw: "", tab.share.record: None}
+    return {tab.chatbot: [], tab.stats: "", tab.attribution: "", tab.raw: "", tab.share.record: None}
 
 
 def show_shared(tab: ChatTab, restored: Restored, record: Generation) -> Updates:
     messages = [{"role": role, "content": text} for user, reply in restored.turns
                 for role, text in (("user", user), ("assistant", reply))]
     updates: Updates = {tab.chatbot: messages, tab.stats: stats_line(record), tab.raw: record.raw_prompt,
-                        tab.message: restored.inputs["message"]}
+                        tab.message: restored.inputs["message"],
+                        tab.attribution: attribution_html(record.attribution, record.text)}
     if "system_prompt" in restored.inputs:
         updates[tab.system_prompt] = restored.inputs["system_prompt"]
     return updates
@@ -163,7 +169,7 @@ def wire_chat(ctx: UiContext, tab: ChatTab, generation: dict[str, Any], quiet: d
             tab.message.submit(bind(send, ctx, tab), [tab.message, *inputs], outputs, api_visibility="private",
                                **generation)]
     tab.regenerate.click(bind(regenerate, ctx, tab), inputs, outputs, api_visibility="private", **generation)
-    tab.clear.click(bind(clear, tab), None, [tab.chatbot, tab.stats, tab.raw, tab.share.record],
+    tab.clear.click(bind(clear, tab), None, [tab.chatbot, tab.stats, tab.attribution, tab.raw, tab.share.record],
                     api_visibility="private")
     meter_inputs = [tab.message, tab.chatbot, tab.system_prompt, ctx.model, ctx.params.sliders["max_new_tokens"]]
     for event in sent:

@@ -10,6 +10,7 @@ import gradio as gr
 
 from playground.modes import Restored
 from playground.record import Generation
+from playground.web.ui.attribution_view import attribution_html
 from playground.web.ui.common import (
     Banner,
     SharePanel,
@@ -33,6 +34,7 @@ class CompleteTab:
     stop: gr.Button
     result: gr.Code
     stats: gr.Markdown
+    attribution: gr.HTML
     share: SharePanel
 
     @property
@@ -48,7 +50,7 @@ class CompleteTab:
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.result, self.stats, self.share.record]
+        return [self.result, self.stats, self.attribution, self.share.record]
 
 
 def build_complete_tab(ctx: UiContext) -> CompleteTab:
@@ -61,9 +63,10 @@ def build_complete_tab(ctx: UiContext) -> CompleteTab:
     result = code_box(language="python", interactive=False, lines=12, label="Prompt + continuation",
                       elem_id="complete-result")
     stats = gr.Markdown(elem_id="complete-stats")
+    attribution = gr.HTML(elem_id="complete-attribution")
     share = build_share_panel("complete")
     gr.Examples(COMPLETE_EXAMPLES, prompt, label="Try")
-    return CompleteTab(banner, prompt, run, stop, result, stats, share)
+    return CompleteTab(banner, prompt, run, stop, result, stats, attribution, share)
 
 
 def complete(ctx: UiContext, tab: CompleteTab, prompt: str, model: str, max_new_tokens: float, temperature: float,
@@ -72,15 +75,17 @@ def complete(ctx: UiContext, tab: CompleteTab, prompt: str, model: str, max_new_
     """The public ``/complete`` endpoint: the prompt and its continuation, streamed."""
     params = params_from(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed)
     run = ctx.start("complete", model, {"prompt": prompt}, params, request)
-    yield {tab.result: prompt, tab.stats: "Generating…"}
+    yield {tab.result: prompt, tab.stats: "Generating…", tab.attribution: ""}
     for raw in ctx.stream(run, request):
         yield {tab.result: prompt + run.present(raw).text}
     record = finished(run)
-    yield {tab.result: prompt + record.text, tab.stats: stats_line(record), tab.share.record: record.id}
+    yield {tab.result: prompt + record.text, tab.stats: stats_line(record), tab.share.record: record.id,
+           tab.attribution: attribution_html(record.attribution, record.text)}
 
 
 def show_shared(tab: CompleteTab, restored: Restored, record: Generation) -> Updates:
-    return {tab.prompt: restored.inputs["prompt"], tab.result: restored.shown, tab.stats: stats_line(record)}
+    return {tab.prompt: restored.inputs["prompt"], tab.result: restored.shown, tab.stats: stats_line(record),
+            tab.attribution: attribution_html(record.attribution, record.text)}
 
 
 def wire_complete(ctx: UiContext, tab: CompleteTab, generation: dict[str, Any]) -> None:

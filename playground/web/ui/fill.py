@@ -11,6 +11,7 @@ import gradio as gr
 from playground.modes import Restored
 from playground.prompting.fill import FILL_MARKER
 from playground.record import Generation
+from playground.web.ui.attribution_view import attribution_html
 from playground.web.ui.common import (
     Banner,
     SharePanel,
@@ -38,6 +39,7 @@ class FillTab:
     result: gr.Code
     middle: gr.Code
     stats: gr.Markdown
+    attribution: gr.HTML
     share: SharePanel
     raw: gr.Textbox
 
@@ -54,7 +56,7 @@ class FillTab:
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.result, self.middle, self.mark, self.stats, self.raw, self.share.record]
+        return [self.result, self.middle, self.mark, self.stats, self.attribution, self.raw, self.share.record]
 
 
 def build_fill_tab(ctx: UiContext) -> FillTab:
@@ -72,12 +74,13 @@ def build_fill_tab(ctx: UiContext) -> FillTab:
     result = code_box(language="python", interactive=False, lines=12, label="Result", elem_id="fill-result")
     middle = code_box(language="python", interactive=False, lines=4, label="Generated middle", elem_id="fill-middle")
     stats = gr.Markdown(elem_id="fill-stats")
+    attribution = gr.HTML(elem_id="fill-attribution")
     share = build_share_panel("fill")
     gr.Examples(FILL_EXAMPLES, [code, filename], label="Try")
     with gr.Accordion("Raw prompt", open=False):
         raw = gr.Textbox(lines=8, interactive=False, elem_id="fill-raw", buttons=["copy"],
                          label="Exactly what the model was given")
-    return FillTab(banner, filename, language, code, run, stop, mark, result, middle, stats, share, raw)
+    return FillTab(banner, filename, language, code, run, stop, mark, result, middle, stats, attribution, share, raw)
 
 
 def fill(ctx: UiContext, tab: FillTab, code: str, filename: str, model: str, max_new_tokens: float,
@@ -86,20 +89,23 @@ def fill(ctx: UiContext, tab: FillTab, code: str, filename: str, model: str, max
     """The public ``/fill`` endpoint: the code with its hole filled, streamed."""
     params = params_from(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed)
     run = ctx.start("fill", model, {"code": code, "filename": filename}, params, request)
-    yield {tab.result: "", tab.middle: "", tab.mark: "", tab.stats: "Generating…", tab.raw: run.raw_prompt}
+    yield {tab.result: "", tab.middle: "", tab.mark: "", tab.stats: "Generating…", tab.raw: run.raw_prompt,
+           tab.attribution: ""}
     for raw in ctx.stream(run, request):
         shown = run.present(raw)
         yield {tab.result: shown.text, tab.middle: shown.middle}
     record = finished(run)
     yield {tab.result: record.text, tab.middle: record.middle, tab.mark: mark_middle(code, record.middle or ""),
-           tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id}
+           tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id,
+           tab.attribution: attribution_html(record.attribution, record.middle or "")}
 
 
 def show_shared(tab: FillTab, restored: Restored, record: Generation) -> Updates:
     code = restored.inputs["code"]
     return {tab.code: code, tab.filename: restored.inputs["filename"], tab.result: restored.shown,
             tab.middle: restored.middle, tab.raw: record.raw_prompt, tab.stats: stats_line(record),
-            tab.mark: mark_middle(code, restored.middle or "")}
+            tab.mark: mark_middle(code, restored.middle or ""),
+            tab.attribution: attribution_html(record.attribution, record.middle or "")}
 
 
 def highlight(tab: FillTab, language: str) -> Updates:

@@ -24,8 +24,9 @@ NOTICE = """---
 [BigCode OpenRAIL-M licence](https://huggingface.co/spaces/bigcode/bigcode-model-license-agreement), whose
 use restrictions apply to what you generate here. The models write code, not facts: review, test and
 understand anything before you use it. **Attribution:** the models can reproduce code from their training
-data verbatim; check generated code against the training set with
-[BigCode's search tool](https://huggingface.co/spaces/bigcode/search) and respect the original licences.
+data verbatim. Every result here is checked against this server's code indexes (nano-starcoder's training
+corpus, and any the operator added), and a match names its file, lines and licence; for StarCoder's full
+training set, also use [BigCode's search tool](https://huggingface.co/spaces/bigcode/search).
 The default model, nano-starcoder, is a 3.9M-parameter demo trained by this project on Python's standard
 library: it shows how the playground works, not what StarCoder can do.
 """

@@ -1,0 +1,91 @@
+"""Post-generation checks: the generated code against code indexes, for verbatim copies (attribution).
+
+A check runs once, on a finished generation, and never blocks or breaks it:
+while the default index is being built, or when an index is missing, damaged,
+locked or of a newer format, the record says attribution was unavailable and
+why, and the detail goes to the log.
+
+The default index covers nano-starcoder's training corpus and is built at the
+first start, in the background (a couple of seconds; see docs/attribution.md
+for why this beats shipping the file). Indexes of your own are added with
+``--attribution-index``; ``--attribution off`` turns the check off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from playground.errors import PlaygroundError
+
+log = logging.getLogger("playground.checks")
+
+MAX_CHECK_CHARS = 100_000  # what POST /api/attribution takes; a generation is far shorter
+
+
+class AttributionCheck:
+    """The attribution check of one server: its indexes, opened in the background, and its state."""
+
+    def __init__(self, data_dir: Path, extra_indexes: tuple[Path, ...] = (), *, default: bool = True):
+        self.data_dir = data_dir
+        self.extra_indexes = extra_indexes
+        self.default = default
+        self.state = "indexing"  # indexing | ready | unavailable
+        self.message = "Attribution is still indexing its code corpus; generations are not checked yet."
+        self._attribution: Any = None  # playground.attribution.Attribution, once open
+        self._lock = threading.Lock()
+
+    def start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._open, name="attribution-index", daemon=True)
+        thread.start()
+        return thread
+
+    def _open(self) -> None:
+        from playground.attribution import Attribution, ensure_default_index
+
+        try:
+            paths = [ensure_default_index(self.data_dir)] if self.default else []
+            attribution = Attribution.open([*paths, *self.extra_indexes])
+        except PlaygroundError as exc:
+            self._unavailable(exc.message, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - a check must never take the server down
+            self._unavailable("The attribution index could not be built; the server log has the detail.", exc)
+            return
+        with self._lock:
+            self._attribution, self.state = attribution, "ready"
+            names = ", ".join(info.name for info in attribution.describe())
+            self.message = f"Generations are checked against {names}."
+        log.info("attribution ready: %s", self.message)
+
+    def _unavailable(self, message: str, exc: BaseException) -> None:
+        log.warning("attribution unavailable: %s", message, exc_info=exc)
+        with self._lock:
+            self.state, self.message = "unavailable", message
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            indexes = [i.to_dict() for i in self._attribution.describe()] if self._attribution else []
+            return {"state": self.state, "message": self.message, "indexes": indexes}
+
+    def check(self, text: str) -> dict[str, Any]:
+        """The report for ``text``: ``{"indexes", "checked_chars", "matches"}``, plus ``"unavailable"``
+        (why) when no check could be made."""
+        with self._lock:
+            attribution = self._attribution
+            message = self.message
+        if attribution is None:
+            return {"indexes": [], "checked_chars": 0, "matches": [], "unavailable": message}
+        try:
+            report: dict[str, Any] = attribution.check(text).to_dict()
+            return report
+        except PlaygroundError as exc:
+            log.warning("attribution check failed: %s", exc.message, exc_info=exc)
+            return {"indexes": [], "checked_chars": 0, "matches": [], "unavailable": exc.message}
+
+    def close(self) -> None:
+        with self._lock:
+            if self._attribution is not None:
+                self._attribution.close()
