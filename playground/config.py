@@ -60,6 +60,7 @@ class Settings:
     attribution: bool = True  # check every generation for verbatim copies from the code indexes
     attribution_indexes: tuple[Path, ...] = ()  # indexes of your own, besides nano-starcoder's corpus
     log_prompts: bool = False  # put prompt text in the generation log (off: it may hold secrets)
+    log_key: str | None = field(default=None, repr=False)  # HMAC key for ids in logs; None: random per process
     log_level: str = "INFO"
 
     @property
@@ -184,6 +185,8 @@ _OPTIONS: dict[str, Option] = {
                                   "attribution_indexes", repeat=True),
     "--log-prompts": Option("PLAYGROUND_LOG_PROMPTS", _bool, "log prompt text with each generation (true/false)",
                             "log_prompts"),
+    "--log-key": Option("PLAYGROUND_LOG_KEY", _text, "secret for the keyed hashes that stand for ids in logs "
+                        "(set it to match hashes across restarts)", "log_key"),
     "--log-level": Option("PLAYGROUND_LOG_LEVEL", _choice(LOG_LEVELS, upper=True), "DEBUG, INFO, WARNING or ERROR",
                           "log_level"),
 }

@@ -12,6 +12,7 @@ these; only the edges (Gradio handlers, REST routes, the CLI) turn them into
     │   ├── HubUnreachableError     the hub cannot be reached and nothing is cached
     │   ├── QuantizationUnavailableError
     │   └── ModelLoadError
+    ├── NotFoundError               no such route or resource (404)
     ├── InputError                  the request itself is wrong (4xx)
     │   ├── InvalidParameterError
     │   ├── InvalidTextError
@@ -77,6 +78,10 @@ class QuantizationUnavailableError(ModelError):
 
 class ModelLoadError(ModelError):
     kind = "model_load_failed"
+
+
+class NotFoundError(PlaygroundError):
+    kind = "not_found"
 
 
 class InputError(PlaygroundError):

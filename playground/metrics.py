@@ -6,8 +6,11 @@ never share counters and nothing is registered at import.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -43,11 +46,28 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def log_generation(record: Generation, *, include_prompt: bool) -> None:
-    """One JSON line per generation; prompt text only when the operator opted in."""
+class IdHasher:
+    """Keyed hashes of generation and share ids for the logs.
+
+    An id is a capability (whoever holds it can read the generation back or share
+    it), so logs carry an HMAC of it instead: the operator can still follow one
+    generation through the logs, and can check a given id against them, but no
+    log line opens anything. The key is ``--log-key``; without one it is random per
+    process, so hashes then match only within one run.
+    """
+
+    def __init__(self, key: str | None):
+        self._key = (key or secrets.token_hex(32)).encode()
+
+    def __call__(self, identifier: str) -> str:
+        return "h:" + hmac.new(self._key, identifier.encode(), hashlib.sha256).hexdigest()[:20]
+
+
+def log_generation(record: Generation, *, include_prompt: bool, hasher: IdHasher) -> None:
+    """One JSON line per generation; prompt text only when the operator opted in; never the id itself."""
     entry = {
         "event": "generation",
-        "id": record.id,
+        "id": hasher(record.id),
         "mode": record.mode,
         "model": record.model,
         "backend": record.backend.get("kind"),

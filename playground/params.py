@@ -7,12 +7,17 @@ and the REST validation both read it, so they cannot disagree.
 from __future__ import annotations
 
 import math
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from playground.errors import InvalidParameterError
+
+_WHOLE = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: "²" is a digit to str.isdigit, not to int()
+_NUMBER = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?")
+MIN_SAMPLING_TEMPERATURE = 0.01  # below this the samplers overflow; 0 itself means greedy
 
 MAX_STOP_SEQUENCES = 8
 MAX_STOP_LENGTH = 64
@@ -71,7 +76,7 @@ class GenerationParams:
         unknown = set(raw) - {"max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed", "stop"}
         if unknown:
             raise InvalidParameterError(
-                f"Unknown parameter(s): {', '.join(sorted(unknown))}. Allowed: "
+                f"Unknown parameter(s): {', '.join(sorted(_shown(u) for u in unknown))}. Allowed: "
                 "max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop."
             )
         values = defaults.to_dict()
@@ -86,28 +91,35 @@ class GenerationParams:
         if "stop" in raw and raw["stop"] is not None:
             values["stop"] = _parse_stop(raw["stop"])
         values["stop"] = tuple(values["stop"])
+        if 0 < values["temperature"] < MIN_SAMPLING_TEMPERATURE:
+            raise InvalidParameterError(
+                f"temperature must be 0 (greedy) or at least {MIN_SAMPLING_TEMPERATURE}; smaller values overflow "
+                "the sampler. Use 0 for the most likely text."
+            )
         return cls(**values)
 
 
 def _as_int(name: str, value: Any) -> int:
     if isinstance(value, bool):
         raise InvalidParameterError(f"{name} must be a whole number, not {value!r}.")
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
         return int(value)
-    raise InvalidParameterError(f"{name} must be a whole number, not {value!r}.")
+    raise InvalidParameterError(f"{name} must be a whole number, not {_shown(value)}.")
 
 
 def _as_float(name: str, value: Any) -> float:
     if isinstance(value, bool):
         raise InvalidParameterError(f"{name} must be a number, not {value!r}.")
+    if isinstance(value, str) and not _NUMBER.fullmatch(value.strip()):
+        raise InvalidParameterError(f"{name} must be a number, not {_shown(value)}.")
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"{name} must be a number, not {value!r}.") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidParameterError(f"{name} must be a number, not {_shown(value)}.") from None
     if not math.isfinite(number):
         raise InvalidParameterError(f"{name} must be a finite number.")
     return number
@@ -120,6 +132,12 @@ def _bounded(name: str, value: float) -> Any:
             f"{name} must be between {_fmt(bound.minimum)} and {_fmt(bound.maximum)}, got {_fmt(value)}. {bound.help}"
         )
     return value
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message may show it: short, ASCII-safe (no lone surrogates can leak out)."""
+    text = ascii(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _fmt(number: float) -> str:
@@ -146,4 +164,6 @@ def _parse_stop(value: Any) -> tuple[str, ...]:
     for stop in stops:
         if len(stop) > MAX_STOP_LENGTH:
             raise InvalidParameterError(f"Each stop sequence can be at most {MAX_STOP_LENGTH} characters long.")
+        if any("\ud800" <= char <= "\udfff" for char in stop):
+            raise InvalidParameterError("A stop sequence contains broken Unicode (a lone surrogate). Retype it.")
     return stops

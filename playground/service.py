@@ -23,7 +23,7 @@ from playground.checks import AttributionCheck
 from playground.config import Settings
 from playground.errors import InputError, ShareNotFoundError, StoreError, UnknownModelError
 from playground.generation import Outcome, run_stream
-from playground.metrics import Metrics, log_generation
+from playground.metrics import IdHasher, Metrics, log_generation
 from playground.modes import Mode, ModeContext, Presented, mode_named
 from playground.params import GenerationParams
 from playground.prompt import Prompt
@@ -58,6 +58,14 @@ class Run:
         self.id = secrets.token_urlsafe(16)
         self.created_at = datetime.now(UTC).isoformat()
         self.record: Generation | None = None
+        self.sent: list[str] | None = None  # deltas an edge reported as delivered (see mark_sent)
+
+    def mark_sent(self, delta: str) -> None:
+        """An edge that streams to a client reports each delta it hands over, so that a generation
+        the client stopped records exactly what the client got."""
+        if self.sent is None:
+            self.sent = []
+        self.sent.append(delta)
 
     def __iter__(self) -> Iterator[str]:
         backend = self.slot.require_backend()
@@ -100,9 +108,22 @@ class Run:
             notices.append("The generation was interrupted; the output is incomplete.")
         return notices
 
+    def _shown(self) -> tuple[Presented, list[str]]:
+        """What the record keeps: on a client's stop, only what reached the client."""
+        whole = self.present(self.outcome.text)
+        if self.outcome.finish_reason != "cancelled" or self.sent is None:
+            return whole, []
+        # Deltas are the generated part as the mode streams it, so they present like the raw text.
+        sent = "".join(self.sent)
+        generated = whole.text if whole.middle is None else whole.middle
+        unsent = len(generated) - len(sent) if generated.startswith(sent) else 0
+        if unsent <= 0:
+            return whole, []
+        return self.present(sent), [f"{unsent} more characters were generated after the stop and are not kept."]
+
     def _finish(self, info: BackendInfo) -> Generation:
         outcome = self.outcome
-        shown = self.present(outcome.text)
+        shown, unsent_note = self._shown()
         # The generated part only: the middle for fill, the reply or continuation otherwise.
         attribution = self.playground.attribute(shown.text if shown.middle is None else shown.middle)
         record = Generation(
@@ -120,7 +141,7 @@ class Run:
             middle=shown.middle,
             finish_reason=outcome.finish_reason,
             error=outcome.error,
-            notices=self._notices(),
+            notices=self._notices() + unsent_note,
             usage={"prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens},
             timings={
                 "ttft_ms": None if outcome.ttft_ms is None else round(outcome.ttft_ms, 1),
@@ -157,6 +178,7 @@ class Playground:
         self.store = store
         self.checks = checks  # None: attribution is off
         self.metrics = Metrics(self.queue_depth)
+        self.hash_id = IdHasher(settings.log_key)  # ids in logs are keyed hashes: an id grants access
         self._running: set[Run] = set()
         self._running_lock = threading.Lock()
 
@@ -212,7 +234,7 @@ class Playground:
     def finished(self, record: Generation) -> None:
         self.recent.add(record)
         self.metrics.observe(record)
-        log_generation(record, include_prompt=self.settings.log_prompts)
+        log_generation(record, include_prompt=self.settings.log_prompts, hasher=self.hash_id)
 
     def track(self, run: Run, running: bool) -> None:
         with self._running_lock:
@@ -220,14 +242,16 @@ class Playground:
 
     # -- sharing --
     def share(self, generation_id: object) -> CreatedShare:
-        """Persist a generation this server made and still holds; clients never supply content."""
+        """Persist a generation this server made and still holds; clients never supply content.
+        Sharing it again gives the same share (without its delete token, which was shown once)."""
         record = self.recent.get(generation_id)
         if record is None:
             raise ShareNotFoundError(
                 "This server holds no finished generation with that id (it may have restarted since). "
                 "Generate again, then share."
             )
-        return self._store().create(record)
+        store = self._store()
+        return store.find(record.id) or store.create(record)
 
     def open_share(self, share_id: str) -> Generation:
         return self._store().get(share_id)

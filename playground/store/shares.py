@@ -61,8 +61,12 @@ _SHARE_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 @dataclass(frozen=True)
 class CreatedShare:
     id: str
-    delete_token: str  # show it once; only its hash is stored
+    delete_token: str | None  # shown once, when the share is made; None when it already existed
     created_at: datetime  # UTC-aware
+
+    @property
+    def is_new(self) -> bool:
+        return self.delete_token is not None
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,14 @@ class ShareStore:
         finally:
             self._write_lock.release()
 
+    def find(self, generation_id: str) -> CreatedShare | None:
+        """The share already made of this generation, if any (without its delete token)."""
+        self.ensure_schema()
+        with store_errors("open share"), read_transaction(self._engine) as conn:
+            row = conn.execute(select(ShareRow.id, ShareRow.created_at)
+                               .where(ShareRow.generation_id == generation_id).limit(1)).first()
+        return None if row is None else CreatedShare(id=row.id, delete_token=None, created_at=row.created_at)
+
     def create(self, generation: Generation) -> CreatedShare:
         """Store a finished generation; return its new id and the one-time delete token."""
         record = scrub(generation.to_dict())
@@ -190,7 +202,7 @@ class ShareStore:
         try:
             generation = Generation.from_dict(load_record(row.record_json))
         except (ValueError, TypeError) as error:  # bad JSON, or fields this version does not know
-            logger.error("share %s cannot be loaded: %s", share_id, error)
+            logger.error("a stored share cannot be loaded: %s", error)  # its id would grant access: not logged
             raise StoreError(UNREADABLE_MESSAGE) from error
         return Share(id=share_id, created_at=row.created_at, generation=generation)
 

@@ -15,9 +15,11 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import asdict
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from playground.checks import MAX_CHECK_CHARS
 from playground.errors import (
@@ -25,6 +27,7 @@ from playground.errors import (
     InputError,
     InvalidParameterError,
     InvalidTextError,
+    NotFoundError,
     PlaygroundError,
     PromptTooLongError,
     ShareNotFoundError,
@@ -33,6 +36,7 @@ from playground.metrics import Metrics
 from playground.params import BOUNDS, MAX_STOP_SEQUENCES
 from playground.prompting.budget import check_text
 from playground.service import Playground, Run
+from playground.web.bodies import read_json_object
 from playground.web.errors import INTERNAL_MESSAGE, error_body, error_response, status_of
 from playground.web.limits import RateLimiter
 
@@ -44,14 +48,26 @@ _INPUT_FIELDS = ("prompt", "code", "filename", "message", "history", "messages",
 def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
     @app.exception_handler(PlaygroundError)
     async def _playground_error(request: Request, exc: PlaygroundError) -> JSONResponse:
-        log.info("%s %s -> %s: %s", request.method, request.url.path, status_of(exc), exc.message)
+        # The route's template, not the path: a path holds share and generation ids, which grant access.
+        route = getattr(request.scope.get("route"), "path", "other")
+        log.info("%s %s -> %s: %s", request.method, route, status_of(exc), exc.message)
         metrics.errors.labels(exc.kind).inc()
         return error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # Routing's own answers (an empty or slash-bearing id, a wrong method) in our error shape too.
+        if exc.status_code == 404:
+            return error_response(NotFoundError("There is nothing at this address. The API is listed at /api/docs."))
+        if exc.status_code == 405:
+            return JSONResponse({"error": {"type": "method_not_allowed", "message": "This address does not take "
+                                           f"{request.method}. The API is listed at /api/docs."}}, 405)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The detail goes to the log only: no stack trace or server path reaches a user.
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        log.exception("unexpected error on %s %s", request.method, getattr(request.scope.get("route"), "path", "other"))
         metrics.errors.labels("internal_error").inc()
         return error_response(PlaygroundError(INTERNAL_MESSAGE))
 
@@ -81,16 +97,6 @@ def model_entries(playground: Playground) -> list[dict[str, Any]]:
             "description": spec.description,
         })
     return entries
-
-
-async def _read_json(request: Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError("The request body must be a JSON object.") from None
-    if not isinstance(body, dict):
-        raise InputError("The request body must be a JSON object.")
-    return body
 
 
 def _attribution_text(body: dict[str, Any]) -> str:
@@ -213,7 +219,7 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
     async def attribution(request: Request) -> JSONResponse:
         """Check any text against the code indexes, in the record's attribution shape."""
         generations.check(request)
-        text = _attribution_text(await _read_json(request))
+        text = _attribution_text(await read_json_object(request))
         if playground.checks is None:
             raise CheckUnavailableError("Attribution is turned off on this server (--attribution off).")
         report = await run_in_threadpool(playground.checks.check, text)
@@ -224,12 +230,18 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
     @router.post("/generate")
     async def generate(request: Request) -> Any:
         generations.check(request)
-        body = await _read_json(request)
-        run = _start(playground, body)
+        body = await read_json_object(request)
+        # Validating and tokenizing a long prompt takes a while: never on the event loop.
+        run = await run_in_threadpool(_start, playground, body)
         if body.get("stream"):
             headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "X-Generation-Id": run.id}
             return StreamingResponse(_stream_sse(run), media_type="text/event-stream", headers=headers)
         return await _whole(run, request)
+
+    @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def unknown(rest: str) -> None:
+        # Last under /api: an empty or slash-bearing id would otherwise fall through to Gradio's 404.
+        raise NotFoundError("There is nothing at this address. The API is listed at /api/docs.")
 
     return router
 
@@ -237,6 +249,7 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
 async def _stream_sse(run: Run) -> AsyncIterator[str]:
     async for kind, payload in _events(run):
         if kind == "delta":
+            run.mark_sent(payload)
             yield _sse({"delta": payload})
         elif kind == "done":
             yield _sse({"done": True, **payload.to_dict()})

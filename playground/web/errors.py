@@ -17,6 +17,7 @@ STATUS: dict[type[e.PlaygroundError], int] = {
     e.UnknownModelError: 404,
     e.GatedModelError: 403,
     e.QuantizationUnavailableError: 400,
+    e.NotFoundError: 404,
     e.InputError: 400,
     e.InvalidParameterError: 422,
     e.InvalidTextError: 400,

@@ -10,10 +10,11 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import Request
 
-from playground.config_types import ForwardedFor
+from playground.config_types import ForwardedFor, RateLimits
 from playground.errors import RateLimitedError
 
 _WINDOW_S = 60.0
@@ -60,3 +61,18 @@ def client_of(request: Request, forwarded_for: ForwardedFor) -> str:
     peer = request.client.host if request.client else "unknown"
     entries = [entry for line in request.headers.getlist("x-forwarded-for") for entry in line.split(",")]
     return forwarded_for.client(peer, entries)
+
+
+@dataclass(frozen=True)
+class WebLimits:
+    """The per-client limits, made once per app so that the UI, REST and the Gradio API share them."""
+
+    generations: RateLimiter
+    share_creations: RateLimiter
+    share_lookups: RateLimiter
+
+    @classmethod
+    def from_settings(cls, limits: RateLimits, forwarded_for: ForwardedFor) -> WebLimits:
+        return cls(RateLimiter(limits.generate_per_minute, "generations", forwarded_for),
+                   RateLimiter(limits.share_create_per_minute, "shares created", forwarded_for),
+                   RateLimiter(limits.share_lookup_per_minute, "share lookups", forwarded_for))

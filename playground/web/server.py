@@ -8,12 +8,13 @@ from typing import Any, cast
 
 import gradio as gr
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from playground import __version__
 from playground.service import Playground
 from playground.web.api import api_router, install_error_handlers
-from playground.web.limits import RateLimiter
+from playground.web.limits import WebLimits
 from playground.web.shares import SHARE_HEADERS, share_router
 from playground.web.ui import CSS, HEAD, build_ui
 
@@ -36,9 +37,9 @@ def create_app(playground: Playground) -> FastAPI:
                   lifespan=lifespan)
     install_error_handlers(app, playground.metrics)
     settings = playground.settings
-    generations = RateLimiter(settings.limits.generate_per_minute, "generations", settings.forwarded_for)
-    app.include_router(api_router(playground, generations))
-    app.include_router(share_router(playground))
+    limits = WebLimits.from_settings(settings.limits, settings.forwarded_for)
+    app.include_router(share_router(playground, limits))
+    app.include_router(api_router(playground, limits.generations))  # last: its catch-all answers unknown /api/ paths
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
@@ -46,7 +47,12 @@ def create_app(playground: Playground) -> FastAPI:
 
     @app.middleware("http")
     async def headers_and_counts(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
+        if request.url.path.rstrip("/").endswith("/gradio_api/upload"):
+            # No component takes files: Gradio's upload route would let anyone fill the temp folder.
+            response: Response = JSONResponse({"error": {"type": "uploads_off", "message": "This app takes no "
+                                               "file uploads. Paste text into the editors instead."}}, 403)
+        else:
+            response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         if "share" in request.query_params or request.url.path.startswith(("/s/", "/api/shares")):
             for name, value in SHARE_HEADERS.items():
@@ -54,7 +60,7 @@ def create_app(playground: Playground) -> FastAPI:
         playground.metrics.requests.labels(_route_group(request.url.path), str(response.status_code)).inc()
         return response
 
-    demo = build_ui(playground, generations)
+    demo = build_ui(playground, limits)
     demo.queue(max_size=playground.settings.max_queue, default_concurrency_limit=1)
     # Gradio's own routes are mounted last so they cannot shadow /api/*.
     mounted = gr.mount_gradio_app(app, demo, path="/", css=CSS, head=HEAD, footer_links=["api"], ssr_mode=False)

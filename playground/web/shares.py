@@ -11,13 +11,15 @@ import html
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from playground.config import Settings
 from playground.errors import InputError, ShareNotFoundError, StoreError
 from playground.service import Playground
 from playground.store import NOT_FOUND_MESSAGE
-from playground.web.limits import RateLimiter
+from playground.web.bodies import read_json_object
+from playground.web.limits import WebLimits
 
 SHARE_HEADERS = {
     "X-Robots-Tag": "noindex, nofollow",
@@ -57,24 +59,22 @@ def not_found() -> JSONResponse:
     return JSONResponse({"error": {"type": "not_found", "message": NOT_FOUND_MESSAGE}}, 404, headers=SHARE_HEADERS)
 
 
-def share_router(playground: Playground) -> APIRouter:
+def share_router(playground: Playground, limits: WebLimits) -> APIRouter:
     settings = playground.settings
-    creations = RateLimiter(settings.limits.share_create_per_minute, "shares created", settings.forwarded_for)
-    lookups = RateLimiter(settings.limits.share_lookup_per_minute, "share lookups", settings.forwarded_for)
+    creations, lookups = limits.share_creations, limits.share_lookups
     router = APIRouter()
 
     @router.post("/api/shares")
     async def create(request: Request) -> JSONResponse:
         creations.check(request)
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        generation_id = body.get("generation_id") if isinstance(body, dict) else None
+        body = await read_json_object(request)
+        generation_id = body.get("generation_id")
         if not isinstance(generation_id, str):
             raise InputError('Send {"generation_id": "..."}: the id returned by /api/generate or shown in the UI.')
-        created = playground.share(generation_id)
+        created = await run_in_threadpool(playground.share, generation_id)  # a database write: off the loop
         url = share_url(settings, request, created.id)
+        if not created.is_new:  # shared before: the same link; its delete token was shown then
+            return JSONResponse({"id": created.id, "url": url}, 200, headers=SHARE_HEADERS)
         payload = {"id": created.id, "url": url, "delete_token": created.delete_token}
         return JSONResponse(payload, 201, headers=SHARE_HEADERS)
 

@@ -16,7 +16,7 @@ from typing import Any
 import gradio as gr
 
 from playground.service import Playground
-from playground.web.limits import RateLimiter
+from playground.web.limits import WebLimits
 from playground.web.ui import chat, complete, evaluate, fill
 from playground.web.ui.attribution_view import CSS as ATTRIBUTION_CSS
 from playground.web.ui.common import ActiveRuns, UiContext, bind, build_param_panel, stop_runs, wire_share
@@ -58,7 +58,7 @@ def poll_status(playground: Playground, model_id: str) -> tuple[str, gr.Timer]:
     return model_status(playground, model_id), gr.Timer(active=_waiting(playground, model_id))
 
 
-def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
+def build_ui(playground: Playground, limits: WebLimits) -> gr.Blocks:
     first = playground.default_model
     with gr.Blocks(title="StarCoder Playground") as demo:
         gr.Markdown("# StarCoder Playground\nChat, fill in the middle, or complete code with StarCoder-family models.")
@@ -68,7 +68,7 @@ def build_ui(playground: Playground, generations: RateLimiter) -> gr.Blocks:
         timer = gr.Timer(1.0, active=_waiting(playground, first))
         params = build_param_panel(model_defaults(playground, first))
         acknowledged = gr.BrowserState(False, storage_key="playground-share-ack")
-        ctx = UiContext(playground, generations, ActiveRuns(), model, params, acknowledged)
+        ctx = UiContext(playground, limits, ActiveRuns(), model, params, acknowledged)
         with gr.Tabs(selected="chat") as tabs:
             with gr.Tab("Chat", id="chat"):
                 chat_tab = chat.build_chat_tab(ctx)

@@ -20,7 +20,7 @@ from playground.errors import PlaygroundError
 from playground.params import BOUNDS, MAX_STOP_SEQUENCES
 from playground.record import Generation
 from playground.service import Playground, Run
-from playground.web.limits import RateLimiter
+from playground.web.limits import WebLimits
 from playground.web.shares import share_links
 from playground.web.streaming import coalesce
 from playground.web.ui.parts import SHARE_WARNING
@@ -124,7 +124,7 @@ class UiContext:
     """What every tab's handlers need: the service, the limits, the live runs and the shared widgets."""
 
     playground: Playground
-    generations: RateLimiter
+    limits: WebLimits  # the same limiters as REST's
     active: ActiveRuns
     model: gr.Dropdown
     params: ParamPanel
@@ -134,7 +134,7 @@ class UiContext:
               request: gr.Request) -> Run:
         try:
             if request.request is not None:  # None only for calls made inside the server itself
-                self.generations.check(request.request)
+                self.limits.generations.check(request.request)
             run = self.playground.start(mode, model_id, inputs, params)
         except PlaygroundError as exc:
             raise user_error(exc, request) from None
@@ -187,12 +187,15 @@ def build_share_panel(mode: str) -> SharePanel:
 
 def share_confirm(ctx: UiContext, panel: SharePanel, record_id: str | None, request: gr.Request) -> Updates:
     try:
+        if request.request is not None:
+            ctx.limits.share_creations.check(request.request)
         created = ctx.playground.share(record_id or "")
     except PlaygroundError as exc:
         raise user_error(exc, request) from None
-    url, delete_url = share_links(ctx.playground.settings, request.request, created.id, created.delete_token)
+    url, delete_url = share_links(ctx.playground.settings, request.request, created.id, created.delete_token or "")
     note = (f"Anyone with the link can open it. To remove it later, keep this delete link "
-            f"(shown only now): [{html.escape(delete_url)}]({delete_url})")
+            f"(shown only now): [{html.escape(delete_url)}]({delete_url})" if created.is_new else
+            "This generation was shared before: this is the same link. Its delete link was shown then.")
     return {panel.link: gr.Textbox(value=url, visible=True), panel.confirm_group: gr.Group(visible=False),
             panel.delete: gr.Markdown(note, visible=True), ctx.acknowledged: True}
 

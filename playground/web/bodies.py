@@ -1,0 +1,48 @@
+"""Request bodies read with bounds: size, nesting depth and number size, so no JSON reaches a 500.
+
+Python's own parser already refuses integers longer than 4,300 digits and
+recurses until it runs out of stack on deep nesting; both become a 400 here,
+as does a body of the wrong shape. Strings are validated where they are used.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import Request
+
+from playground.errors import InputError, PromptTooLongError
+
+MAX_BODY_BYTES = 4 * 1024 * 1024  # a 200,000-character fill in JSON fits many times over
+MAX_DEPTH = 32  # the API's deepest shape (messages → message → content blocks) is 4 levels
+
+
+async def read_json_object(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise PromptTooLongError(f"The request body is {len(raw):,} bytes; the limit is {MAX_BODY_BYTES:,}. "
+                                 "Send less text.")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # JSONDecodeError and bad UTF-8 are ValueErrors
+        raise InputError("The request body must be a JSON object, e.g. {\"mode\": \"complete\", "
+                         "\"prompt\": \"def f():\"}.") from None
+    if not isinstance(body, dict):
+        raise InputError("The request body must be a JSON object.")
+    if _depth(body) > MAX_DEPTH:
+        raise InputError(f"The request body is nested more than {MAX_DEPTH} levels deep; no field needs that.")
+    return body
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth, without recursion (the value may be as deep as the parser allowed)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
