@@ -231,3 +231,17 @@ def test_standin_wire_format(openai_standin: RunningStandin) -> None:
     chunk = json.loads(lines[0][len("data: ") :])
     assert chunk["object"] == "text_completion" and chunk["choices"][0]["text"] == "a"
     assert json.loads(lines[-2][len("data: ") :])["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize(("body", "shown"), [
+    ({"detail": "Unexpected fields in the request: {'top_k'}"}, "Unexpected fields in the request: {'top_k'}"),
+    ({"detail": [{"loc": ["body", "top_k"], "msg": "Extra inputs are not permitted"}]},
+     "top_k: Extra inputs are not permitted"),
+    ({"error": {"message": "context_length_exceeded", "type": "x"}}, "context_length_exceeded"),
+    ("Internal Server Error", "Internal Server Error"),
+])
+def test_an_engines_own_error_text_reaches_the_user(body, shown) -> None:
+    """transformers serve answers FastAPI's {"detail": ...}; it used to reach users as "Error code: 422"."""
+    from playground.backends.remote_errors import engine_detail
+
+    assert engine_detail(body) == shown

@@ -182,3 +182,13 @@ def test_with_nothing_to_count_with_the_record_says_the_counts_are_estimated(tra
         assert record.usage["prompt_tokens"] > 0  # transformers serve sends usage: taken as exact
     finally:
         backend.close()
+
+
+def test_completion_tokens_count_tokens_not_framing_chunks(playground):
+    """llama.cpp sends no usage and ends with an empty chunk; neither may change the count."""
+    _, record = run(playground, "complete", {"prompt": "x = [\n"}, {"temperature": 0, "max_new_tokens": 12,
+                                                                     "repetition_penalty": 1.0})
+    if record.finish_reason == "length":
+        assert record.usage["completion_tokens"] == 12
+    else:
+        assert 0 < record.usage["completion_tokens"] < 12

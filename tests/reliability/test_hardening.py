@@ -123,7 +123,9 @@ def health_times(url: str, stop: threading.Event) -> list[float]:
 
 
 def p99(times: list[float]) -> float:
-    return statistics.quantiles(times, n=100, method="inclusive")[98] if len(times) >= 2 else times[0]
+    value = statistics.quantiles(times, n=100, method="inclusive")[98] if len(times) >= 2 else times[0]
+    print(f"health: {len(times)} polls, median {statistics.median(times) * 1000:.0f} ms, p99 {value * 1000:.0f} ms")
+    return value
 
 
 def under_load(url: str, work) -> list[float]:
