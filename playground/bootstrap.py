@@ -11,8 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from playground.backends.base import Backend
+if TYPE_CHECKING:  # imported when a remote backend is made: a local-only app never loads the clients
+    from playground.backends.remote_common import RemoteBackend
 from playground.checks import AttributionCheck
 from playground.config import Settings
 from playground.config_types import ExtraModel
@@ -26,10 +29,18 @@ from playground.tech_assistant import load_tech_assistant
 log = logging.getLogger("playground.bootstrap")
 
 
-def remote_backend(spec: ModelSpec, settings: Settings, kind: str, endpoint: str) -> Backend:
-    """A TGI or OpenAI-compatible backend for ``spec`` at ``endpoint``."""
-    options = {"token": settings.endpoint_token, "timeouts": settings.timeouts,
-               "concurrency": settings.remote_concurrency}
+def _origin(url: str | None) -> tuple[str, str, int | None] | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port
+
+
+def remote_backend(spec: ModelSpec, settings: Settings, kind: str, endpoint: str) -> RemoteBackend:
+    """A TGI or OpenAI-compatible backend for ``spec`` at ``endpoint``. The endpoint token goes only to
+    the origin of ``--endpoint``: an extra model elsewhere must not receive another server's secret."""
+    token = settings.endpoint_token if _origin(endpoint) == _origin(settings.endpoint) else None
+    options = {"token": token, "timeouts": settings.timeouts, "concurrency": settings.remote_concurrency}
     if kind == "tgi":
         from playground.backends.tgi import TgiBackend
 
@@ -41,10 +52,7 @@ def remote_backend(spec: ModelSpec, settings: Settings, kind: str, endpoint: str
 
 def remote_slot(spec: ModelSpec, settings: Settings, kind: str, endpoint: str) -> ModelSlot:
     backend = remote_backend(spec, settings, kind, endpoint)
-    from playground.backends.remote_common import RemoteBackend
-
-    if isinstance(backend, RemoteBackend):
-        backend.start_probe()  # health and the model list say now whether the engine answers
+    backend.start_probe()  # health and the model list say now whether the engine answers
     slot = ModelSlot(spec, backend, concurrency=settings.remote_concurrency, max_queue=settings.max_queue)
     slot.progress.step("ready", f"{spec.id} served by {endpoint}")
     return slot
@@ -110,11 +118,11 @@ def build_playground(settings: Settings, *, wait: bool = False) -> tuple[Playgro
     """Create the playground; a local model starts loading on a thread (joined when ``wait``)."""
     registry = load_registry()
     chat_prompt = load_tech_assistant(settings.chat_prompt, settings.hf_token)
+    main_id = _spec_for(settings.model, registry, remote=settings.backend in ("tgi", "openai")).id
+    extra = _extra_slots(settings.extra_models, settings, registry, main_id)  # refuses clashing ids first
+    slot, thread = _main_slot(settings, registry)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = ShareStore.open(settings.database)
-    main_id = _spec_for(settings.model, registry, remote=settings.backend in ("tgi", "openai")).id
-    extra = _extra_slots(settings.extra_models, settings, registry, main_id)
-    slot, thread = _main_slot(settings, registry)
     if thread is not None and wait:
         thread.join()
         if slot.progress.error:

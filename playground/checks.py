@@ -35,6 +35,7 @@ class AttributionCheck:
         self.state = "indexing"  # indexing | ready | unavailable
         self.message = "Attribution is still indexing its code corpus; generations are not checked yet."
         self._attribution: Any = None  # playground.attribution.Attribution, once open
+        self._closed = False
         self._lock = threading.Lock()
 
     def start(self) -> threading.Thread:
@@ -55,6 +56,9 @@ class AttributionCheck:
             self._unavailable("The attribution index could not be built; the server log has the detail.", exc)
             return
         with self._lock:
+            if self._closed:  # the server shut down while the index was being built
+                attribution.close()
+                return
             self._attribution, self.state = attribution, "ready"
             names = ", ".join(info.name for info in attribution.describe())
             self.message = f"Generations are checked against {names}."
@@ -84,8 +88,15 @@ class AttributionCheck:
         except PlaygroundError as exc:
             log.warning("attribution check failed: %s", exc.message, exc_info=exc)
             return {"indexes": [], "checked_chars": 0, "matches": [], "unavailable": exc.message}
+        except Exception as exc:  # noqa: BLE001 - e.g. an index closed at shutdown: never break a generation
+            log.warning("attribution check failed", exc_info=exc)
+            return {"indexes": [], "checked_chars": 0, "matches": [],
+                    "unavailable": "The attribution check failed; the server log has the detail."}
 
     def close(self) -> None:
         with self._lock:
-            if self._attribution is not None:
-                self._attribution.close()
+            self._closed = True
+            attribution, self._attribution = self._attribution, None
+            self.state, self.message = "unavailable", "The server is shutting down."
+        if attribution is not None:
+            attribution.close()

@@ -260,3 +260,9 @@ def _check(settings: Settings) -> None:
     for flag, count in {"--remote-concurrency": settings.remote_concurrency, "--max-queue": settings.max_queue}.items():
         if count < 1:
             raise ConfigError(f"{flag} must be at least 1.")
+    limits = settings.limits
+    for flag, count in {"--generate-per-minute": limits.generate_per_minute,
+                        "--share-create-per-minute": limits.share_create_per_minute,
+                        "--share-lookup-per-minute": limits.share_lookup_per_minute}.items():
+        if count < 0:
+            raise ConfigError(f"{flag} must be 0 (no limit) or more, got {count}.")

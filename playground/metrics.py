@@ -47,7 +47,7 @@ class Metrics:
 
 
 class IdHasher:
-    """Keyed hashes of generation and share ids for the logs.
+    """Keyed hashes of generation ids for the logs (share ids are never logged at all).
 
     An id is a capability (whoever holds it can read the generation back or share
     it), so logs carry an HMAC of it instead: the operator can still follow one

@@ -21,7 +21,7 @@ from playground import __version__
 from playground.backends.base import BackendInfo
 from playground.checks import AttributionCheck
 from playground.config import Settings
-from playground.errors import InputError, ShareNotFoundError, StoreError, UnknownModelError
+from playground.errors import ConfigError, InputError, ShareNotFoundError, StoreError, UnknownModelError
 from playground.generation import Outcome, run_stream
 from playground.metrics import IdHasher, Metrics, log_generation
 from playground.modes import Mode, ModeContext, Presented, mode_named
@@ -69,8 +69,12 @@ class Run:
 
     def __iter__(self) -> Iterator[str]:
         backend = self.slot.require_backend()
-        self.slot.acquire(self.cancel)
-        self.playground.track(self, running=True)
+        self.playground.track(self, running=True)  # before the queue: shutdown stops waiting runs too
+        try:
+            self.slot.acquire(self.cancel)
+        except BaseException:
+            self.playground.track(self, running=False)
+            raise
         failed = False
         try:
             stream = run_stream(backend, self.prepared.prompt, self.params, self.cancel, self.outcome,
@@ -170,7 +174,7 @@ class Playground:
     def __init__(self, settings: Settings, slots: Mapping[str, ModelSlot], chat_prompt: TechAssistantPrompt,
                  store: ShareStore | None = None, checks: AttributionCheck | None = None):
         if not slots:
-            raise InputError("At least one model must be configured.")
+            raise ConfigError("At least one model must be configured.")
         self.settings = settings
         self.slots = dict(slots)
         self.chat_prompt = chat_prompt
@@ -236,6 +240,10 @@ class Playground:
         self.metrics.observe(record)
         log_generation(record, include_prompt=self.settings.log_prompts, hasher=self.hash_id)
 
+    def _still_running(self) -> bool:
+        with self._running_lock:
+            return bool(self._running)
+
     def track(self, run: Run, running: bool) -> None:
         with self._running_lock:
             (self._running.add if running else self._running.discard)(run)
@@ -250,8 +258,7 @@ class Playground:
                 "This server holds no finished generation with that id (it may have restarted since). "
                 "Generate again, then share."
             )
-        store = self._store()
-        return store.find(record.id) or store.create(record)
+        return self._store().create(record)
 
     def open_share(self, share_id: str) -> Generation:
         return self._store().get(share_id)
@@ -273,7 +280,7 @@ class Playground:
         for run in runs:
             run.stop()
         deadline = time.monotonic() + grace_s
-        while self._running and time.monotonic() < deadline:
+        while self._still_running() and time.monotonic() < deadline:
             time.sleep(0.05)
         if self.store is not None:
             self.store.close()

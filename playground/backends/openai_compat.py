@@ -24,9 +24,11 @@ import openai
 
 from playground.backends.base import Chunk, Event, Finished, FinishReason
 from playground.backends.flavours import GENERIC, LLAMA_CPP, completion_request, identify, not_applied_notice
-from playground.backends.remote_common import EventSource, RemoteBackend, get_json, socket_of
+from playground.backends.pump import EventSource, socket_of
+from playground.backends.remote_common import RemoteBackend, get_json
 from playground.backends.remote_errors import misconfigured
 from playground.backends.wire import RemoteLimits, sampling
+from playground.errors import PlaygroundError
 from playground.params import GenerationParams
 from playground.registry import ModelSpec
 
@@ -97,6 +99,7 @@ class OpenAiCompletionsBackend(RemoteBackend):
         self._pinned: str | None = None  # the model name a single-model engine insisted on
         self._counted: dict[str, int] = {}  # the engine's token counts, by text
         self._tokenize_failed = False
+        self._identified = False  # the engine's flavour is read once, not on every probe
         super().__init__(spec, endpoint, **kwargs)
 
     def _read_limits(self) -> RemoteLimits:
@@ -104,9 +107,8 @@ class OpenAiCompletionsBackend(RemoteBackend):
                            allow_missing=True)
         entries = [e for e in (listing or {}).get("data", []) if isinstance(e, dict) and "id" in e]
         entry = self._pick(entries)
-        root = self.api_base.removesuffix("/v1")
-        openapi = get_json(self.http, f"{root}/openapi.json", self.token, self.timeouts.connect_s, allow_missing=True)
-        self.flavour = identify(openapi, entries)
+        if not self._identified:
+            self.flavour, self._identified = identify(self._openapi(), entries), True
         total = int(entry.get("max_model_len") or self.spec.context_length)
         return RemoteLimits(
             max_total_tokens=total,
@@ -116,6 +118,17 @@ class OpenAiCompletionsBackend(RemoteBackend):
             server_model=self.model_name or entry.get("id") or self.spec.source,
             extra={"served_models": [e["id"] for e in entries], "engine": self.flavour.name},
         )
+
+    def _openapi(self) -> Any:
+        """The server's OpenAPI document, read once to tell which engine it is; None if it has none.
+        It only sharpens what is sent, so a server that answers it badly is served as a generic one."""
+        root = self.api_base.removesuffix("/v1")
+        try:
+            return get_json(self.http, f"{root}/openapi.json", self.token, self.timeouts.connect_s, allow_missing=True)
+        except PlaygroundError as exc:
+            logger.info("%s: no usable /openapi.json (%s); treating it as a generic engine", self.endpoint,
+                        exc.message)
+            return None
 
     def _pick(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
         if not entries:
@@ -185,8 +198,9 @@ class OpenAiCompletionsBackend(RemoteBackend):
         ``/tokenize``), remembered per text; None, and never asked again, if the route fails."""
         if not self._engine_counts or self.flavour.tokenize is None:
             return None
-        if text in self._counted:
-            return self._counted[text]
+        cached = self._counted.get(text)  # one read: another thread may clear the cache meanwhile
+        if cached is not None:
+            return cached
         root = self.api_base.removesuffix("/v1")
         body = {"input": text} if self.flavour is LLAMA_CPP else {"model": self._model_name(), "prompt": text}
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}

@@ -24,17 +24,16 @@ streams), so a test can hand in one on an ``httpx2.MockTransport``.
 from __future__ import annotations
 
 import logging
-import queue
 import random
-import socket
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator
 from typing import Any
 
 import httpx2
 
 from playground.backends.base import BackendInfo, Chunk, Event, EventStream, Finished
+from playground.backends.pump import EventSource, Pump
 from playground.backends.remote_errors import auth_refused, classify, truncated, unavailable
 from playground.backends.tokens import ESTIMATED_NOTICE, count_with, local_tokenizer
 from playground.backends.wire import RemoteLimits, estimate_tokens
@@ -54,13 +53,8 @@ from playground.registry import ModelSpec
 logger = logging.getLogger(__name__)
 
 _POLL_S = 0.1  # how often a waiting stream looks at the cancel flag and its deadlines
-_JOIN_S = 1.0  # how long closing a stream waits for its worker thread
 
 
-# Opens one request and yields its events. It runs in a worker thread and
-# calls ``register(sock)`` once the response is open so a cancel can shut it.
-# A Finished from a source may leave its counts None: the driver fills in its own.
-EventSource = Callable[[Callable[[socket.socket | None], None]], Iterator[Event]]
 
 
 def get_json(http: httpx2.Client, url: str, token: str | None, timeout_s: float, *,
@@ -86,89 +80,6 @@ def get_json(http: httpx2.Client, url: str, token: str | None, timeout_s: float,
         return response.json()
     except ValueError as exc:
         raise unavailable(url, f"{url} did not answer with JSON") from exc
-
-
-# -- the worker side ---------------------------------------------------------------
-
-
-def shutdown_socket(sock: socket.socket | None) -> None:
-    """Wake a thread blocked reading ``sock`` and send the server a FIN.
-
-    ``close()`` from another thread does neither on Linux: the blocked read
-    keeps the socket alive, so the engine would keep generating.
-    """
-    if sock is None:
-        return
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
-
-
-def socket_of(response: Any) -> socket.socket | None:
-    """The TCP socket under an httpx(2) response, or None where it cannot be found."""
-    try:
-        stream = response.extensions["network_stream"]
-        sock = stream.get_extra_info("socket")
-    except (AttributeError, KeyError, TypeError):
-        return None
-    return sock if isinstance(sock, socket.socket) else None
-
-
-class _Pump:
-    """Runs one request's event generator in a daemon thread, feeding a queue."""
-
-    def __init__(self, source: EventSource, name: str):
-        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._sock: socket.socket | None = None
-        self._thread = threading.Thread(target=self._run, args=(source,), name=name, daemon=True)
-        self._thread.start()
-
-    def _register(self, sock: socket.socket | None) -> None:
-        with self._lock:
-            self._sock = sock
-            stopped = self._stop.is_set()
-        if stopped:  # closed while the request was still opening
-            shutdown_socket(sock)
-
-    def _run(self, source: EventSource) -> None:
-        events = source(self._register)
-        try:
-            for event in events:
-                if self._stop.is_set():
-                    return
-                self._queue.put(("event", event))
-            self._queue.put(("end", None))
-        except BaseException as exc:  # handed to the consumer, which maps it
-            if not self._stop.is_set():
-                self._queue.put(("error", exc))
-        finally:
-            try:
-                events.close()  # type: ignore[attr-defined]  # runs the source's own clean-up
-            except Exception:  # noqa: BLE001 - clean-up of a dead stream must not raise
-                logger.debug("closing a remote stream failed", exc_info=True)
-
-    def get(self, timeout_s: float) -> tuple[str, Any] | None:
-        try:
-            return self._queue.get(timeout=max(timeout_s, 0.0))
-        except queue.Empty:
-            return None
-
-    def close(self) -> None:
-        self._stop.set()
-        if not self._thread.is_alive():
-            return
-        with self._lock:
-            sock = self._sock
-        if sock is None:
-            # Still waiting for response headers, with no socket to shut: the worker
-            # ends by itself once they come or at the client's read timeout.
-            logger.debug("remote stream worker %s is still opening its request", self._thread.name)
-            return
-        shutdown_socket(sock)
-        self._thread.join(_JOIN_S)
 
 
 # -- the backend skeleton ----------------------------------------------------------
@@ -240,18 +151,22 @@ class RemoteBackend:
 
     # -- limits --
     def connect(self) -> bool:
-        """(Re)read the engine's limits. Returns whether the engine answered."""
-        with self._limits_lock:
-            try:
-                self._limits = self._read_limits()
-            except PlaygroundError as exc:
+        """(Re)read the engine's limits. Returns whether the engine answered.
+
+        The HTTP calls run outside the lock, so a slow engine never holds up requests that only need
+        the limits already known; the result is swapped in under it.
+        """
+        try:
+            limits = self._read_limits()
+        except PlaygroundError as exc:
+            with self._limits_lock:
                 self._last_error = exc
                 self._stale = True  # unreachable now: health says so, and the next request tries again
-                logger.warning("%s endpoint %s: %s", self.backend_name, self.endpoint, exc.message)
-                return False
-            self._stale = False
-            self._last_error = None
-            return True
+            logger.warning("%s endpoint %s: %s", self.backend_name, self.endpoint, exc.message)
+            return False
+        with self._limits_lock:
+            self._limits, self._stale, self._last_error = limits, False, None
+        return True
 
     def _require_limits(self) -> RemoteLimits:
         if self._stale or self._limits is None:
@@ -318,7 +233,7 @@ class RemoteBackend:
             if cancel.is_set():
                 yield Finished("cancelled", prompt_tokens, 0)
                 return
-            pump = _Pump(source, name=f"{self.backend_name}-stream")
+            pump = Pump(source, name=f"{self.backend_name}-stream")
             try:
                 outcome = yield from self._consume(pump, cancel, prompt_tokens, retries < self.busy_retries)
             finally:
@@ -331,7 +246,7 @@ class RemoteBackend:
                 return
 
     def _consume(
-        self, pump: _Pump, cancel: threading.Event, prompt_tokens: int, may_retry: bool
+        self, pump: Pump, cancel: threading.Event, prompt_tokens: int, may_retry: bool
     ) -> Generator[Event, None, object]:
         """Relay one attempt's events; returns ``_RETRY`` when a 429 should be retried."""
         started = time.monotonic()

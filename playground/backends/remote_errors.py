@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 
@@ -179,7 +179,7 @@ def _rules() -> tuple[Rule, ...]:
         return truncated(url)
 
     return (
-        ((PlaygroundError,), lambda exc, url: exc if isinstance(exc, PlaygroundError) else generation_failed(url)),
+        ((PlaygroundError,), lambda exc, url: cast(PlaygroundError, exc)),
         ((hub.ValidationError,), lambda exc, url: rejected(detail(exc))),
         ((hub.OverloadedError,), lambda exc, url: busy()),
         ((hub.GenerationError, hub.IncompleteGenerationError, hub.UnknownError),

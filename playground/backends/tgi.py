@@ -25,7 +25,8 @@ from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, Valida
 from huggingface_hub.utils import hf_raise_for_status  # type: ignore[attr-defined]  # public, not re-exported
 
 from playground.backends.base import Chunk, Event, Finished, FinishReason
-from playground.backends.remote_common import EventSource, RemoteBackend, get_json, socket_of
+from playground.backends.pump import EventSource, socket_of
+from playground.backends.remote_common import RemoteBackend, get_json
 from playground.backends.remote_errors import misconfigured
 from playground.backends.wire import RemoteLimits, Sampling, sampling, tgi_parameters
 from playground.params import GenerationParams

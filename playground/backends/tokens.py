@@ -40,7 +40,10 @@ def _tokenizer_file(spec: ModelSpec) -> Path | None:
         return folder / "tokenizer.json"
     from huggingface_hub import try_to_load_from_cache
 
-    cached = try_to_load_from_cache(spec.source, "tokenizer.json", revision=spec.revision)
+    try:
+        cached = try_to_load_from_cache(spec.source, "tokenizer.json", revision=spec.revision)
+    except ValueError:  # not a hub id (a remote model may have any name): nothing cached under it
+        return None
     return Path(cached) if isinstance(cached, str) else None
 
 

@@ -55,7 +55,9 @@ class Mode(Protocol):
         ...
 
     def deltas(self, raw: Iterator[str]) -> Iterator[str]:
-        """The streamed deltas a client receives; joined, they equal what ``present`` makes of the whole."""
+        """The streamed deltas a client receives. Chat and complete: joined, they equal the record's
+        ``text``. Fill: they are the raw middle, and the record's ``middle`` may end earlier, where the
+        model started repeating the code after the hole (cut once the whole middle is known)."""
         ...
 
     def restore(self, record: Generation) -> Restored:

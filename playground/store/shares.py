@@ -155,16 +155,10 @@ class ShareStore:
         finally:
             self._write_lock.release()
 
-    def find(self, generation_id: str) -> CreatedShare | None:
-        """The share already made of this generation, if any (without its delete token)."""
-        self.ensure_schema()
-        with store_errors("open share"), read_transaction(self._engine) as conn:
-            row = conn.execute(select(ShareRow.id, ShareRow.created_at)
-                               .where(ShareRow.generation_id == generation_id).limit(1)).first()
-        return None if row is None else CreatedShare(id=row.id, delete_token=None, created_at=row.created_at)
-
     def create(self, generation: Generation) -> CreatedShare:
-        """Store a finished generation; return its new id and the one-time delete token."""
+        """Store a finished generation; return its new id and the one-time delete token. A generation
+        shared before gets its existing share back, without a token (it was shown once, at creation):
+        looked up inside the write transaction, so two requests at once cannot make two shares."""
         record = scrub(generation.to_dict())
         share_id = secrets.token_urlsafe(16)
         token = secrets.token_urlsafe(32)
@@ -183,6 +177,10 @@ class ShareStore:
         self.ensure_schema()
         # A 128-bit id colliding is not a practical event; the primary key would refuse it.
         with store_errors("create share"), self._writing() as conn:
+            existing = conn.execute(select(ShareRow.id, ShareRow.created_at)
+                                    .where(ShareRow.generation_id == record["id"]).limit(1)).first()
+            if existing is not None:
+                return CreatedShare(id=existing.id, delete_token=None, created_at=existing.created_at)
             # Values as parameters, not .values(): the statement stays identical, so its compiled
             # form is cached (building .values() per call cost ~1 ms, half of a create).
             conn.execute(insert(ShareRow), values)

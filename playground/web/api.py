@@ -33,6 +33,7 @@ from playground.errors import (
     ShareNotFoundError,
 )
 from playground.metrics import Metrics
+from playground.modes.chat import message_text
 from playground.params import BOUNDS, MAX_STOP_SEQUENCES
 from playground.prompting.budget import check_text
 from playground.service import Playground, Run
@@ -70,6 +71,23 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
         log.exception("unexpected error on %s %s", request.method, getattr(request.scope.get("route"), "path", "other"))
         metrics.errors.labels("internal_error").inc()
         return error_response(PlaygroundError(INTERNAL_MESSAGE))
+
+
+def health_answer(playground: Playground) -> JSONResponse:
+    """200 once the default model can serve (503 with the loading progress before)."""
+    slot = playground.slot(None)
+    if slot.backend is None:
+        status = "failed" if slot.progress.error else "loading"
+        return JSONResponse({"status": status, "model": slot.spec.id, "progress": slot.progress.to_dict()}, 503)
+    info = slot.info()
+    body: dict[str, Any] = {"status": "ok", "model": slot.spec.id, "backend": info.backend}
+    if playground.checks is not None:
+        body["attribution"] = playground.checks.status()["state"]
+    if info.endpoint is not None:
+        # Still 200 when the engine is down: the app serves its UI and shares, and a
+        # container restart would not bring the engine back.
+        body["engine"] = "reachable" if info.loaded else "unreachable"
+    return JSONResponse(body)
 
 
 def model_entries(playground: Playground) -> list[dict[str, Any]]:
@@ -120,7 +138,7 @@ def _chat_messages(inputs: dict[str, Any]) -> None:
     last = messages[-1]
     if not isinstance(last, dict) or last.get("role") != "user":
         raise InputError("The last of messages must come from the user (role \"user\").")
-    inputs["history"], inputs["message"] = messages[:-1], last.get("content", "")
+    inputs["history"], inputs["message"] = messages[:-1], message_text(last.get("content", ""))
 
 
 def _start(playground: Playground, body: dict[str, Any]) -> Run:
@@ -186,19 +204,7 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
 
     @router.get("/health")
     def health() -> JSONResponse:
-        slot = playground.slot(None)
-        if slot.backend is not None:
-            info = slot.info()
-            body: dict[str, Any] = {"status": "ok", "model": slot.spec.id, "backend": info.backend}
-            if playground.checks is not None:
-                body["attribution"] = playground.checks.status()["state"]
-            if info.endpoint is not None:
-                # Still 200 when the engine is down: the app serves its UI and shares, and a
-                # container restart would not bring the engine back.
-                body["engine"] = "reachable" if info.loaded else "unreachable"
-            return JSONResponse(body)
-        status = "failed" if slot.progress.error else "loading"
-        return JSONResponse({"status": status, "model": slot.spec.id, "progress": slot.progress.to_dict()}, 503)
+        return health_answer(playground)
 
     @router.get("/models")
     def models() -> list[dict[str, Any]]:

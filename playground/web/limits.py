@@ -18,7 +18,7 @@ from playground.config_types import ForwardedFor, RateLimits
 from playground.errors import RateLimitedError
 
 _WINDOW_S = 60.0
-_MAX_CLIENTS = 100_000  # forget idle clients beyond this, so the table cannot grow without bound
+_MAX_CLIENTS = 100_000  # past this, idle clients are forgotten (at most one sweep a window, so the cost stays flat)
 
 
 class RateLimiter:
@@ -29,6 +29,7 @@ class RateLimiter:
         self.forwarded_for = forwarded_for  # how to tell who sent a request
         self.clock = clock
         self._hits: dict[str, deque[float]] = defaultdict(deque)
+        self._swept = float("-inf")
         self._lock = threading.Lock()
 
     def check(self, request: Request) -> None:
@@ -47,7 +48,8 @@ class RateLimiter:
                     f"Too many {self.what} from your address ({self.per_minute} a minute). Try again in {wait} s."
                 )
             hits.append(now)
-            if len(self._hits) > _MAX_CLIENTS:
+            if len(self._hits) > _MAX_CLIENTS and now - self._swept > _WINDOW_S:
+                self._swept = now
                 self._forget_idle(now)
 
     def _forget_idle(self, now: float) -> None:

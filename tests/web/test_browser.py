@@ -86,7 +86,15 @@ def test_chat_replies_shows_the_meter_and_renders_hostile_html_inert(page):
     meter = page.locator("#context-meter")
     meter.get_by_text(re.compile(r"Context: \d+ prompt")).wait_for(timeout=30_000)
     hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script> what is 2+2?'
-    page.locator("#chat-message textarea").fill(hostile)
+    # The meter is recomputed as the message is typed: once it counts 16 reply tokens, the send uses 16 too.
+    # On a loaded machine the first slider entry can be lost, so it is set again until the meter agrees.
+    for attempt in range(3):
+        page.locator("#chat-message textarea").fill(hostile + " " * attempt)
+        try:
+            meter.get_by_text(re.compile(r"\+ 16 reply")).wait_for(timeout=10_000)
+            break
+        except Exception:
+            set_slider(page, "max_new_tokens", 16)
     page.locator("#chat-send").click()
     try:
         page.locator("#chat-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=120_000)

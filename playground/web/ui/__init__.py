@@ -21,7 +21,7 @@ from playground.web.ui import chat, complete, evaluate, fill
 from playground.web.ui.attribution_view import CSS as ATTRIBUTION_CSS
 from playground.web.ui.common import ActiveRuns, UiContext, bind, build_param_panel, stop_runs, wire_share
 from playground.web.ui.parts import CSS as PARTS_CSS
-from playground.web.ui.parts import NOTICE, SUBMIT_SHORTCUT_JS
+from playground.web.ui.parts import SUBMIT_SHORTCUT_JS, notice
 from playground.web.ui.shared_view import TabView, restore, wire_shared_view
 
 HEAD = f"<script>{SUBMIT_SHORTCUT_JS}</script>"
@@ -54,8 +54,15 @@ def model_defaults(playground: Playground, model_id: str) -> list[Any]:
     return [d.max_new_tokens, d.temperature, d.top_p, d.top_k, d.repetition_penalty]
 
 
-def poll_status(playground: Playground, model_id: str) -> tuple[str, gr.Timer]:
-    return model_status(playground, model_id), gr.Timer(active=_waiting(playground, model_id))
+def poll_status(playground: Playground, status: gr.Markdown, timer: gr.Timer, model_id: str) -> dict[Any, Any]:
+    return {status: model_status(playground, model_id), timer: gr.Timer(active=_waiting(playground, model_id))}
+
+
+def pick_model(playground: Playground, status: gr.Markdown, sliders: dict[str, gr.Slider],
+               model_id: str) -> dict[Any, Any]:
+    """A newly picked model: its status line, and its own default parameters in the sliders."""
+    defaults = dict(zip(sliders, model_defaults(playground, model_id), strict=True))
+    return {status: model_status(playground, model_id), **{sliders[n]: v for n, v in defaults.items()}}
 
 
 def build_ui(playground: Playground, limits: WebLimits) -> gr.Blocks:
@@ -78,7 +85,7 @@ def build_ui(playground: Playground, limits: WebLimits) -> gr.Blocks:
                 complete_tab = complete.build_complete_tab(ctx)
             with gr.Tab("Evaluate", id="evaluate") as evaluate_select:
                 evaluate_tab = evaluate.build_evaluate_tab(ctx)
-        gr.Markdown(NOTICE, elem_id="notice")
+        gr.Markdown(notice(playground.checks is not None), elem_id="notice")
 
         # Gradio's queue lets as many generations through as all models together serve;
         # each model's slot then keeps its own turn (one at a time for a local model).
@@ -101,9 +108,9 @@ def build_ui(playground: Playground, limits: WebLimits) -> gr.Blocks:
                                 complete_tab.inputs(ctx), complete_tab.outputs),
         }
         restore_outputs = wire_shared_view(ctx, tabs, views, generation)
-        model.change(lambda m: [model_status(playground, m), *model_defaults(playground, m)], model,
-                     [status, *params.sliders.values()], api_visibility="private")
-        timer.tick(bind(poll_status, playground), model, [status, timer], **quiet)
+        model.change(bind(pick_model, playground, status, params.sliders), model, [status, *params.sliders.values()],
+                     api_visibility="private")
+        timer.tick(bind(poll_status, playground, status, timer), model, [status, timer], **quiet)
         meter_inputs = [chat_tab.message, chat_tab.chatbot, chat_tab.system_prompt, model,
                         params.sliders["max_new_tokens"]]
         demo.load(bind(restore, ctx, tabs, views), None, restore_outputs, **quiet).then(

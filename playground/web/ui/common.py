@@ -67,7 +67,11 @@ class ActiveRuns:
 
     def discard(self, session: str, run: Run) -> None:
         with self._lock:
-            self._runs[session].discard(run)
+            runs = self._runs.get(session)  # .get: a finished session must not leave an empty entry behind
+            if runs is not None:
+                runs.discard(run)
+                if not runs:
+                    del self._runs[session]
 
     def stop(self, session: str) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ its problems. A failed problem shows the completion and why it failed.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,9 @@ def _load(ctx: UiContext, name: str | None) -> EvaluationResult | None:
         if entry.path.name == name:
             try:
                 return load_run(entry.path)
-            except RunFileError as exc:
-                raise gr.Error(exc.message, print_exception=False) from None
+            except RunFileError:  # its message names a server path: the log has it, the user gets this
+                raise gr.Error(f"The run {html.escape(entry.path.name)} cannot be read. Re-run the evaluation.",
+                               print_exception=False) from None
     raise gr.Error("That run is no longer saved here. Press Refresh.", print_exception=False)
 
 

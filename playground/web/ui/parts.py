@@ -7,6 +7,7 @@ from typing import Any
 
 import gradio as gr
 
+from playground.prompting.fill import FILL_MARKER
 from playground.record import Generation
 
 # gr.Code highlights only these; java/go/rust raise, so they fall back to plain text.
@@ -19,14 +20,21 @@ _EXTENSIONS = {
 LANGUAGES = ["python", "javascript", "typescript", "c", "cpp", "shell", "sql", "json", "html", "css", "yaml",
              "markdown", "r", "dockerfile", "plain text"]
 
-NOTICE = """---
+_ATTRIBUTION_ON = """Every result here is checked against this server's code indexes (nano-starcoder's training
+corpus, and any the operator added), and a match names its file, lines and licence; for StarCoder's full
+training set, also use [BigCode's search tool](https://huggingface.co/spaces/bigcode/search)."""
+_ATTRIBUTION_OFF = """This server does not check results itself: check generated code against the training set
+with [BigCode's search tool](https://huggingface.co/spaces/bigcode/search) and respect the original licences."""
+
+
+def notice(attribution_on: bool) -> str:
+    """The licence and intended-use note under the tabs; what it says of attribution follows the server."""
+    return f"""---
 **Licence and intended use.** StarCoder-family weights are released under the
 [BigCode OpenRAIL-M licence](https://huggingface.co/spaces/bigcode/bigcode-model-license-agreement), whose
 use restrictions apply to what you generate here. The models write code, not facts: review, test and
 understand anything before you use it. **Attribution:** the models can reproduce code from their training
-data verbatim. Every result here is checked against this server's code indexes (nano-starcoder's training
-corpus, and any the operator added), and a match names its file, lines and licence; for StarCoder's full
-training set, also use [BigCode's search tool](https://huggingface.co/spaces/bigcode/search).
+data verbatim. {_ATTRIBUTION_ON if attribution_on else _ATTRIBUTION_OFF}
 The default model, nano-starcoder, is a 3.9M-parameter demo trained by this project on Python's standard
 library: it shows how the playground works, not what StarCoder can do.
 """
@@ -133,7 +141,7 @@ def mark_middle(code: str, middle: str) -> str:
     """Say which lines of the result the model wrote."""
     if not middle.strip():
         return "The model wrote nothing for the hole."
-    first = code.split("<FILL_HERE>")[0].count("\n") + 1
+    first = code.split(FILL_MARKER)[0].count("\n") + 1
     last = first + middle.rstrip("\n").count("\n")
     return f"Lines {first}–{last} of the result were generated (shown on their own below)."
 
