@@ -80,7 +80,7 @@ class Run:
             stream = run_stream(backend, self.prepared.prompt, self.params, self.cancel, self.outcome,
                                 time_limit_s=self.playground.settings.generation_timeout_s)
             try:
-                yield from self.mode.deltas(stream)
+                yield from self.mode.deltas(self.prepared, stream)
             finally:
                 stream.close()  # a client that stops listening reaches the backend at once
         except Exception:

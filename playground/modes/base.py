@@ -54,10 +54,9 @@ class Mode(Protocol):
         """The raw generated text so far, as the user sees it."""
         ...
 
-    def deltas(self, raw: Iterator[str]) -> Iterator[str]:
-        """The streamed deltas a client receives. Chat and complete: joined, they equal the record's
-        ``text``. Fill: they are the raw middle, and the record's ``middle`` may end earlier, where the
-        model started repeating the code after the hole (cut once the whole middle is known)."""
+    def deltas(self, prepared: Prepared, raw: Iterator[str]) -> Iterator[str]:
+        """The streamed deltas a client receives: joined, they equal the generated part of the record
+        (chat: the reply; fill: the middle; complete: the continuation)."""
         ...
 
     def restore(self, record: Generation) -> Restored:

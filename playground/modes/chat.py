@@ -36,7 +36,7 @@ class ChatMode:
     def present(self, prepared: Prepared, raw: str) -> Presented:
         return Presented(raw.strip())
 
-    def deltas(self, raw: Iterator[str]) -> Iterator[str]:
+    def deltas(self, prepared: Prepared, raw: Iterator[str]) -> Iterator[str]:
         """The reply's deltas without the whitespace ``present`` strips: leading whitespace is dropped
         before the first delta, and trailing whitespace is held back until text follows it."""
         started, held = False, ""

@@ -21,7 +21,7 @@ class CompleteMode:
     def present(self, prepared: Prepared, raw: str) -> Presented:
         return Presented(raw)
 
-    def deltas(self, raw: Iterator[str]) -> Iterator[str]:
+    def deltas(self, prepared: Prepared, raw: Iterator[str]) -> Iterator[str]:
         return raw
 
     def restore(self, record: Generation) -> Restored:

@@ -24,9 +24,39 @@ class FillMode:
         middle = strip_suffix_echo(raw, suffix)
         return Presented(prefix + middle + suffix, middle)
 
-    def deltas(self, raw: Iterator[str]) -> Iterator[str]:
-        return raw
+    def deltas(self, prepared: Prepared, raw: Iterator[str]) -> Iterator[str]:
+        """The middle as it settles: text that could still turn out to repeat the code after the hole
+        is held back until it cannot, and nothing past a repeat is sent, so the deltas join into the
+        record's ``middle`` exactly."""
+        assert prepared.hole is not None, "a fill prompt always keeps the code around its hole"
+        suffix = prepared.hole[1]
+        text, sent, repeated = "", 0, False
+        for delta in raw:  # read to the end even after a repeat: the generation ends as it would have
+            text += delta
+            if repeated:
+                continue
+            settled, repeated = _settled(text, suffix)
+            if len(settled) > sent:
+                yield settled[sent:]
+                sent = len(settled)
+        final = strip_suffix_echo(text, suffix)
+        if len(final) > sent:
+            yield final[sent:]
 
     def restore(self, record: Generation) -> Restored:
         inputs = {"code": record.inputs["code"], "filename": record.inputs.get("filename", "")}
         return Restored(inputs, record.text, record.middle, user_stops=user_stops(record, self.stops))
+
+
+def _settled(text: str, suffix: str) -> tuple[str, bool]:
+    """(the part of a growing middle that can be shown now, whether a repeat of the suffix ended it)."""
+    cut = strip_suffix_echo(text, suffix)
+    if len(cut) < len(text):
+        return cut, True
+    target = suffix.strip()
+    if not target:
+        return text, False
+    for start in [0] + [i + 1 for i, char in enumerate(text) if char == "\n"]:
+        if target.startswith(text[start:].strip()):  # may still grow into a repeat: hold it back
+            return text[:start], False
+    return text, False

@@ -16,6 +16,7 @@ import pytest
 
 from playground.backends.openai_compat import OpenAiCompletionsBackend
 from playground.config import Settings
+from playground.prompting.fill import split_hole, strip_suffix_echo
 from playground.registry import load_registry
 from playground.service import Playground
 from playground.slots import ModelSlot
@@ -70,9 +71,12 @@ def test_greedy_with_the_models_defaults_equals_the_engines_own_answer(playgroun
     deltas, record = run(playground, mode, inputs, GREEDY)  # nano's default repetition penalty included
     assert record.finish_reason in ("length", "eos") and record.error is None
     penalty = record.params["repetition_penalty"]
-    assert "".join(deltas) == engine_answer(engine, record.raw_prompt, record.usage["completion_tokens"], penalty)
+    answer = engine_answer(engine, record.raw_prompt, record.usage["completion_tokens"], penalty)
     if mode == "fill":  # the FIM tokens reached the engine as tokens, not as text
         assert record.raw_prompt.startswith("<fim_prefix>") and record.middle is not None
+        answer = strip_suffix_echo(answer, split_hole(inputs["code"])[1])  # a repeat of the code after the hole
+        assert record.middle == answer
+    assert "".join(deltas) == answer
     assert any("repetition_penalty" in n for n in record.notices) or "llama" in engine.engine
 
 

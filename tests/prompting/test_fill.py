@@ -119,3 +119,23 @@ def test_splice_round_trip(prefix, middle, suffix):
     full, used = splice(prefix + "<FILL_HERE>" + suffix, middle)
     assert used is not None and full == prefix + used + suffix
     assert middle.startswith(used)
+
+
+@given(st.text(alphabet="ab \n(){}:=", max_size=40), st.text(alphabet="ab \n(){}:=", max_size=60),
+       st.text(alphabet="ab \n(){}:=", max_size=40), st.lists(st.integers(1, 7), max_size=30))
+def test_fill_deltas_join_into_the_recorded_middle(prefix, middle, suffix, cuts):
+    """Streamed in any pieces, the deltas join into the middle the record keeps, echo of the suffix cut."""
+    prepared = Prepared(Prompt.of(""), 1, hole=(prefix, suffix))
+    pieces, rest = [], middle
+    for size in cuts:
+        pieces.append(rest[:size])
+        rest = rest[size:]
+    pieces.append(rest)
+    shown = FillMode().present(prepared, middle)
+    assert "".join(FillMode().deltas(prepared, iter(pieces))) == shown.middle
+
+
+def test_fill_deltas_hold_back_a_repeat_of_the_code_after_the_hole():
+    prepared = Prepared(Prompt.of(""), 1, hole=("def add(a, b):\n", "\nprint(add(1, 2))\n"))
+    pieces = ["    return a + b\n", "print(", "add(1, 2))\n", "print('more')\n"]
+    assert list(FillMode().deltas(prepared, iter(pieces))) == ["    return a + b\n"]
