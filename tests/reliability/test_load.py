@@ -40,7 +40,9 @@ def resources() -> tuple[int, int, int]:
     return threading.active_count(), process.num_fds(), process.memory_info().rss
 
 
-def settle(baseline_threads: int, timeout_s: float = 10) -> int:
+def settle(baseline_threads: int, timeout_s: float = 20) -> int:
+    # Request handlers now prepare prompts in anyio's worker threads, which idle for 10 s before they
+    # exit: a busy minute leaves more of them alive for a while. Past that, more threads would be a leak.
     deadline = time.monotonic() + timeout_s
     while threading.active_count() > baseline_threads + 2 and time.monotonic() < deadline:
         time.sleep(0.1)
