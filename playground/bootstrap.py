@@ -99,8 +99,8 @@ def _load_local(slot: ModelSlot, registry: dict[str, ModelSpec], settings: Setti
     slot.backend = LocalBackend(loaded)
 
 
-def _main_slot(settings: Settings, registry: dict[str, ModelSpec]) -> tuple[ModelSlot, threading.Thread | None]:
-    spec = _spec_for(settings.model, registry, remote=settings.backend in ("tgi", "openai"))
+def _main_slot(spec: ModelSpec, settings: Settings,
+               registry: dict[str, ModelSpec]) -> tuple[ModelSlot, threading.Thread | None]:
     if settings.backend == "fake":
         from playground.backends.fake import FakeBackend
 
@@ -118,9 +118,9 @@ def build_playground(settings: Settings, *, wait: bool = False) -> tuple[Playgro
     """Create the playground; a local model starts loading on a thread (joined when ``wait``)."""
     registry = load_registry()
     chat_prompt = load_tech_assistant(settings.chat_prompt, settings.hf_token)
-    main_id = _spec_for(settings.model, registry, remote=settings.backend in ("tgi", "openai")).id
-    extra = _extra_slots(settings.extra_models, settings, registry, main_id)  # refuses clashing ids first
-    slot, thread = _main_slot(settings, registry)
+    spec = _spec_for(settings.model, registry, remote=settings.backend in ("tgi", "openai"))
+    extra = _extra_slots(settings.extra_models, settings, registry, spec.id)  # refuses clashing ids first
+    slot, thread = _main_slot(spec, settings, registry)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = ShareStore.open(settings.database)
     if thread is not None and wait:

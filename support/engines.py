@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -46,6 +45,8 @@ from types import TracebackType
 from typing import Literal
 
 import httpx
+
+from support.servers import free_port
 
 Engine = Literal["transformers", "llama.cpp"]
 
@@ -119,14 +120,6 @@ atexit.register(_kill_leftovers)
 
 class EngineError(RuntimeError):
     """An engine did not start or answer in time, or a GGUF conversion failed; says where the log is."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now (another process could still take it before the engine does)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def engine_available(engine: Engine) -> str | None:
@@ -505,7 +498,6 @@ __all__ = [
     "engine_available",
     "fetch_converter",
     "find_converter",
-    "free_port",
     "start_llama_cpp_server",
     "start_transformers_serve",
 ]

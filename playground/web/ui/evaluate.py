@@ -68,17 +68,18 @@ def refresh(ctx: UiContext, tab: EvaluateTab) -> Updates:
 
 
 def _load(ctx: UiContext, name: str | None) -> EvaluationResult | None:
-    """The run called ``name``, only if it is one of the listed files: a name is never a path."""
+    """The run called ``name``, only if it is a file in the runs folder: a name is never a path.
+    Only that one file is read (listing the runs reads them all)."""
     if not name:
         return None
-    for entry in list_runs(_directory(ctx)):
-        if entry.path.name == name:
-            try:
-                return load_run(entry.path)
-            except RunFileError:  # its message names a server path: the log has it, the user gets this
-                raise gr.Error(f"The run {html.escape(entry.path.name)} cannot be read. Re-run the evaluation.",
-                               print_exception=False) from None
-    raise gr.Error("That run is no longer saved here. Press Refresh.", print_exception=False)
+    path = next((p for p in _directory(ctx).glob("*.json") if p.name == name), None)
+    if path is None:
+        raise gr.Error("That run is no longer saved here. Press Refresh.", print_exception=False)
+    try:
+        return load_run(path)
+    except RunFileError:  # its message names a server path: the log has it, the user gets this
+        raise gr.Error(f"The run {html.escape(path.name)} cannot be read. Re-run the evaluation.",
+                       print_exception=False) from None
 
 
 def show_run(ctx: UiContext, tab: EvaluateTab, name: str | None) -> Updates:
