@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from playground.modes.base import ModeContext, Presented, Restored, user_stops
-from playground.prompting.fill import build_fill, strip_suffix_echo
+from playground.prompting.fill import build_fill, echo_start, strip_suffix_echo
 from playground.prompting.prepared import Prepared
 from playground.record import Generation
 
@@ -49,14 +49,7 @@ class FillMode:
 
 
 def _settled(text: str, suffix: str) -> tuple[str, bool]:
-    """(the part of a growing middle that can be shown now, whether a repeat of the suffix ended it)."""
-    cut = strip_suffix_echo(text, suffix)
-    if len(cut) < len(text):
-        return cut, True
-    target = suffix.strip()
-    if not target:
-        return text, False
-    for start in [0] + [i + 1 for i, char in enumerate(text) if char == "\n"]:
-        if target.startswith(text[start:].strip()):  # may still grow into a repeat: hold it back
-            return text[:start], False
-    return text, False
+    """(the part of a growing middle that can be shown now, whether a repeat of the suffix ended it);
+    text that may still grow into a repeat is held back."""
+    found = echo_start(text, suffix)
+    return (text, False) if found is None else (text[: found[0]], found[1])

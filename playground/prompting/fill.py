@@ -90,20 +90,25 @@ def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget, count:
     )
 
 
-def strip_suffix_echo(middle: str, suffix: str) -> str:
-    """Cut a middle where it starts repeating the code after the hole.
+def echo_start(middle: str, suffix: str) -> tuple[int, bool] | None:
+    """Where ``middle`` starts repeating the code after the hole, as (index, True); or, while it is
+    still being written, where it may yet grow into such a repeat, as (index, False); None otherwise.
 
     Models sometimes write the middle and then carry on with the suffix; the
     repeat would appear twice once spliced.
     """
     target = suffix.strip()
     if not target:
-        return middle
-    starts = [0] + [i + 1 for i, char in enumerate(middle) if char == "\n"]
-    for start in starts:
+        return None
+    for start in [0] + [i + 1 for i, char in enumerate(middle) if char == "\n"]:
         tail = middle[start:].strip()
         overlap = min(len(tail), len(target))
-        if overlap >= min(_MIN_ECHO_CHARS, len(target)) and tail[:overlap] == target[:overlap]:
-            return middle[:start]
-    return middle
+        if tail[:overlap] == target[:overlap]:  # shorter overlaps are too likely to be legitimate code
+            return start, overlap >= min(_MIN_ECHO_CHARS, len(target))
+    return None
 
+
+def strip_suffix_echo(middle: str, suffix: str) -> str:
+    """The middle without a repeat of the code after the hole."""
+    found = echo_start(middle, suffix)
+    return middle[: found[0]] if found and found[1] else middle
