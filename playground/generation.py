@@ -11,10 +11,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from playground.backends.base import Backend, Chunk, Finished
 from playground.params import GenerationParams
+from playground.probabilities import TokenTrack
 from playground.prompt import Prompt
 
 
@@ -68,6 +69,8 @@ class Outcome:
     total_ms: float = 0.0
     timed_out: bool = False
     notices: tuple[str, ...] = ()  # the backend's, e.g. a parameter the engine could not apply
+    track: TokenTrack = field(default_factory=TokenTrack)  # the tokens behind the raw text, when asked for
+    candidates: list[CandidateOutcome] = field(default_factory=list)  # params.n > 1: one per candidate, by index
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -76,6 +79,16 @@ class Outcome:
             return None
         decode_s = (self.total_ms - self.ttft_ms) / 1000
         return round((self.completion_tokens - 1) / decode_s, 2) if decode_s > 0 else None
+
+
+@dataclass
+class CandidateOutcome:
+    """One candidate's raw text (cut at a stop), its tokens and how it ended."""
+
+    text: str = ""
+    finish_reason: str = "cancelled"
+    track: TokenTrack = field(default_factory=TokenTrack)
+    cutter: StopCutter | None = None
 
 
 def run_stream(
@@ -102,6 +115,8 @@ def run_stream(
             if isinstance(event, Chunk):
                 if outcome.ttft_ms is None:
                     outcome.ttft_ms = (clock() - start) * 1000
+                if params.wants_logprobs:
+                    outcome.track.add(event.text, event.details)
                 visible = cutter.feed(event.text)
                 if visible:
                     outcome.text += visible
@@ -129,3 +144,62 @@ def run_stream(
     if tail:
         outcome.text += tail
         yield tail
+
+
+def run_candidates(
+    backend: Backend,
+    prompt: Prompt,
+    params: GenerationParams,
+    cancel: threading.Event,
+    outcome: Outcome,
+    *,
+    time_limit_s: float,
+    clock: Callable[[], float] = time.perf_counter,
+) -> None:
+    """Generate ``params.n`` candidates to the end, each cut at its own stop; fill ``outcome.candidates``.
+
+    Nothing streams: candidates are ranked once all are finished. Backend errors
+    before the first chunk propagate, as in ``run_stream``.
+    """
+    candidates = [CandidateOutcome(cutter=StopCutter(params.stop)) for _ in range(params.n)]
+    outcome.candidates = candidates
+    start = clock()
+    deadline = start + time_limit_s
+    events = backend.stream(prompt, params, cancel)
+    try:
+        for event in events:
+            if isinstance(event, Chunk):
+                outcome.ttft_ms = outcome.ttft_ms if outcome.ttft_ms is not None else (clock() - start) * 1000
+                _feed(candidates[event.index], event)
+                if all(c.cutter is not None and c.cutter.stopped for c in candidates):
+                    cancel.set()
+                elif clock() > deadline and not cancel.is_set():
+                    outcome.timed_out = True
+                    cancel.set()
+            elif isinstance(event, Finished):
+                outcome.prompt_tokens = event.prompt_tokens or 0
+                outcome.completion_tokens = event.completion_tokens or 0
+                outcome.error, outcome.finish_reason, outcome.notices = event.error, event.reason, event.notices
+                for candidate, reason in zip(candidates, event.reasons or (event.reason,) * len(candidates),
+                                             strict=False):
+                    candidate.finish_reason = reason
+    finally:
+        events.close()
+        outcome.total_ms = (clock() - start) * 1000
+    for candidate in candidates:
+        assert candidate.cutter is not None
+        if candidate.cutter.stopped:
+            candidate.finish_reason = "stop"
+        elif outcome.timed_out and candidate.finish_reason in ("cancelled", "error"):
+            candidate.finish_reason = "length"
+        candidate.text += candidate.cutter.flush()
+    if outcome.timed_out:
+        outcome.error = None
+
+
+def _feed(candidate: CandidateOutcome, chunk: Chunk) -> None:
+    assert candidate.cutter is not None
+    if candidate.cutter.stopped:
+        return  # this candidate is done; the others go on
+    candidate.track.add(chunk.text, chunk.details)
+    candidate.text += candidate.cutter.feed(chunk.text)

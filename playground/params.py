@@ -39,7 +39,11 @@ BOUNDS: dict[str, Bound] = {
                    "Nucleus sampling: keep the smallest set of tokens whose probability sums to this."),
     "top_k": Bound(0, 200, 1, "Keep only the k most likely tokens. 0 turns it off."),
     "repetition_penalty": Bound(1.0, 2.0, 0.01, "Above 1 discourages repeating earlier tokens."),
+    "logprobs": Bound(0, 5, 1, "Alternatives to record for each generated token, with their probabilities. "
+                               "0 records none."),
+    "n": Bound(1, 8, 1, "Candidates to generate for fill and complete, ranked by mean token log-probability."),
 }
+_NAMES = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "logprobs", "n", "seed", "stop")
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,17 @@ class GenerationParams:
     repetition_penalty: float = 1.2
     seed: int | None = None  # None: a random seed is drawn and recorded
     stop: tuple[str, ...] = field(default_factory=tuple)
+    logprobs: int = 0  # alternatives per token (0-5); the chosen token's own log-probability comes with 1+
+    n: int = 1  # candidates (fill and complete)
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
+
+    @property
+    def wants_logprobs(self) -> bool:
+        """Token log-probabilities are needed: shown (logprobs > 0) or to rank candidates (n > 1)."""
+        return self.logprobs > 0 or self.n > 1
 
     def with_seed(self) -> GenerationParams:
         """A copy with a concrete seed, so the generation can be replayed exactly."""
@@ -73,14 +84,13 @@ class GenerationParams:
         """
         defaults = defaults or cls()
         raw = dict(raw or {})
-        unknown = set(raw) - {"max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed", "stop"}
+        unknown = set(raw) - set(_NAMES)
         if unknown:
             raise InvalidParameterError(
-                f"Unknown parameter(s): {', '.join(sorted(_shown(u) for u in unknown))}. Allowed: "
-                "max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop."
+                f"Unknown parameter(s): {', '.join(sorted(_shown(u) for u in unknown))}. Allowed: {', '.join(_NAMES)}."
             )
         values = defaults.to_dict()
-        for name in ("max_new_tokens", "top_k"):
+        for name in ("max_new_tokens", "top_k", "logprobs", "n"):
             if raw.get(name) is not None:
                 values[name] = _bounded(name, _as_int(name, raw[name]))
         for name in ("temperature", "top_p", "repetition_penalty"):

@@ -36,6 +36,11 @@ class Generation:
     # The generated part checked against code indexes: {"indexes", "checked_chars", "matches"} (plus
     # "unavailable" and why, when no check could be made); None when attribution is turned off.
     attribution: dict[str, Any] | None = None
+    # params.logprobs > 0: the generated part's tokens, [{"text", "logprob", "top": [{"text", "logprob"}]}],
+    # whose texts join into it exactly (the best candidate's when there are several).
+    tokens: list[dict[str, Any]] | None = None
+    # params.n > 1: [{"text", "middle"?, "finish_reason", "mean_logprob", "count", "tokens"?}], best first.
+    candidates: list[dict[str, Any]] | None = None
 
     @property
     def incomplete(self) -> bool:

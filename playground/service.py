@@ -18,14 +18,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from playground import __version__
-from playground.backends.base import BackendInfo
+from playground.backends.base import BackendInfo, TokenInfo
 from playground.checks import AttributionCheck
 from playground.config import Settings
-from playground.errors import ConfigError, InputError, ShareNotFoundError, StoreError, UnknownModelError
-from playground.generation import Outcome, run_stream
+from playground.errors import (
+    ConfigError,
+    InputError,
+    InvalidParameterError,
+    ShareNotFoundError,
+    StoreError,
+    UnknownModelError,
+)
+from playground.generation import Outcome, run_candidates, run_stream
 from playground.metrics import IdHasher, Metrics, log_generation
 from playground.modes import Mode, ModeContext, Presented, mode_named
 from playground.params import GenerationParams
+from playground.probabilities import Candidate, TokenTrack, rank, token_dicts
 from playground.prompt import Prompt
 from playground.prompting.budget import plan_budget
 from playground.prompting.chat import TechAssistantPrompt
@@ -59,6 +67,7 @@ class Run:
         self.created_at = datetime.now(UTC).isoformat()
         self.record: Generation | None = None
         self.sent: list[str] | None = None  # deltas an edge reported as delivered (see mark_sent)
+        self._cursor: int | None = None  # where the next delta starts in the raw text (see pieces)
 
     def mark_sent(self, delta: str) -> None:
         """An edge that streams to a client reports each delta it hands over, so that a generation
@@ -66,6 +75,20 @@ class Run:
         if self.sent is None:
             self.sent = []
         self.sent.append(delta)
+
+    def pieces(self) -> Iterator[tuple[str, list[dict[str, Any]] | None]]:
+        """The deltas, each with the tokens behind it (None unless ``params.logprobs`` asked for them).
+        A token split across two deltas comes in two parts, each with the token's numbers."""
+        for delta in self:
+            yield delta, self._delta_tokens(delta)
+
+    def _delta_tokens(self, delta: str) -> list[dict[str, Any]] | None:
+        if not self.params.logprobs or not self.outcome.track.complete:
+            return None
+        if self._cursor is None:  # the first delta: the generated part has begun, so its offset is known
+            self._cursor = self.mode.offset(self.outcome.text)
+        start, self._cursor = self._cursor, self._cursor + len(delta)
+        return token_dicts(self.outcome.track.slice(start, self._cursor), alternatives=True)
 
     def __iter__(self) -> Iterator[str]:
         backend = self.slot.require_backend()
@@ -76,9 +99,14 @@ class Run:
             self.playground.track(self, running=False)
             raise
         failed = False
+        time_limit_s = self.playground.settings.generation_timeout_s
         try:
+            if self.params.n > 1:  # ranked once all are done: nothing to stream
+                run_candidates(backend, self.prepared.prompt, self.params, self.cancel, self.outcome,
+                               time_limit_s=time_limit_s)
+                return
             stream = run_stream(backend, self.prepared.prompt, self.params, self.cancel, self.outcome,
-                                time_limit_s=self.playground.settings.generation_timeout_s)
+                                time_limit_s=time_limit_s)
             try:
                 yield from self.mode.deltas(self.prepared, stream)
             finally:
@@ -125,9 +153,45 @@ class Run:
             return whole, []
         return self.present(sent), [f"{unsent} more characters were generated after the stop and are not kept."]
 
+    def _weighed(self, raw: str, shown: Presented, track: TokenTrack) -> list[TokenInfo] | None:
+        """The tokens behind the generated part of ``shown`` (cut from ``raw``); None if they cannot be had."""
+        generated = shown.text if shown.middle is None else shown.middle
+        start = self.mode.offset(raw)
+        if not track.complete or raw[start:start + len(generated)] != generated:
+            return None
+        return track.slice(start, start + len(generated))
+
+    def _candidates(self) -> list[Candidate]:
+        out = []
+        for candidate in self.outcome.candidates:
+            shown = self.present(candidate.text)
+            out.append(Candidate(shown.text, shown.middle, candidate.finish_reason,
+                                 self._weighed(candidate.text, shown, candidate.track) or []))
+        return rank(out)
+
+    def _probabilities(self, shown: Presented) -> tuple[Presented, dict[str, Any], list[str]]:
+        """What the record shows (the best candidate, when there are several), its ``tokens`` and
+        ``candidates``, and a notice when the engine's numbers could not be lined up with its text."""
+        alternatives = self.params.logprobs > 0
+        if self.params.n > 1 and self.outcome.candidates:
+            ranked = self._candidates()
+            best = ranked[0]
+            self.outcome.finish_reason = best.finish_reason
+            return Presented(best.text, best.middle), {
+                "tokens": token_dicts(best.tokens, True) if alternatives else None,
+                "candidates": [c.to_dict(True, alternatives) for c in ranked]}, []
+        if not alternatives:
+            return shown, {}, []
+        tokens = self._weighed(self.outcome.text, shown, self.outcome.track)
+        if tokens is None:
+            return shown, {}, ["The engine's token data did not line up with its text, so no probabilities "
+                               "are shown."]
+        return shown, {"tokens": token_dicts(tokens, True)}, []
+
     def _finish(self, info: BackendInfo) -> Generation:
         outcome = self.outcome
         shown, unsent_note = self._shown()
+        shown, weighed, weighed_note = self._probabilities(shown)
         # The generated part only: the middle for fill, the reply or continuation otherwise.
         attribution = self.playground.attribute(shown.text if shown.middle is None else shown.middle)
         record = Generation(
@@ -145,7 +209,7 @@ class Run:
             middle=shown.middle,
             finish_reason=outcome.finish_reason,
             error=outcome.error,
-            notices=self._notices() + unsent_note,
+            notices=self._notices() + unsent_note + weighed_note,
             usage={"prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens},
             timings={
                 "ttft_ms": None if outcome.ttft_ms is None else round(outcome.ttft_ms, 1),
@@ -153,9 +217,14 @@ class Run:
                 "tokens_per_s": outcome.tokens_per_s,
             },
             attribution=attribution,
+            **weighed,
         )
         self.playground.finished(record)
         return record
+
+
+_GREEDY_ONE = ("With temperature 0 every candidate would be the same text, so one was generated. "
+               "Raise the temperature for different candidates.")
 
 
 def _backend_summary(info: BackendInfo) -> dict[str, Any]:
@@ -216,6 +285,9 @@ class Playground:
         backend = slot.require_backend()
         info = backend.info()
         params = GenerationParams.parse(raw_params, slot.spec.defaults).with_seed()
+        if params.n > 1 and not mode.candidates:
+            raise InvalidParameterError(f"Several candidates (n > 1) are for fill and complete; {mode.name} "
+                                        "gives one reply. Set n to 1.")
         if info.max_new_tokens_limit is not None and params.max_new_tokens > info.max_new_tokens_limit:
             params = replace(params, max_new_tokens=info.max_new_tokens_limit)
         budget = plan_budget(info.context_length, params.max_new_tokens, info.max_input_tokens)
@@ -225,6 +297,9 @@ class Playground:
 
         prepared = mode.build(inputs, ModeContext(slot.spec, self.chat_prompt, budget, count))
         stops = tuple(dict.fromkeys(params.stop + prepared.stops))
+        if params.n > 1 and params.greedy:  # greedy decoding has one answer: n copies of it would tell nothing
+            params = replace(params, n=1)
+            prepared = replace(prepared, notices=(*prepared.notices, _GREEDY_ONE))
         return Plan(slot, mode, prepared, replace(params, max_new_tokens=prepared.reply_tokens, stop=stops))
 
     def start(self, mode_name: object, model_id: object, inputs: Mapping[str, Any],

@@ -19,11 +19,36 @@ FinishReason = Literal["length", "eos", "stop", "cancelled", "error"]
 
 
 @dataclass(frozen=True)
+class Alternative:
+    """A token the model could have written at this position, with its log-probability."""
+
+    text: str
+    logprob: float
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """One generated token as the model weighed it. ``top`` is best first; under greedy decoding the
+    chosen token is its first entry. A token that ends inside a multi-byte character carries no text
+    of its own: its log-probability is added to the token that completes the character."""
+
+    text: str
+    logprob: float
+    top: tuple[Alternative, ...] = ()
+
+
+@dataclass(frozen=True)
 class Chunk:
-    """New text, and how many tokens produced it (0 while a multi-byte char is pending)."""
+    """New text, and how many tokens produced it (0 while a multi-byte char is pending).
+
+    ``details``, when the request asked for log-probabilities, are the tokens behind ``text``: their
+    texts join into it exactly. ``index`` is the candidate the text belongs to (``params.n`` > 1).
+    """
 
     text: str
     tokens: int = 1
+    details: tuple[TokenInfo, ...] = ()
+    index: int = 0
 
 
 @dataclass(frozen=True)
@@ -36,6 +61,7 @@ class Finished:
     completion_tokens: int | None
     error: str | None = None  # user-facing message when reason == "error"
     notices: tuple[str, ...] = ()  # what the engine did differently from what was asked, for the record
+    reasons: tuple[FinishReason, ...] = ()  # params.n > 1: how each candidate ended, by index
 
 
 Event = Chunk | Finished
@@ -77,6 +103,10 @@ class Backend(Protocol):
 
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> EventStream:
         """Yield Chunks, then exactly one Finished. ``params.seed`` is already concrete.
+
+        With ``params.n`` > 1 the chunks of the candidates interleave, told apart by ``Chunk.index``;
+        the seed gives the same candidates again. With ``params.wants_logprobs`` each chunk carries
+        its tokens (``Chunk.details``), or the Finished notices say why it cannot.
 
         Raises BackendError subclasses only before the first Chunk; later
         failures end the stream with ``Finished(reason="error")`` so the

@@ -5,6 +5,14 @@ costs 10-13 % throughput. Here the generate thread pushes token ids into a
 queue and the consumer decodes incrementally, so streaming stays within a few
 percent of raw ``generate``. A StoppingCriteria reads the cancel event, so
 Stop frees the model at the next token instead of after max_new_tokens.
+
+Token log-probabilities are read from the distribution the token was drawn
+from, taken after the repetition penalty and before temperature, top-k and
+top-p (a logits processor of ours runs between the two; transformers applies
+custom processors before its sampling warpers). So the numbers are the
+model's own view of the text, alternatives the sampler cut off still show,
+and under greedy decoding the chosen token is always the top alternative.
+Several candidates (``params.n``) come from one batched ``generate``.
 """
 
 from __future__ import annotations
@@ -15,9 +23,9 @@ import threading
 from typing import Any
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
-from playground.backends.base import BackendInfo, Chunk, EventStream, Finished, FinishReason
+from playground.backends.base import Alternative, BackendInfo, Chunk, EventStream, Finished, FinishReason, TokenInfo
 from playground.errors import GenerationFailedError, PromptTooLongError
 from playground.loading import LoadedModel
 from playground.params import GenerationParams
@@ -38,18 +46,50 @@ class _CancelCriteria(StoppingCriteria):
         return flags  # type: ignore[return-value]  # transformers annotates BoolTensor, a legacy alias
 
 
-class _TokenQueue:
-    """The streamer ``generate`` calls: the first put is the prompt, later puts are new token ids."""
+class _Weigher(LogitsProcessor):
+    """Keeps the log-probabilities of the step being sampled; the streamer reads them once the token
+    is chosen. Placed by transformers after its penalties and before its sampling warpers."""
 
     def __init__(self) -> None:
+        self.logprobs: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.logprobs = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+
+# One generation step as the consumer reads it: per sequence, (token id, log-probability, top [(id, lp)]).
+Step = list[tuple[int, float | None, list[tuple[int, float]]]]
+
+
+class _TokenQueue:
+    """The streamer ``generate`` calls: the first put is the prompt, later puts are new token ids.
+
+    Without a weigher each step is a bare id (the fast path of a plain generation); with one, a Step.
+    """
+
+    def __init__(self, weigher: _Weigher | None = None, top_k: int = 0) -> None:
         self.queue: queue.Queue[Any] = queue.Queue()
         self._prompt_seen = False
+        self._weigher = weigher
+        self._top_k = top_k
 
     def put(self, value: torch.Tensor) -> None:
         if not self._prompt_seen:
             self._prompt_seen = True
             return
-        self.queue.put(int(value.reshape(-1)[0]))
+        if self._weigher is None or self._weigher.logprobs is None:
+            self.queue.put(int(value.reshape(-1)[0]))
+            return
+        ids = value.reshape(-1).to(self._weigher.logprobs.device)
+        logprobs = self._weigher.logprobs
+        chosen = logprobs.gather(1, ids.unsqueeze(1)).squeeze(1).tolist()
+        if self._top_k:
+            values, indices = logprobs.topk(self._top_k, dim=-1)
+            tops = [list(zip(i, v, strict=True)) for i, v in zip(indices.tolist(), values.tolist(), strict=True)]
+        else:
+            tops = [[] for _ in chosen]
+        self.queue.put(list(zip(ids.tolist(), chosen, tops, strict=True)))
 
     def end(self) -> None:
         pass  # the thread wrapper puts _END itself, also when generate raises
@@ -87,6 +127,47 @@ class IncrementalDecoder:
         return rest
 
 
+class _Sequence:
+    """One of the sequences a generate call writes: its decoder, its pending tokens, how it ended."""
+
+    def __init__(self, decoder: IncrementalDecoder, backend: LocalBackend):
+        self.decoder, self.backend = decoder, backend
+        self.pending: list[TokenInfo] = []  # tokens whose text is not out yet (part of a character)
+        self.count, self.ended, self.emitted = 0, False, False
+
+    def push(self, token_id: int, logprob: float | None, top: list[tuple[int, float]]) -> Chunk | None:
+        if self.ended:  # a finished sequence in a batch is padded until the others end
+            return None
+        self.count += 1
+        self.ended = token_id in self.backend.eos_ids
+        text = self.decoder.push(token_id)
+        # Special tokens (an end of text, a stray <fim_middle>) have no text: they are not listed.
+        if logprob is not None and token_id not in self.backend.special_ids:
+            alternatives = tuple(self.backend.alternative(i, lp) for i, lp in top)
+            self.pending.append(TokenInfo(text, logprob, alternatives))
+        if not text:
+            return None
+        self.emitted = True
+        details, self.pending = tuple(self.pending), []
+        return Chunk(text, details=details)
+
+    def flush(self) -> Chunk | None:
+        """Text held back at the end (an unfinished character), with the tokens behind it."""
+        tail = self.decoder.flush()
+        if not tail:
+            return None
+        details = self.pending
+        if details:
+            details[-1] = TokenInfo(tail, details[-1].logprob, details[-1].top)
+        self.pending = []
+        return Chunk(tail, details=tuple(details))
+
+    def reason(self, cancel: threading.Event) -> FinishReason:
+        if self.ended:
+            return "eos"
+        return "cancelled" if cancel.is_set() else "length"
+
+
 class LocalBackend:
     """One generation at a time per model: the lock serialises callers that bypass the UI queue."""
 
@@ -97,11 +178,12 @@ class LocalBackend:
         self.tokenizer = loaded.tokenizer
         self._lock = threading.Lock()
         vocab = self.tokenizer.get_vocab()
-        self._special_ids = {vocab[t] for t in self.spec.special_tokens() if t in vocab}
-        self._special_ids.update(getattr(self.tokenizer, "all_special_ids", []) or [])
+        self.special_ids = {vocab[t] for t in self.spec.special_tokens() if t in vocab}
+        self.special_ids.update(getattr(self.tokenizer, "all_special_ids", []) or [])
         ends = (self.spec.end_of_text, *self.spec.stop_tokens)
-        self._eos_ids = sorted({vocab[t] for t in ends if t in vocab})
+        self.eos_ids = sorted({vocab[t] for t in ends if t in vocab})
         self._device = next(self.model.parameters()).device
+        self._pieces: dict[int, str] = {}
 
     def info(self) -> BackendInfo:
         plan = self.loaded.plan
@@ -166,8 +248,8 @@ class LocalBackend:
             "attention_mask": torch.ones_like(tensor),
             "max_new_tokens": max_new,
             "min_new_tokens": 0,
-            "eos_token_id": self._eos_ids,
-            "pad_token_id": self._eos_ids[0] if self._eos_ids else None,
+            "eos_token_id": self.eos_ids,
+            "pad_token_id": self.eos_ids[0] if self.eos_ids else None,
             "repetition_penalty": params.repetition_penalty,
             "do_sample": not params.greedy,
         }
@@ -181,9 +263,14 @@ class LocalBackend:
     def _generate(
         self, input_ids: list[int], max_new: int, params: GenerationParams, cancel: threading.Event
     ) -> EventStream:
-        streamer = _TokenQueue()
+        weigher = _Weigher() if params.wants_logprobs else None
+        streamer = _TokenQueue(weigher, params.logprobs)
         kwargs = self._generate_kwargs(input_ids, max_new, params)
         kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_CancelCriteria(cancel)]))
+        if weigher is not None:
+            kwargs["logits_processor"] = LogitsProcessorList([weigher])
+        if params.n > 1:
+            kwargs["num_return_sequences"] = params.n  # one batched generate, not n in a row
         failure: list[BaseException] = []
 
         def run() -> None:
@@ -198,46 +285,48 @@ class LocalBackend:
                 streamer.queue.put(_END)
 
         thread = threading.Thread(target=run, name="local-generate", daemon=True)
-        decoder = IncrementalDecoder(self.tokenizer, self._special_ids)
-        completion, last_id, emitted = 0, None, False
+        sequences = [_Sequence(IncrementalDecoder(self.tokenizer, self.special_ids), self) for _ in range(params.n)]
         thread.start()
         try:
-            while True:
-                try:
-                    token_id = streamer.queue.get(timeout=_CONSUMER_TIMEOUT_S)
-                except queue.Empty:
-                    cancel.set()
-                    raise GenerationFailedError(
-                        "The model stopped responding. Try again; if it repeats, restart the app."
-                    ) from None
-                if token_id is _END:
-                    break
-                completion += 1
-                last_id = token_id
-                text = decoder.push(token_id)
-                if text:
-                    emitted = True
-                    yield Chunk(text)
-            tail = decoder.flush()
-            if tail:
-                yield Chunk(tail)
+            while (item := self._next(streamer, cancel)) is not _END:
+                step: Step = [(item, None, [])] if isinstance(item, int) else item
+                for index, (token_id, logprob, top) in enumerate(step):
+                    chunk = sequences[index].push(token_id, logprob, top)
+                    if chunk is not None:
+                        yield chunk if index == 0 else Chunk(chunk.text, chunk.tokens, chunk.details, index)
+            for index, sequence in enumerate(sequences):
+                tail = sequence.flush()
+                if tail is not None:
+                    yield Chunk(tail.text, 0, tail.details, index)
         finally:
             if thread.is_alive():
                 cancel.set()  # the consumer went away (client closed): stop the model too
             thread.join()
+        completion = sum(s.count for s in sequences)
         if failure:  # the detail is in the log (see run); users get what to do about it
-            if not emitted:
+            if not any(s.emitted for s in sequences):
                 raise GenerationFailedError(_FAILED)
             yield Finished("error", len(input_ids), completion, error=_FAILED_MIDWAY)
             return
-        reason: FinishReason
-        if cancel.is_set():
-            reason = "cancelled"
-        elif last_id is not None and last_id in self._eos_ids:
-            reason = "eos"
-        else:
-            reason = "length"
-        yield Finished(reason, len(input_ids), completion)
+        reasons = tuple(s.reason(cancel) for s in sequences)
+        yield Finished(reasons[0], len(input_ids), completion, reasons=reasons if params.n > 1 else ())
+
+    @staticmethod
+    def _next(streamer: _TokenQueue, cancel: threading.Event) -> Any:
+        try:
+            return streamer.queue.get(timeout=_CONSUMER_TIMEOUT_S)
+        except queue.Empty:
+            cancel.set()
+            raise GenerationFailedError(
+                "The model stopped responding. Try again; if it repeats, restart the app."
+            ) from None
+
+    def alternative(self, token_id: int, logprob: float) -> Alternative:
+        """A candidate token as text (special tokens spelled out), cached: the same ids recur."""
+        text = self._pieces.get(token_id)
+        if text is None:
+            text = self._pieces[token_id] = self.tokenizer.decode([token_id])
+        return Alternative(text, logprob)
 
     def close(self) -> None:
         pass

@@ -45,6 +45,7 @@ class Restored:
 class Mode(Protocol):
     name: str
     stops: tuple[str, ...]  # stop sequences the mode always adds
+    candidates: bool  # whether it offers several candidates (params.n > 1)
 
     def build(self, inputs: Mapping[str, Any], ctx: ModeContext) -> Prepared:
         """Validate the inputs and build a prompt that fits ``ctx.budget``; raises InputError subclasses."""
@@ -52,6 +53,11 @@ class Mode(Protocol):
 
     def present(self, prepared: Prepared, raw: str) -> Presented:
         """The raw generated text so far, as the user sees it."""
+        ...
+
+    def offset(self, raw: str) -> int:
+        """Where the generated part (what ``deltas`` join into) begins in the raw text: it is always
+        ``raw[offset:offset + len(part)]``, so the tokens behind it can be found."""
         ...
 
     def deltas(self, prepared: Prepared, raw: Iterator[str]) -> Iterator[str]:

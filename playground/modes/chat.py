@@ -24,6 +24,7 @@ _HISTORY_SHAPE = "history must be a list of [user, assistant] pairs or {role, co
 class ChatMode:
     name = "chat"
     stops: tuple[str, ...] = CHAT_STOPS
+    candidates = False  # whether params.n > 1 applies
 
     def build(self, inputs: Mapping[str, Any], ctx: ModeContext) -> Prepared:
         prompt = _chat_prompt(inputs.get("system_prompt"), ctx.chat_prompt)
@@ -35,6 +36,9 @@ class ChatMode:
 
     def present(self, prepared: Prepared, raw: str) -> Presented:
         return Presented(raw.strip())
+
+    def offset(self, raw: str) -> int:
+        return len(raw) - len(raw.lstrip())  # the reply is the raw text stripped
 
     def deltas(self, prepared: Prepared, raw: Iterator[str]) -> Iterator[str]:
         """The reply's deltas without the whitespace ``present`` strips: leading whitespace is dropped

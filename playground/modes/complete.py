@@ -14,12 +14,16 @@ from playground.record import Generation
 class CompleteMode:
     name = "complete"
     stops: tuple[str, ...] = ()
+    candidates = True  # whether params.n > 1 applies
 
     def build(self, inputs: Mapping[str, Any], ctx: ModeContext) -> Prepared:
         return build_complete(inputs.get("prompt", ""), ctx.budget, ctx.count)
 
     def present(self, prepared: Prepared, raw: str) -> Presented:
         return Presented(raw)
+
+    def offset(self, raw: str) -> int:
+        return 0
 
     def deltas(self, prepared: Prepared, raw: Iterator[str]) -> Iterator[str]:
         return raw

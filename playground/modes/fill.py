@@ -14,6 +14,7 @@ from playground.record import Generation
 class FillMode:
     name = "fill"
     stops: tuple[str, ...] = ()
+    candidates = True  # whether params.n > 1 applies
 
     def build(self, inputs: Mapping[str, Any], ctx: ModeContext) -> Prepared:
         return build_fill(inputs.get("code", ""), inputs.get("filename") or "", ctx.spec, ctx.budget, ctx.count)
@@ -23,6 +24,9 @@ class FillMode:
         prefix, suffix = prepared.hole
         middle = strip_suffix_echo(raw, suffix)
         return Presented(prefix + middle + suffix, middle)
+
+    def offset(self, raw: str) -> int:
+        return 0  # the middle is a prefix of the raw text
 
     def deltas(self, prepared: Prepared, raw: Iterator[str]) -> Iterator[str]:
         """The middle as it settles: text that could still turn out to repeat the code after the hole

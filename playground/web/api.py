@@ -161,8 +161,8 @@ def _pump(run: Run, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[
             pass  # the loop is gone: the client left and nobody is listening
 
     try:
-        for delta in run:
-            put("delta", delta)
+        for delta, tokens in run.pieces():
+            put("delta", (delta, tokens))
         put("done", run.record)
     except PlaygroundError as exc:
         put("error", exc)
@@ -187,12 +187,18 @@ async def _events(run: Run) -> AsyncGenerator[tuple[str, Any], None]:
                     yield kind, payload
                     kind, payload = next_kind, next_payload
                     break
-                payload += next_payload
+                payload = _joined(payload, next_payload)
             yield kind, payload
             if kind != "delta":
                 return
     finally:
         run.stop()  # finished, or the client went away: either way the model is released
+
+
+def _joined(first: tuple[str, Any], second: tuple[str, Any]) -> tuple[str, Any]:
+    """Two (delta, tokens) pieces as one; tokens are None when not asked for."""
+    tokens = None if first[1] is None else first[1] + (second[1] or [])
+    return first[0] + second[0], tokens
 
 
 def _sse(data: dict[str, Any]) -> str:
@@ -255,8 +261,9 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
 async def _stream_sse(run: Run) -> AsyncIterator[str]:
     async for kind, payload in _events(run):
         if kind == "delta":
-            run.mark_sent(payload)
-            yield _sse({"delta": payload})
+            delta, tokens = payload
+            run.mark_sent(delta)
+            yield _sse({"delta": delta} if tokens is None else {"delta": delta, "tokens": tokens})
         elif kind == "done":
             yield _sse({"done": True, **payload.to_dict()})
         else:
