@@ -12,6 +12,13 @@ What each real engine does was measured against it (``docs/engines.md``):
   and samples only when asked through its ``generation_config`` field;
 * anything else gets the standard fields only.
 
+Token probabilities and candidates, measured the same way: llama.cpp's
+``logprobs`` are the model's raw distribution (before its penalties and
+sampler), with the sampled token added to the top entries when it is not
+among them; it ignores ``n``. ``transformers serve`` accepts ``logprobs`` and
+``n`` and ignores both. Only vLLM is asked for ``n`` in one request; the others
+get n requests (``candidates.fan_out``), and a missing ``logprobs`` is a notice.
+
 An engine that cannot say which stop ended the text gets no stop strings:
 they are cut on our side (the stream stage), which then reports ``stop``.
 """
@@ -28,6 +35,7 @@ from playground.backends.wire import Sampling
 @dataclass(frozen=True)
 class Flavour:
     name: str
+    takes_n: bool = False  # one request returns n candidates (others get n requests at once)
     spelling: dict[str, str] = field(default_factory=dict)  # our knob -> the engine's field, for extensions
     neutral: dict[str, Any] = field(default_factory=dict)  # sent when a knob is off: the engine's default is not
     reports_stop_reason: bool = False  # "stop" plus which string: only then are stops sent to the engine
@@ -36,9 +44,9 @@ class Flavour:
 
 
 GENERIC = Flavour("openai-compatible")
-VLLM = Flavour("vllm", {"top_k": "top_k", "repetition_penalty": "repetition_penalty"}, reports_stop_reason=True,
-               tokenize="/tokenize")
-LLAMA_CPP = Flavour("llama.cpp", {"top_k": "top_k", "repetition_penalty": "repeat_penalty"},
+VLLM = Flavour("vllm", takes_n=True, spelling={"top_k": "top_k", "repetition_penalty": "repetition_penalty"},
+               reports_stop_reason=True, tokenize="/tokenize")
+LLAMA_CPP = Flavour("llama.cpp", spelling={"top_k": "top_k", "repetition_penalty": "repeat_penalty"},
                     neutral={"top_k": 0, "top_p": 1.0, "repeat_penalty": 1.0}, tokenize="/extras/tokenize")
 TRANSFORMERS = Flavour("transformers serve", generation_config=True)
 
@@ -64,14 +72,17 @@ class Request:
     not_applied: tuple[str, ...]
 
 
-def completion_request(request: Sampling, flavour: Flavour, refused: frozenset[str]) -> Request:
-    """``request`` in ``flavour``'s terms; ``refused`` holds fields this engine already turned down."""
+def completion_request(request: Sampling, flavour: Flavour, refused: frozenset[str], n: int = 1) -> Request:
+    """``request`` in ``flavour``'s terms; ``refused`` holds fields this engine already turned down;
+    ``n`` candidates are asked of one request (engines that take ``n`` get several requests instead)."""
     kwargs: dict[str, Any] = {
         "max_tokens": request.max_new_tokens,
         "temperature": request.temperature or 0.0,  # 0 is greedy in this API
         "stream_options": {"include_usage": True},  # exact token counts in a last chunk, where the engine sends one
     }
-    optional = {"top_p": request.top_p, "seed": request.seed}
+    # logprobs = k: each token's own log-probability and the k best alternatives (0: the token's alone).
+    optional = {"top_p": request.top_p, "seed": request.seed, "logprobs": request.logprobs if request.weigh else None,
+                "n": n if n > 1 else None}
     kwargs.update({name: value for name, value in optional.items() if value is not None})
     if request.stop and flavour.reports_stop_reason:
         kwargs["stop"] = list(request.stop)
@@ -96,6 +107,8 @@ def completion_request(request: Sampling, flavour: Flavour, refused: frozenset[s
     extra = {k: v for k, v in extra.items() if v is not None}
     for name in refused & set(kwargs):
         kwargs.pop(name)
+        if name == "logprobs":
+            not_applied.append("logprobs")
     if extra:
         kwargs["extra_body"] = extra
     return Request(kwargs, tuple(not_applied))

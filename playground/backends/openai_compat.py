@@ -22,7 +22,7 @@ from typing import Any
 import httpx2
 import openai
 
-from playground.backends.base import Chunk, Event, Finished, FinishReason
+from playground.backends.base import Alternative, Chunk, Event, Finished, FinishReason, TokenInfo
 from playground.backends.flavours import GENERIC, LLAMA_CPP, completion_request, identify, not_applied_notice
 from playground.backends.pump import EventSource, socket_of
 from playground.backends.remote_common import RemoteBackend, get_json
@@ -165,25 +165,33 @@ class OpenAiCompletionsBackend(RemoteBackend):
         self._client = None
         super().close()  # the injected HTTP client, which the openai client only borrows
 
+    @property
+    def native_candidates(self) -> bool:
+        return self.flavour.takes_n
+
+    @property
+    def samples_at_once(self) -> bool:
+        return not self.flavour.generation_config  # transformers serve: one process-wide seed
+
     def _source(self, text: str, params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> EventSource:
         wanted = sampling(params, limits, prompt_tokens)
         client = self.client()
 
         def events(register: Callable[[Any], None]) -> Iterator[Event]:
-            request = completion_request(wanted, self.flavour, self._refused)
+            request = completion_request(wanted, self.flavour, self._refused, params.n)
             try:
                 stream = client.completions.create(model=self._model(limits), prompt=text, stream=True,
                                                    **request.kwargs)
             except openai.APIStatusError as exc:
                 if not self._learn(exc):
                     raise
-                request = completion_request(wanted, self.flavour, self._refused)
+                request = completion_request(wanted, self.flavour, self._refused, params.n)
                 stream = client.completions.create(model=self._model(limits), prompt=text, stream=True,
                                                    **request.kwargs)
             notices = (not_applied_notice(request.not_applied, self.flavour.name),) if request.not_applied else ()
             try:
                 register(socket_of(stream.response))
-                yield from self._relay(stream, notices)
+                yield from self._relay(stream, notices, params)
             finally:
                 stream.close()
 
@@ -240,16 +248,37 @@ class OpenAiCompletionsBackend(RemoteBackend):
             return True
         return bool(refused)
 
-    def _relay(self, stream: Any, notices: tuple[str, ...]) -> Iterator[Event]:
-        finish: FinishReason | None = None
+    def _relay(self, stream: Any, notices: tuple[str, ...], params: GenerationParams) -> Iterator[Event]:
+        finishes: dict[int, FinishReason] = {}
         usage = None
+        weighed = False
         for chunk in stream:
             usage = chunk.usage or usage
             for choice in chunk.choices:
                 if choice.text or not choice.finish_reason:  # the last, empty chunk is framing, not a token
-                    yield Chunk(choice.text or "")
+                    details = _details(choice.logprobs, params.logprobs) if params.wants_logprobs else ()
+                    weighed = weighed or bool(details)
+                    yield Chunk(choice.text or "", details=details, index=choice.index or 0)
                 if choice.finish_reason:
-                    finish = _finish(choice.finish_reason, getattr(choice, "stop_reason", None))
-        if finish is not None:  # [DONE] or not, the engine said it finished
+                    finishes[choice.index or 0] = _finish(choice.finish_reason, getattr(choice, "stop_reason", None))
+        if finishes:  # [DONE] or not, the engine said it finished
+            if params.wants_logprobs and not weighed and "logprobs" not in self._refused:
+                notices = (*notices, f"The engine ({self.flavour.name}) sent no token probabilities.")
+            reasons = tuple(finishes.get(i, "error") for i in range(params.n)) if params.n > 1 else ()
             prompt, made = (usage.prompt_tokens, usage.completion_tokens) if usage else (None, None)
-            yield Finished(finish, prompt, made, notices=notices)
+            yield Finished(finishes.get(0, "error"), prompt, made, notices=notices, reasons=reasons)
+
+
+def _details(logprobs: Any, alternatives: int) -> tuple[TokenInfo, ...]:
+    """The legacy completions ``logprobs`` of one chunk as tokens; () when the engine sent none.
+    Engines list the sampled token among the top entries besides the k best: the k best are kept."""
+    if logprobs is None or not getattr(logprobs, "tokens", None):
+        return ()
+    tops = getattr(logprobs, "top_logprobs", None) or [None] * len(logprobs.tokens)
+    out = []
+    for text, logprob, top in zip(logprobs.tokens, logprobs.token_logprobs or (), tops, strict=False):
+        if logprob is None:
+            continue
+        ranked = sorted((top or {}).items(), key=lambda item: -item[1])[:alternatives]
+        out.append(TokenInfo(text, float(logprob), tuple(Alternative(t, float(lp)) for t, lp in ranked)))
+    return tuple(out)

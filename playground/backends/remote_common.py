@@ -33,6 +33,7 @@ from typing import Any
 import httpx2
 
 from playground.backends.base import BackendInfo, Chunk, Event, EventStream, Finished
+from playground.backends.candidates import fan_out
 from playground.backends.pump import EventSource, Pump
 from playground.backends.remote_errors import auth_refused, classify, truncated, unavailable
 from playground.backends.tokens import ESTIMATED_NOTICE, count_with, local_tokenizer
@@ -223,7 +224,24 @@ class RemoteBackend:
         self.http.close()
 
     # -- streaming --
+    @property
+    def native_candidates(self) -> bool:
+        """Whether one request to this engine returns ``n`` candidates (else n requests are made)."""
+        return False
+
+    @property
+    def samples_at_once(self) -> bool:
+        """Whether concurrent seeded requests keep their own random streams (see ``candidates.fan_out``)."""
+        return True
+
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> EventStream:
+        if params.n > 1 and not self.native_candidates:
+            yield from fan_out(lambda one: self._stream_one(prompt, one, cancel), params, cancel,
+                               at_once=self.samples_at_once)
+        else:
+            yield from self._stream_one(prompt, params, cancel)
+
+    def _stream_one(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> EventStream:
         limits = self._require_limits()
         text = self.render(prompt)
         prompt_tokens = self.count_tokens(prompt)
@@ -309,7 +327,7 @@ class RemoteBackend:
         if engine.reason == "length" and prompt + made >= total:
             notices.append(f"The reply reached the end of the model's context: {prompt} prompt + {made} reply "
                            f"tokens = {total}.")
-        return Finished(engine.reason, prompt, made, engine.error, tuple(notices))
+        return Finished(engine.reason, prompt, made, engine.error, tuple(notices), engine.reasons)
 
     def truncated_error(self) -> GenerationFailedError:
         return truncated(self.endpoint)

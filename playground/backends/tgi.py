@@ -24,7 +24,7 @@ from huggingface_hub import InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError, ValidationError
 from huggingface_hub.utils import hf_raise_for_status  # type: ignore[attr-defined]  # public, not re-exported
 
-from playground.backends.base import Chunk, Event, Finished, FinishReason
+from playground.backends.base import Alternative, Chunk, Event, Finished, FinishReason, TokenInfo
 from playground.backends.pump import EventSource, socket_of
 from playground.backends.remote_common import RemoteBackend, get_json
 from playground.backends.remote_errors import misconfigured
@@ -132,6 +132,7 @@ class TgiBackend(RemoteBackend):
         register: Callable[[Any], None],
     ) -> Iterator[Event]:
         parameters = tgi_parameters(request)
+        notices: tuple[str, ...] = ()
         for attempt in (1, 2):
             got_token = False
             try:
@@ -139,20 +140,48 @@ class TgiBackend(RemoteBackend):
                 register(socket_of(client.response))
                 for output in stream:
                     got_token = True
-                    token = output.token
-                    yield Chunk("" if token.special else token.text)
+                    yield _chunk(output, request)
                     if output.details is not None:
                         details = output.details
                         reason = _FINISH.get(str(details.finish_reason), "eos")
-                        yield Finished(reason, getattr(details, "input_length", None), details.generated_tokens)
+                        yield Finished(reason, getattr(details, "input_length", None), details.generated_tokens,
+                                       notices=notices)
                         return
                 return  # no final event: the driver reports a truncated stream
             except (ValidationError, HfHubHTTPError) as exc:
                 refit = _refit(str(exc), parameters, limits) if attempt == 1 and not got_token else None
+                if refit is None and attempt == 1 and "top_n_tokens" in str(exc):
+                    # A server started with a lower --max-top-n-tokens: its own limit is in the message.
+                    refit = _fewer_alternatives(str(exc), parameters)
+                    notices = (f"The engine gives at most {refit.get('top_n_tokens', 0)} alternatives per token; "
+                               "that many are shown.",) if refit is not None else ()
                 if refit is None:
                     raise
-                logger.info("TGI counted more prompt tokens than estimated; retrying with %s", refit)
+                logger.info("TGI refused the request as sent (%s); retrying with %s", exc, refit)
                 parameters = refit
+
+
+def _chunk(output: Any, request: Sampling) -> Chunk:
+    """One stream event as a Chunk; special tokens (the end of text) have no text and are not listed."""
+    token = output.token
+    if token.special:
+        return Chunk("")
+    if not request.weigh:
+        return Chunk(token.text)
+    top = tuple(Alternative(t.text, t.logprob) for t in (output.top_tokens or ()))
+    return Chunk(token.text, details=(TokenInfo(token.text, token.logprob, top),))
+
+
+_TOP_N_LIMIT = re.compile(r"top_n_tokens` must be >= 0 and <= (\d+)")
+
+
+def _fewer_alternatives(message: str, parameters: dict[str, Any]) -> dict[str, Any] | None:
+    match = _TOP_N_LIMIT.search(message)
+    if not match or "top_n_tokens" not in parameters:
+        return None
+    limit = int(match.group(1))
+    trimmed = {k: v for k, v in parameters.items() if k != "top_n_tokens"}
+    return {**trimmed, "top_n_tokens": limit} if limit > 0 else trimmed
 
 
 def _refit(message: str, parameters: dict[str, Any], limits: RemoteLimits) -> dict[str, Any] | None:

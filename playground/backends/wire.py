@@ -40,6 +40,8 @@ class Sampling:
     repetition_penalty: float | None
     seed: int | None
     stop: tuple[str, ...]
+    logprobs: int = 0  # alternatives per token
+    weigh: bool = False  # the chosen tokens' log-probabilities are wanted (alternatives or ranking)
 
     @property
     def greedy(self) -> bool:
@@ -71,6 +73,8 @@ def sampling(params: GenerationParams, limits: RemoteLimits, prompt_tokens: int)
         # The stream stage cuts every stop client-side; the engine gets as many as it allows
         # so that it stops generating early.
         stop=params.stop[: limits.max_stop_sequences],
+        logprobs=params.logprobs,
+        weigh=params.wants_logprobs,
     )
 
 
@@ -87,5 +91,7 @@ def tgi_parameters(request: Sampling) -> dict[str, Any]:
     out.update({name: value for name, value in optional.items() if value is not None})
     if request.stop:
         out["stop"] = list(request.stop)
+    if request.logprobs:
+        out["top_n_tokens"] = request.logprobs  # each token's own logprob always comes with details
     return out
 

@@ -73,6 +73,7 @@ class StandinConfig:
     max_input_tokens: int = 1024
     max_total_tokens: int = 2048
     max_stop_sequences: int = 4
+    max_top_n_tokens: int = 5  # TGI's --max-top-n-tokens default
     chars_per_token: float = 4.0  # how the stand-in "tokenizes" a prompt
     rate: float = 0.0  # tokens per second; 0 = as fast as possible
     keepalive_s: float = 15.0  # TGI's keep-alive period
@@ -154,8 +155,14 @@ class Drop(Exception):
     """Raised inside a response body: the server aborts the connection."""
 
 
+def scripted_logprob(index: int) -> float:
+    """The log-probability a stand-in reports for its index-th token: made up, varied and repeatable."""
+    return round(-0.05 - 0.3 * (index % 5), 4)
+
+
 async def script_events(
-    state: State, behaviour: Behaviour, record: StreamRecord, max_new_tokens: int, stops: list[str]
+    state: State, behaviour: Behaviour, record: StreamRecord, max_new_tokens: int, stops: list[str],
+    offset: int = 0,
 ) -> AsyncIterator[Tok | Err | KeepAlive]:
     """Yield a request's events at the configured rate; ends cleanly for ``truncate``."""
     config = state.config
@@ -173,7 +180,8 @@ async def script_events(
             record.token_times.append(time.monotonic())
             yield Tok(config.eos_text, special=True, final="eos_token")
             return
-        text = words[i % len(words)] if words else DEFAULT_WORDS[i % len(DEFAULT_WORDS)]
+        # A scripted request says exactly what it sends; the default words start where the seed says.
+        text = words[i % len(words)] if words else DEFAULT_WORDS[(i + offset) % len(DEFAULT_WORDS)]
         generated += text
         i += 1
         final = None

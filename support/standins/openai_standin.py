@@ -11,6 +11,11 @@ It is not vLLM and generates no real text: tokens come from a script
   "model", "choices": [{"index": 0, "text", "logprobs", "finish_reason":
   null|"length"|"stop", "stop_reason"}]}``, an optional usage chunk
   (``stream_options.include_usage``), then ``data: [DONE]``;
+* ``logprobs`` (0-20) in the legacy completions shape, one token per chunk:
+  ``{"tokens", "token_logprobs", "top_logprobs": [{text: logprob}],
+  "text_offset"}``, where the top entries hold the sampled token besides the
+  k best (so up to k + 1), as vLLM's do; ``n`` choices, each streamed with
+  its own ``index`` (one after another here; vLLM interleaves them);
 * vLLM-style validation (context length, top_p in (0, 1], temperature >= 0,
   unknown model) as HTTP 400/404 with ``{"error": {"message", "type",
   "param", "code"}}``; stop strings are cut from the text, like vLLM does;
@@ -44,6 +49,7 @@ from support.standins.common import (
     control_routes,
     hang_forever,
     script_events,
+    scripted_logprob,
     serve_forever,
     tracked,
 )
@@ -58,6 +64,15 @@ def _error(message: str, status: int) -> JSONResponse:
 
 def _sse(data: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+
+def _logprobs(token: str, offset: int, position: int, wanted: int | None) -> dict[str, Any] | None:
+    """The legacy completions ``logprobs`` of one token (vLLM keeps a stop-cut token whole here)."""
+    if wanted is None or not token:
+        return None
+    logprob = scripted_logprob(position)
+    top = {token: logprob, **{f"<alt{k}>": logprob - k for k in range(1, wanted)}}
+    return {"tokens": [token], "token_logprobs": [logprob], "top_logprobs": [top], "text_offset": [offset]}
 
 
 def validate(state: State, body: dict[str, Any]) -> tuple[JSONResponse | None, int, int]:
@@ -78,6 +93,11 @@ def validate(state: State, body: dict[str, Any]) -> tuple[JSONResponse | None, i
     top_k = body.get("top_k")
     if top_k is not None and top_k not in (0, -1) and top_k < 1:
         return _error(f"top_k must be 0 (disable), -1 (disable), or at least 1, got {top_k}.", 400), prompt_tokens, 0
+    logprobs, n = body.get("logprobs"), body.get("n", 1)
+    if logprobs is not None and not 0 <= logprobs <= 20:
+        return _error(f"logprobs must be between 0 and 20, got {logprobs}.", 400), prompt_tokens, 0
+    if not isinstance(n, int) or n < 1:
+        return _error(f"n must be at least 1, got {n}.", 400), prompt_tokens, 0
     if prompt_tokens >= max_len:
         message = (
             f"This model's maximum context length is {max_len} tokens. However, your request has "
@@ -145,7 +165,9 @@ class OpenAiStandin:
 
     async def _collect(self, events: AsyncIterator[bytes], record: StreamRecord) -> Response:
         """Non-streaming: the same events folded into one completion object."""
-        text, finish, usage = "", None, None
+        texts: dict[int, str] = {}
+        finishes: dict[int, str] = {}
+        usage = None
         async for raw in events:
             if not raw.startswith(b"data: {"):
                 continue
@@ -153,13 +175,16 @@ class OpenAiStandin:
             if "error" in data:
                 return _error(data["error"]["message"], 500)
             for choice in data["choices"]:
-                text += choice["text"]
-                finish = choice["finish_reason"] or finish
+                index = choice["index"]
+                texts[index] = texts.get(index, "") + choice["text"]
+                if choice["finish_reason"]:
+                    finishes[index] = choice["finish_reason"]
             usage = data.get("usage") or usage
-        if finish is None:
+        if not finishes or set(finishes) != set(texts):
             return _error("Incomplete generation", 500)
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
-        return JSONResponse({"id": "cmpl-standin", "object": "text_completion", "choices": [choice], "usage": usage})
+        choices = [{"index": i, "text": texts[i], "logprobs": None, "finish_reason": finishes[i]}
+                   for i in sorted(texts)]
+        return JSONResponse({"id": "cmpl-standin", "object": "text_completion", "choices": choices, "usage": usage})
 
     async def _events(
         self, behaviour: Behaviour, record: StreamRecord, body: dict[str, Any], prompt_tokens: int, max_tokens: int
@@ -168,29 +193,16 @@ class OpenAiStandin:
         stops = [stops] if isinstance(stops, str) else stops
         base = {"id": f"cmpl-standin-{self.counter}", "object": "text_completion", "created": int(time.time())}
         base["model"] = body["model"]
-        generated, count = "", 0
-        async for event in script_events(self.state, behaviour, record, max_tokens, stops):
-            if isinstance(event, KeepAlive):
-                yield b": keep-alive\n\n"
-                continue
-            if isinstance(event, Err):
-                record.outcome = "fault:error_event"
-                yield _sse({"error": {"message": event.message, "type": "InternalServerError", "code": 500}})
-                yield b"data: [DONE]\n\n"
-                return
-            count += 1
-            text = "" if event.special else event.text
-            finish, stop_reason = None, None
-            if event.final == "stop_sequence":
-                full = generated + text
-                cut = min(full.find(s) for s in stops if s in full)
-                text, finish = full[len(generated) : max(cut, len(generated))], "stop"
-                stop_reason = next(s for s in stops if full.find(s) == cut)
-            elif event.final:
-                finish = "length" if event.final == "length" else "stop"
-            generated += text
-            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish, "stop_reason": stop_reason}
-            yield _sse({**base, "choices": [choice], "usage": None})
+        count = 0
+        for index in range(body.get("n", 1)):
+            async for item in self._choice(behaviour, record, body, max_tokens, stops, index):
+                if isinstance(item, bytes):  # an error event or a keep-alive
+                    yield item
+                    if item.startswith(b"data: [DONE]"):
+                        return
+                    continue
+                count += 1
+                yield _sse({**base, "choices": [item], "usage": None})
         if count and record.token_times and behaviour.kind == "ok":
             if (body.get("stream_options") or {}).get("include_usage"):
                 usage = {"prompt_tokens": prompt_tokens, "completion_tokens": count,
@@ -200,6 +212,35 @@ class OpenAiStandin:
             yield b"data: [DONE]\n\n"
         elif record.outcome == "running":
             record.outcome = f"fault:{behaviour.kind}"  # truncate: no finish_reason, no [DONE]
+
+    async def _choice(self, behaviour: Behaviour, record: StreamRecord, body: dict[str, Any], max_tokens: int,
+                      stops: list[str], index: int) -> AsyncIterator[dict[str, Any] | bytes]:
+        """One choice's chunks; a sampled request's seed (plus the choice's index) picks its script."""
+        sampled = (body.get("temperature") or 0) > 0
+        offset = (int(body.get("seed") or 0) + 3 * index) if sampled else 0
+        generated = ""
+        async for event in script_events(self.state, behaviour, record, max_tokens, stops, offset):
+            if isinstance(event, KeepAlive):
+                yield b": keep-alive\n\n"
+                continue
+            if isinstance(event, Err):
+                record.outcome = "fault:error_event"
+                yield _sse({"error": {"message": event.message, "type": "InternalServerError", "code": 500}})
+                yield b"data: [DONE]\n\n"
+                return
+            token = "" if event.special else event.text
+            text, finish, stop_reason = token, None, None
+            if event.final == "stop_sequence":
+                full = generated + text
+                cut = min(full.find(s) for s in stops if s in full)
+                text, finish = full[len(generated) : max(cut, len(generated))], "stop"
+                stop_reason = next(s for s in stops if full.find(s) == cut)
+            elif event.final:
+                finish = "length" if event.final == "length" else "stop"
+            logprobs = _logprobs(token, len(generated), len(record.token_times), body.get("logprobs"))
+            generated += text
+            yield {"index": index, "text": text, "logprobs": logprobs, "finish_reason": finish,
+                   "stop_reason": stop_reason}
 
     def _new_record(self, request: Request, prompt: str = "") -> StreamRecord:
         record = StreamRecord(path=request.url.path, started=time.monotonic(), prompt=prompt)

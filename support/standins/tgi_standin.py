@@ -49,6 +49,7 @@ from support.standins.common import (
     control_routes,
     hang_forever,
     script_events,
+    scripted_logprob,
     serve_forever,
     tracked,
 )
@@ -88,6 +89,8 @@ def validate(state: State, inputs: Any, parameters: dict[str, Any]) -> tuple[str
         ("top_p", lambda v: 0 < v < 1, "`top_p` must be > 0.0 and < 1.0"),
         ("top_k", lambda v: v > 0, "`top_k` must be strictly positive"),
         ("max_new_tokens", lambda v: v > 0, "`max_new_tokens` must be strictly positive"),
+        ("top_n_tokens", lambda v: 0 <= v <= config.max_top_n_tokens,
+         f"`top_n_tokens` must be >= 0 and <= {config.max_top_n_tokens}. Given: {parameters.get('top_n_tokens')}"),
     ]
     for name, ok, message in checks:
         if parameters.get(name) is not None and not ok(parameters[name]):
@@ -130,7 +133,17 @@ def _sse(data: dict[str, Any]) -> bytes:
 
 def _token(index: int, tok: Tok) -> dict[str, Any]:
     token_id = 0 if tok.special else 100 + index
-    return {"id": token_id, "text": tok.text, "logprob": -0.25, "special": tok.special}
+    return {"id": token_id, "text": tok.text, "logprob": scripted_logprob(index), "special": tok.special}
+
+
+def _top_tokens(index: int, tok: Tok, top_n: int) -> list[dict[str, Any]] | None:
+    """``top_n_tokens`` alternatives, best first; the scripted token leads them, as under greedy decoding."""
+    if not top_n:
+        return None
+    chosen = _token(index, tok)
+    others = [{"id": 10 + k, "text": f"<alt{k}>", "logprob": chosen["logprob"] - k, "special": False}
+              for k in range(1, top_n)]
+    return [chosen, *others]
 
 
 class TgiStandin:
@@ -190,7 +203,8 @@ class TgiStandin:
             return _error(error or behaviour.message, "validation", 422)
         record = self._new_record(request, str(body.get("inputs", "")))
         text, tokens, reason = "", [], "length"
-        async for event in script_events(self.state, behaviour, record, max_new, parameters.get("stop") or []):
+        async for event in script_events(self.state, behaviour, record, max_new, parameters.get("stop") or [],
+                                       _offset(parameters)):
             if isinstance(event, Err):
                 record.outcome = "fault:error_event"
                 return _error(event.message, event.error_type, 424 if event.error_type == "generation" else 500)
@@ -232,7 +246,8 @@ class TgiStandin:
         self, behaviour: Behaviour, record: StreamRecord, input_tokens: int, max_new: int, parameters: dict[str, Any]
     ) -> AsyncIterator[bytes]:
         generated, count = "", 0
-        async for event in script_events(self.state, behaviour, record, max_new, parameters.get("stop") or []):
+        async for event in script_events(self.state, behaviour, record, max_new, parameters.get("stop") or [],
+                                       _offset(parameters)):
             if isinstance(event, KeepAlive):
                 yield b":\n\n"
             elif isinstance(event, Err):
@@ -247,7 +262,7 @@ class TgiStandin:
                     "token": _token(count, event),
                     "generated_text": None,
                     "details": None,
-                    "top_tokens": None,
+                    "top_tokens": _top_tokens(count, event, int(parameters.get("top_n_tokens") or 0)),
                 }
                 if event.final:
                     data["generated_text"] = generated
@@ -278,6 +293,12 @@ class TgiStandin:
         record = StreamRecord(path=request.url.path, started=time.monotonic(), prompt=prompt)
         self.state.streams.append(record)
         return record
+
+
+def _offset(parameters: dict[str, Any]) -> int:
+    """Where in its script a request starts: a sampled request's seed picks it, so different seeds give
+    different text and the same seed the same, as a real sampler would."""
+    return int(parameters.get("seed") or 0) if parameters.get("do_sample") else 0
 
 
 async def _once(chunk: bytes) -> AsyncIterator[bytes]:

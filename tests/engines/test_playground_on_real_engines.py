@@ -8,6 +8,7 @@ sequences; the context edge; and the engine killed mid-stream, then restarted.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -196,3 +197,44 @@ def test_completion_tokens_count_tokens_not_framing_chunks(playground):
         assert record.usage["completion_tokens"] == 12
     else:
         assert 0 < record.usage["completion_tokens"] < 12
+
+
+WEIGHED = {"temperature": 0, "max_new_tokens": 16, "logprobs": 3, "repetition_penalty": 1.0}
+
+
+def test_token_probabilities_come_from_the_engine_or_a_notice_says_they_do_not(playground, engine):
+    _, record = run(playground, "complete", {"prompt": "def fibonacci(n):\n    "}, WEIGHED)
+    if "llama" not in engine.engine:  # transformers serve takes logprobs and ignores it: said, never made up
+        assert record.tokens is None and any("sent no token probabilities" in n for n in record.notices)
+        return
+    assert record.tokens and "".join(t["text"] for t in record.tokens) == record.text
+    for token in record.tokens:  # greedy, no penalty: the chosen token is the engine's best
+        assert token["top"][0]["text"] == token["text"]
+        assert token["top"][0]["logprob"] == pytest.approx(token["logprob"], abs=1e-4)
+        assert 1 <= len(token["top"]) <= 3
+
+
+def test_llama_cpp_and_the_local_model_weigh_the_same_tokens_alike(llama_engine, nano_playground, tmp_path):  # noqa: F811
+    """Two implementations of one model: llama.cpp's logprobs are the raw distribution, the local backend's
+    are taken before temperature and after the penalty, so with no penalty they must agree."""
+    spec = load_registry()["nano-starcoder"]
+    backend = OpenAiCompletionsBackend(spec, llama_engine.api_base)
+    remote = Playground(Settings(data_dir=tmp_path), {spec.id: ModelSlot(spec, backend)}, load_tech_assistant())
+    try:
+        _, theirs = run(remote, "complete", {"prompt": "import os\n\n\ndef main():\n"}, WEIGHED)
+    finally:
+        backend.close()
+    _, ours = run(nano_playground, "complete", {"prompt": "import os\n\n\ndef main():\n"}, WEIGHED)
+    assert [t["text"] for t in theirs.tokens] == [t["text"] for t in ours.tokens]
+    assert [t["logprob"] for t in theirs.tokens] == pytest.approx([t["logprob"] for t in ours.tokens], abs=0.02)
+
+
+def test_candidates_from_an_engine_that_ignores_n_repeat_with_the_seed(playground):
+    params = {"temperature": 1.0, "top_p": 1.0, "seed": 5, "max_new_tokens": 12, "n": 3}
+    _, first = run(playground, "complete", {"prompt": "import os\n"}, params)
+    assert first.candidates and sum(c["count"] for c in first.candidates) == 3
+    assert len(first.candidates) > 1  # n requests with seeds 5, 6, 7: not one answer three times
+    scores = [c["mean_logprob"] for c in first.candidates]
+    assert scores == sorted(scores, key=lambda s: -math.inf if s is None else s, reverse=True)
+    _, again = run(playground, "complete", {"prompt": "import os\n"}, params)
+    assert [(c["text"], c["count"]) for c in again.candidates] == [(c["text"], c["count"]) for c in first.candidates]
