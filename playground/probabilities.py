@@ -36,9 +36,13 @@ class TokenTrack:
         """The tokens behind one chunk of raw text."""
         if not text and not details:
             return
-        if "".join(t.text for t in details) != text:
-            self.complete = False  # an engine whose token texts do not add up to its text
-            return
+        joined = "".join(t.text for t in details)
+        if joined != text:
+            if not joined.startswith(text):
+                self.complete = False  # an engine whose token texts do not add up to its text
+                return
+            # An engine that cut its text at a stop sequence but kept the last token whole.
+            details = _clipped(details, len(text))
         for token in details:
             if not token.text:  # part of a character (or an end-of-text): counted with what follows
                 self._held += token.logprob
@@ -66,6 +70,17 @@ class TokenTrack:
             out.append(token if (lo, hi) == (0, len(token.text)) else TokenInfo(token.text[lo:hi], token.logprob,
                                                                                   token.top))
         return out
+
+
+def _clipped(details: Sequence[TokenInfo], length: int) -> list[TokenInfo]:
+    out, used = [], 0
+    for token in details:
+        if used >= length:
+            break
+        piece = token.text[: length - used]
+        out.append(token if piece == token.text else TokenInfo(piece, token.logprob, token.top))
+        used += len(piece)
+    return out
 
 
 def token_dicts(tokens: Sequence[TokenInfo], alternatives: bool) -> list[dict[str, Any]]:

@@ -72,9 +72,8 @@ class Request:
     not_applied: tuple[str, ...]
 
 
-def completion_request(request: Sampling, flavour: Flavour, refused: frozenset[str], n: int = 1) -> Request:
-    """``request`` in ``flavour``'s terms; ``refused`` holds fields this engine already turned down;
-    ``n`` candidates are asked of one request (engines that take ``n`` get several requests instead)."""
+def completion_request(request: Sampling, flavour: Flavour, refused: frozenset[str]) -> Request:
+    """``request`` in ``flavour``'s terms; ``refused`` holds fields this engine already turned down."""
     kwargs: dict[str, Any] = {
         "max_tokens": request.max_new_tokens,
         "temperature": request.temperature or 0.0,  # 0 is greedy in this API
@@ -82,7 +81,7 @@ def completion_request(request: Sampling, flavour: Flavour, refused: frozenset[s
     }
     # logprobs = k: each token's own log-probability and the k best alternatives (0: the token's alone).
     optional = {"top_p": request.top_p, "seed": request.seed, "logprobs": request.logprobs if request.weigh else None,
-                "n": n if n > 1 else None}
+                "n": request.n if request.n > 1 else None}
     kwargs.update({name: value for name, value in optional.items() if value is not None})
     if request.stop and flavour.reports_stop_reason:
         kwargs["stop"] = list(request.stop)

@@ -27,9 +27,8 @@ from playground.backends.flavours import GENERIC, LLAMA_CPP, completion_request,
 from playground.backends.pump import EventSource, socket_of
 from playground.backends.remote_common import RemoteBackend, get_json
 from playground.backends.remote_errors import misconfigured
-from playground.backends.wire import RemoteLimits, sampling
+from playground.backends.wire import RemoteLimits, Sampling
 from playground.errors import PlaygroundError
-from playground.params import GenerationParams
 from playground.registry import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -173,25 +172,24 @@ class OpenAiCompletionsBackend(RemoteBackend):
     def samples_at_once(self) -> bool:
         return not self.flavour.generation_config  # transformers serve: one process-wide seed
 
-    def _source(self, text: str, params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> EventSource:
-        wanted = sampling(params, limits, prompt_tokens)
+    def _source(self, text: str, wanted: Sampling, limits: RemoteLimits) -> EventSource:
         client = self.client()
 
         def events(register: Callable[[Any], None]) -> Iterator[Event]:
-            request = completion_request(wanted, self.flavour, self._refused, params.n)
+            request = completion_request(wanted, self.flavour, self._refused)
             try:
                 stream = client.completions.create(model=self._model(limits), prompt=text, stream=True,
                                                    **request.kwargs)
             except openai.APIStatusError as exc:
                 if not self._learn(exc):
                     raise
-                request = completion_request(wanted, self.flavour, self._refused, params.n)
+                request = completion_request(wanted, self.flavour, self._refused)
                 stream = client.completions.create(model=self._model(limits), prompt=text, stream=True,
                                                    **request.kwargs)
             notices = (not_applied_notice(request.not_applied, self.flavour.name),) if request.not_applied else ()
             try:
                 register(socket_of(stream.response))
-                yield from self._relay(stream, notices, params)
+                yield from self._relay(stream, notices, wanted)
             finally:
                 stream.close()
 
@@ -248,7 +246,7 @@ class OpenAiCompletionsBackend(RemoteBackend):
             return True
         return bool(refused)
 
-    def _relay(self, stream: Any, notices: tuple[str, ...], params: GenerationParams) -> Iterator[Event]:
+    def _relay(self, stream: Any, notices: tuple[str, ...], wanted: Sampling) -> Iterator[Event]:
         finishes: dict[int, FinishReason] = {}
         usage = None
         weighed = False
@@ -256,15 +254,15 @@ class OpenAiCompletionsBackend(RemoteBackend):
             usage = chunk.usage or usage
             for choice in chunk.choices:
                 if choice.text or not choice.finish_reason:  # the last, empty chunk is framing, not a token
-                    details = _details(choice.logprobs, params.logprobs) if params.wants_logprobs else ()
+                    details = _details(choice.logprobs, wanted.logprobs) if wanted.weigh else ()
                     weighed = weighed or bool(details)
                     yield Chunk(choice.text or "", details=details, index=choice.index or 0)
                 if choice.finish_reason:
                     finishes[choice.index or 0] = _finish(choice.finish_reason, getattr(choice, "stop_reason", None))
         if finishes:  # [DONE] or not, the engine said it finished
-            if params.wants_logprobs and not weighed and "logprobs" not in self._refused:
+            if wanted.weigh and not weighed and "logprobs" not in self._refused:
                 notices = (*notices, f"The engine ({self.flavour.name}) sent no token probabilities.")
-            reasons = tuple(finishes.get(i, "error") for i in range(params.n)) if params.n > 1 else ()
+            reasons = tuple(finishes.get(i, "error") for i in range(wanted.n)) if wanted.n > 1 else ()
             prompt, made = (usage.prompt_tokens, usage.completion_tokens) if usage else (None, None)
             yield Finished(finishes.get(0, "error"), prompt, made, notices=notices, reasons=reasons)
 

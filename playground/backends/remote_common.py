@@ -37,7 +37,7 @@ from playground.backends.candidates import fan_out
 from playground.backends.pump import EventSource, Pump
 from playground.backends.remote_errors import auth_refused, classify, truncated, unavailable
 from playground.backends.tokens import ESTIMATED_NOTICE, count_with, local_tokenizer
-from playground.backends.wire import RemoteLimits, estimate_tokens
+from playground.backends.wire import RemoteLimits, Sampling, estimate_tokens, sampling
 from playground.config_types import RemoteTimeouts
 from playground.errors import (
     BackendBusyError,
@@ -140,7 +140,7 @@ class RemoteBackend:
     def _read_limits(self) -> RemoteLimits:
         raise NotImplementedError
 
-    def _source(self, text: str, params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> EventSource:
+    def _source(self, text: str, request: Sampling, limits: RemoteLimits) -> EventSource:
         raise NotImplementedError
 
     def _classify(self, exc: BaseException) -> PlaygroundError:
@@ -236,16 +236,18 @@ class RemoteBackend:
 
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> EventStream:
         if params.n > 1 and not self.native_candidates:
-            yield from fan_out(lambda one: self._stream_one(prompt, one, cancel), params, cancel,
+            weigh = params.wants_logprobs  # each request makes one, but its score ranks it
+            yield from fan_out(lambda one: self._stream_one(prompt, one, cancel, weigh), params, cancel,
                                at_once=self.samples_at_once)
         else:
             yield from self._stream_one(prompt, params, cancel)
 
-    def _stream_one(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> EventStream:
+    def _stream_one(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event,
+                    weigh: bool | None = None) -> EventStream:
         limits = self._require_limits()
         text = self.render(prompt)
         prompt_tokens = self.count_tokens(prompt)
-        source = self._source(text, params, limits, prompt_tokens)
+        source = self._source(text, sampling(params, limits, prompt_tokens, weigh), limits)
         retries = 0
         while True:
             if cancel.is_set():

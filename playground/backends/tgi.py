@@ -28,8 +28,7 @@ from playground.backends.base import Alternative, Chunk, Event, Finished, Finish
 from playground.backends.pump import EventSource, socket_of
 from playground.backends.remote_common import RemoteBackend, get_json
 from playground.backends.remote_errors import misconfigured
-from playground.backends.wire import RemoteLimits, Sampling, sampling, tgi_parameters
-from playground.params import GenerationParams
+from playground.backends.wire import RemoteLimits, Sampling, tgi_parameters
 from playground.registry import ModelSpec
 
 logger = logging.getLogger(__name__)
@@ -111,9 +110,7 @@ class TgiBackend(RemoteBackend):
             self.http, base_url=self.endpoint, timeout=self.read_backstop_s, token=self.token, headers=headers
         )
 
-    def _source(self, text: str, params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> EventSource:
-        request = sampling(params, limits, prompt_tokens)
-
+    def _source(self, text: str, request: Sampling, limits: RemoteLimits) -> EventSource:
         def events(register: Callable[[Any], None]) -> Iterator[Event]:
             client = self._engine_client()
             try:

@@ -42,6 +42,7 @@ class Sampling:
     stop: tuple[str, ...]
     logprobs: int = 0  # alternatives per token
     weigh: bool = False  # the chosen tokens' log-probabilities are wanted (alternatives or ranking)
+    n: int = 1  # candidates this one request asks for
 
     @property
     def greedy(self) -> bool:
@@ -60,8 +61,10 @@ def clamp_max_new_tokens(requested: int, prompt_tokens: int, limits: RemoteLimit
     return max(1, min(requested, limits.max_new_tokens, room))
 
 
-def sampling(params: GenerationParams, limits: RemoteLimits, prompt_tokens: int) -> Sampling:
-    """The neutral request: sampling knobs only when sampling, each only where it does something."""
+def sampling(params: GenerationParams, limits: RemoteLimits, prompt_tokens: int, weigh: bool | None = None) -> Sampling:
+    """The neutral request: sampling knobs only when sampling, each only where it does something.
+    ``weigh``: log-probabilities are wanted though ``params`` alone does not say so (one candidate of
+    several, asked for in its own request)."""
     sample = not params.greedy
     return Sampling(
         max_new_tokens=clamp_max_new_tokens(params.max_new_tokens, prompt_tokens, limits),
@@ -74,7 +77,8 @@ def sampling(params: GenerationParams, limits: RemoteLimits, prompt_tokens: int)
         # so that it stops generating early.
         stop=params.stop[: limits.max_stop_sequences],
         logprobs=params.logprobs,
-        weigh=params.wants_logprobs,
+        weigh=params.wants_logprobs if weigh is None else weigh,
+        n=params.n,
     )
 
 
