@@ -107,7 +107,9 @@ def share_router(playground: Playground, limits: WebLimits) -> APIRouter:
             return not_found()
         except StoreError:
             pass  # let the app page explain; the share may load once the store recovers
-        return RedirectResponse(f"/?share={share_id}", 303, headers=SHARE_HEADERS)
+        candidate = request.query_params.get("candidate", "")
+        opened = f"&candidate={candidate}" if candidate.isascii() and candidate.isdigit() and len(candidate) < 3 else ""
+        return RedirectResponse(f"/?share={share_id}{opened}", 303, headers=SHARE_HEADERS)
 
     @router.get("/s/{share_id}/delete")
     def delete_page(share_id: str) -> HTMLResponse:

@@ -51,12 +51,23 @@ def rest(url: str, **body) -> dict:
 def test_the_three_endpoints_are_named_with_the_documented_inputs(client):
     endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     assert {"/chat", "/fill", "/complete"} <= set(endpoints)
-    params = ["model", "max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "stop", "seed"]
+    params = ["model", "max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "stop", "seed",
+              "probabilities"]
     names = {name: [p["parameter_name"] for p in endpoints[name]["parameters"]]
              for name in ("/chat", "/fill", "/complete")}
-    assert names["/complete"] == ["prompt", *params]
-    assert names["/fill"] == ["code", "filename", *params]
+    assert names["/complete"] == ["prompt", *params, "candidates"]
+    assert names["/fill"] == ["code", "filename", *params, "candidates"]
     assert names["/chat"] == ["message", "history", "system_prompt", *params]
+
+
+def test_complete_with_probabilities_and_candidates(client):
+    max_new, _, top_p, top_k, repetition, stop, seed = GREEDY
+    outputs = client.predict("def add(a, b):\n", MODEL, max_new, 0.9, top_p, top_k, repetition, stop, seed, True, 3,
+                             api_name="/complete")
+    html_parts = [o for o in outputs if isinstance(o, str) and ('class="tok' in o or 'class="cand"' in o)]
+    assert any('class="tok' in o and "Probability of each token" in o for o in html_parts)
+    [candidates] = [o for o in html_parts if 'class="cand"' in o]
+    assert "most likely first" in candidates and candidates.count('data-action="apply"') >= 1
 
 
 def test_complete_returns_the_prompt_and_its_continuation(client, nano_server):

@@ -22,10 +22,11 @@ from playground.web.ui.attribution_view import CSS as ATTRIBUTION_CSS
 from playground.web.ui.common import ActiveRuns, UiContext, bind, build_param_panel, stop_runs, wire_share
 from playground.web.ui.parts import CSS as PARTS_CSS
 from playground.web.ui.parts import SUBMIT_SHORTCUT_JS, notice
+from playground.web.ui.probability_view import CSS as PROBABILITY_CSS
 from playground.web.ui.shared_view import TabView, restore, wire_shared_view
 
 HEAD = f"<script>{SUBMIT_SHORTCUT_JS}</script>"
-CSS = PARTS_CSS + ATTRIBUTION_CSS
+CSS = PARTS_CSS + ATTRIBUTION_CSS + PROBABILITY_CSS
 __all__ = ["CSS", "HEAD", "build_ui"]
 
 

@@ -26,6 +26,7 @@ from playground.web.ui.common import (
     params_from,
 )
 from playground.web.ui.parts import CHAT_EXAMPLES, meter_html, stats_line
+from playground.web.ui.probability_view import tokens_html
 
 
 @dataclass
@@ -39,6 +40,7 @@ class ChatTab:
     regenerate: gr.Button
     clear: gr.Button
     stats: gr.Markdown
+    probabilities: gr.HTML
     attribution: gr.HTML
     share: SharePanel
     system_prompt: gr.Textbox
@@ -58,7 +60,8 @@ class ChatTab:
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.chatbot, self.message, self.stats, self.attribution, self.raw, self.share.record]
+        return [self.chatbot, self.message, self.stats, self.probabilities, self.attribution, self.raw,
+                self.share.record]
 
 
 def build_chat_tab(ctx: UiContext) -> ChatTab:
@@ -74,6 +77,7 @@ def build_chat_tab(ctx: UiContext) -> ChatTab:
         regenerate = gr.Button("Regenerate", elem_id="chat-regenerate")
         clear = gr.Button("Clear", elem_id="chat-clear")
     stats = gr.Markdown(elem_id="chat-stats")
+    probabilities = gr.HTML(elem_id="chat-probs")  # hover only: a chat reply has no editor to branch in
     attribution = gr.HTML(elem_id="chat-attribution")
     share = build_share_panel("chat")
     gr.Examples(CHAT_EXAMPLES, message, label="Try")
@@ -84,8 +88,8 @@ def build_chat_tab(ctx: UiContext) -> ChatTab:
     with gr.Accordion("Raw prompt of the last reply", open=False):
         raw = gr.Textbox(lines=6, max_lines=20, interactive=False, elem_id="chat-raw", buttons=["copy"],
                          show_label=False)
-    return ChatTab(banner, chatbot, meter, message, send, stop, regenerate, clear, stats, attribution, share,
-                   system_prompt, raw)
+    return ChatTab(banner, chatbot, meter, message, send, stop, regenerate, clear, stats, probabilities, attribution,
+                   share, system_prompt, raw)
 
 
 def _conversation(messages: list[dict[str, Any]] | None) -> list[dict[str, str]]:
@@ -103,25 +107,27 @@ def _inputs(ctx: UiContext, message: str, history: list[dict[str, str]], system_
 
 def send(ctx: UiContext, tab: ChatTab, message: str, history: list[dict[str, Any]] | None, system_prompt: str,
          model: str, max_new_tokens: float, temperature: float, top_p: float, top_k: float,
-         repetition_penalty: float, stop: str, seed: str, request: gr.Request) -> Iterator[Updates]:
+         repetition_penalty: float, stop: str, seed: str, probabilities: bool,
+         request: gr.Request) -> Iterator[Updates]:
     """The public ``/chat`` endpoint: one reply to ``message`` after ``history``, streamed."""
     turns = _conversation(history)
-    params = params_from(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed)
+    params = params_from(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed, probabilities)
     run = ctx.start("chat", model, _inputs(ctx, message, turns, system_prompt), params, request)
     shown = [*turns, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
-    yield {tab.chatbot: shown, tab.message: "", tab.stats: "Generating…", tab.attribution: ""}
+    yield {tab.chatbot: shown, tab.message: "", tab.stats: "Generating…", tab.attribution: "", tab.probabilities: ""}
     for raw in ctx.stream(run, request):
         shown = [*shown[:-1], {"role": "assistant", "content": run.present(raw).text}]
         yield {tab.chatbot: shown}
     record = finished(run)
     shown = [*shown[:-1], {"role": "assistant", "content": record.text}]
     yield {tab.chatbot: shown, tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id,
-           tab.attribution: attribution_html(record.attribution, record.text)}
+           tab.attribution: attribution_html(record.attribution, record.text),
+           tab.probabilities: tokens_html(record.tokens, branchable=False)}
 
 
 def regenerate(ctx: UiContext, tab: ChatTab, history: list[dict[str, Any]] | None, system_prompt: str, model: str,
                max_new_tokens: float, temperature: float, top_p: float, top_k: float, repetition_penalty: float,
-               stop: str, seed: str, request: gr.Request) -> Iterator[Updates]:
+               stop: str, seed: str, probabilities: bool, request: gr.Request) -> Iterator[Updates]:
     """A new reply to the last user message: the turns after it are dropped."""
     turns = _conversation(history)
     while turns and turns[-1]["role"] == "assistant":
@@ -130,7 +136,7 @@ def regenerate(ctx: UiContext, tab: ChatTab, history: list[dict[str, Any]] | Non
         raise gr.Error("There is no message to regenerate a reply for yet.", print_exception=False)
     last = turns.pop()["content"]
     yield from send(ctx, tab, last, turns, system_prompt, model, max_new_tokens, temperature, top_p, top_k,
-                    repetition_penalty, stop, seed, request)
+                    repetition_penalty, stop, seed, probabilities, request)
 
 
 def meter(ctx: UiContext, tab: ChatTab, message: str, history: list[dict[str, Any]] | None, system_prompt: str,
@@ -149,15 +155,17 @@ def meter(ctx: UiContext, tab: ChatTab, message: str, history: list[dict[str, An
 
 
 def clear(tab: ChatTab) -> Updates:
-    return {tab.chatbot: [], tab.stats: "", tab.attribution: "", tab.raw: "", tab.share.record: None}
+    return {tab.chatbot: [], tab.stats: "", tab.attribution: "", tab.raw: "", tab.share.record: None,
+            tab.probabilities: ""}
 
 
-def show_shared(tab: ChatTab, restored: Restored, record: Generation) -> Updates:
+def show_shared(tab: ChatTab, restored: Restored, record: Generation, candidate: int = 0) -> Updates:
     messages = [{"role": role, "content": text} for user, reply in restored.turns
                 for role, text in (("user", user), ("assistant", reply))]
     updates: Updates = {tab.chatbot: messages, tab.stats: stats_line(record), tab.raw: record.raw_prompt,
                         tab.message: restored.inputs["message"],
-                        tab.attribution: attribution_html(record.attribution, record.text)}
+                        tab.attribution: attribution_html(record.attribution, record.text),
+                        tab.probabilities: tokens_html(record.tokens, branchable=False)}
     if "system_prompt" in restored.inputs:
         updates[tab.system_prompt] = restored.inputs["system_prompt"]
     return updates
@@ -169,8 +177,8 @@ def wire_chat(ctx: UiContext, tab: ChatTab, generation: dict[str, Any], quiet: d
             tab.message.submit(bind(send, ctx, tab), [tab.message, *inputs], outputs, api_visibility="private",
                                **generation)]
     tab.regenerate.click(bind(regenerate, ctx, tab), inputs, outputs, api_visibility="private", **generation)
-    tab.clear.click(bind(clear, tab), None, [tab.chatbot, tab.stats, tab.attribution, tab.raw, tab.share.record],
-                    api_visibility="private")
+    tab.clear.click(bind(clear, tab), None, [tab.chatbot, tab.stats, tab.attribution, tab.raw, tab.share.record,
+                                             tab.probabilities], api_visibility="private")
     meter_inputs = [tab.message, tab.chatbot, tab.system_prompt, ctx.model, ctx.params.sliders["max_new_tokens"]]
     for event in sent:
         event.then(bind(meter, ctx, tab), meter_inputs, tab.meter, **quiet)

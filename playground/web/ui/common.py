@@ -85,14 +85,18 @@ class ParamPanel:
     sliders: dict[str, gr.Slider]
     stop: gr.Textbox
     seed: gr.Textbox
+    probabilities: gr.Checkbox
+    candidates: gr.Slider  # fill and complete only: chat gives one reply
 
     @property
     def inputs(self) -> list[Any]:
-        """In the order the public endpoints take them, after the model."""
-        return [*self.sliders.values(), self.stop, self.seed]
+        """In the order the public endpoints take them, after the model (fill and complete add candidates)."""
+        return [*self.sliders.values(), self.stop, self.seed, self.probabilities]
 
 
 def build_param_panel(defaults: list[Any]) -> ParamPanel:
+    probabilities = gr.Checkbox(False, label="Show probabilities: colour each token by how likely the model found "
+                                "it, with its alternatives", elem_id="param-probabilities")
     with gr.Accordion("Parameters", open=False):
         with gr.Row():
             sliders = {
@@ -106,16 +110,21 @@ def build_param_panel(defaults: list[Any]) -> ParamPanel:
             # A Textbox, not a Number: an empty Number reads as 0, a fixed seed.
             seed = gr.Textbox(label="Seed (empty: random; the one used is shown after each run)", value="",
                               elem_id="param-seed")
-    return ParamPanel(sliders, stop, seed)
+            bound = BOUNDS["n"]
+            candidates = gr.Slider(bound.minimum, bound.maximum, value=1, step=bound.step,
+                                   label="Candidates (fill and complete)", info=bound.help, elem_id="param-n")
+    return ParamPanel(sliders, stop, seed, probabilities, candidates)
 
 
 def params_from(max_new_tokens: Any, temperature: Any, top_p: Any, top_k: Any, repetition_penalty: Any,
-                stop: str | None, seed: Any) -> dict[str, Any]:
-    """Widget values → raw params; GenerationParams.parse validates them in the service."""
+                stop: str | None, seed: Any, probabilities: Any = False, candidates: Any = 1) -> dict[str, Any]:
+    """Widget values → raw params; GenerationParams.parse validates them in the service.
+    Showing probabilities asks for as many alternatives as the bounds allow."""
     stops = [line.replace("\\n", "\n").replace("\\t", "\t") for line in (stop or "").splitlines() if line]
     seed_text = "" if seed is None else str(seed).strip()
     return {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "top_k": top_k,
-            "repetition_penalty": repetition_penalty, "stop": stops, "seed": seed_text or None}
+            "repetition_penalty": repetition_penalty, "stop": stops, "seed": seed_text or None,
+            "logprobs": int(BOUNDS["logprobs"].maximum) if probabilities else 0, "n": candidates}
 
 
 def stop_text(stops: tuple[str, ...]) -> str:
@@ -175,6 +184,7 @@ class SharePanel:
     confirm: gr.Button
     delete: gr.Markdown
     record: gr.State  # the id of the last finished generation in this tab
+    candidate: gr.State  # the candidate a link should open on (None: the best), when there are several
 
 
 def build_share_panel(mode: str) -> SharePanel:
@@ -186,10 +196,11 @@ def build_share_panel(mode: str) -> SharePanel:
         gr.Markdown(SHARE_WARNING)
         confirm = gr.Button("Create the public link", variant="primary", size="sm", elem_id=f"{mode}-share-confirm")
     delete = gr.Markdown(visible=False, elem_id=f"{mode}-share-delete")
-    return SharePanel(button, link, confirm_group, confirm, delete, gr.State(None))
+    return SharePanel(button, link, confirm_group, confirm, delete, gr.State(None), gr.State(None))
 
 
-def share_confirm(ctx: UiContext, panel: SharePanel, record_id: str | None, request: gr.Request) -> Updates:
+def share_confirm(ctx: UiContext, panel: SharePanel, record_id: str | None, candidate: int | None,
+                  request: gr.Request) -> Updates:
     try:
         if request.request is not None:
             ctx.limits.share_creations.check(request.request)
@@ -197,6 +208,8 @@ def share_confirm(ctx: UiContext, panel: SharePanel, record_id: str | None, requ
     except PlaygroundError as exc:
         raise user_error(exc, request) from None
     url, delete_url = share_links(ctx.playground.settings, request.request, created.id, created.delete_token or "")
+    if candidate:  # the same generation, opened on another of its candidates
+        url += f"?candidate={int(candidate)}"
     note = (f"Anyone with the link can open it. To remove it later, keep this delete link "
             f"(shown only now): [{html.escape(delete_url)}]({delete_url})" if created.is_new else
             "This generation was shared before: this is the same link. Its delete link was shown then.")
@@ -204,20 +217,35 @@ def share_confirm(ctx: UiContext, panel: SharePanel, record_id: str | None, requ
             panel.delete: gr.Markdown(note, visible=True), ctx.acknowledged: True}
 
 
-def share_click(ctx: UiContext, panel: SharePanel, record_id: str | None, acknowledged: bool,
-                request: gr.Request) -> Updates:
+def share_click(ctx: UiContext, panel: SharePanel, record_id: str | None, candidate: int | None,
+                acknowledged: bool, request: gr.Request) -> Updates:
     if not record_id:
         raise gr.Error("Generate something first; then it can be shared.", print_exception=False)
     if not acknowledged:  # before a user's first share, say plainly that the link is public
         return {panel.confirm_group: gr.Group(visible=True)}
-    return share_confirm(ctx, panel, record_id, request)
+    return share_confirm(ctx, panel, record_id, candidate, request)
+
+
+def share_candidate(ctx: UiContext, panel: SharePanel, record_id: str | None, candidate: int | None,
+                    acknowledged: bool, request: gr.Request) -> Updates:
+    """After a candidate's button: share when it was Share (the candidate is set), else nothing."""
+    if candidate is None:
+        return {panel.link: gr.skip()}
+    return share_click(ctx, panel, record_id, candidate, acknowledged, request)
+
+
+def share_outputs(ctx: UiContext, panel: SharePanel) -> list[Any]:
+    return [panel.link, panel.confirm_group, panel.delete, ctx.acknowledged]
 
 
 def wire_share(ctx: UiContext, panel: SharePanel) -> None:
-    outputs = [panel.link, panel.confirm_group, panel.delete, ctx.acknowledged]
-    panel.button.click(bind(share_click, ctx, panel), [panel.record, ctx.acknowledged], outputs,
-                       api_visibility="private")
-    panel.confirm.click(bind(share_confirm, ctx, panel), [panel.record], outputs, api_visibility="private")
+    outputs = share_outputs(ctx, panel)
+    # The Share button shares the generation as shown: its best candidate.
+    panel.button.click(lambda: None, None, panel.candidate, api_visibility="private").then(
+        bind(share_click, ctx, panel), [panel.record, panel.candidate, ctx.acknowledged], outputs,
+        api_visibility="private")
+    panel.confirm.click(bind(share_confirm, ctx, panel), [panel.record, panel.candidate], outputs,
+                        api_visibility="private")
 
 
 # ---------------------------------------------------------------- the shared view

@@ -21,9 +21,18 @@ from playground.web.ui.common import (
     build_share_panel,
     finished,
     params_from,
+    share_candidate,
+    share_outputs,
 )
 from playground.web.ui.parts import COMPLETE_EXAMPLE, COMPLETE_EXAMPLES, stats_line
 from playground.web.ui.parts import verbatim_code as code_box
+from playground.web.ui.probability_view import (
+    branch_point,
+    candidates_box,
+    candidates_html,
+    probability_box,
+    tokens_html,
+)
 
 
 @dataclass
@@ -34,8 +43,11 @@ class CompleteTab:
     stop: gr.Button
     result: gr.Code
     stats: gr.Markdown
+    probabilities: gr.HTML
+    candidates: gr.HTML
     attribution: gr.HTML
     share: SharePanel
+    weighed: gr.State  # {"prompt", "tokens", "candidates"} of the result shown, for branching and applying
 
     @property
     def editable(self) -> list[Any]:
@@ -46,11 +58,12 @@ class CompleteTab:
         return [self.run]
 
     def inputs(self, ctx: UiContext) -> list[Any]:
-        return [self.prompt, ctx.model, *ctx.params.inputs]
+        return [self.prompt, ctx.model, *ctx.params.inputs, ctx.params.candidates]
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.result, self.stats, self.attribution, self.share.record]
+        return [self.result, self.stats, self.probabilities, self.candidates, self.attribution, self.share.record,
+                self.weighed]
 
 
 def build_complete_tab(ctx: UiContext) -> CompleteTab:
@@ -63,30 +76,72 @@ def build_complete_tab(ctx: UiContext) -> CompleteTab:
     result = code_box(language="python", interactive=False, lines=12, label="Prompt + continuation",
                       elem_id="complete-result")
     stats = gr.Markdown(elem_id="complete-stats")
+    probabilities = probability_box("complete")
+    candidates = candidates_box("complete")
     attribution = gr.HTML(elem_id="complete-attribution")
     share = build_share_panel("complete")
     gr.Examples(COMPLETE_EXAMPLES, prompt, label="Try")
-    return CompleteTab(banner, prompt, run, stop, result, stats, attribution, share)
+    return CompleteTab(banner, prompt, run, stop, result, stats, probabilities, candidates, attribution, share,
+                       gr.State(None))
 
 
 def complete(ctx: UiContext, tab: CompleteTab, prompt: str, model: str, max_new_tokens: float, temperature: float,
-             top_p: float, top_k: float, repetition_penalty: float, stop: str, seed: str,
-             request: gr.Request) -> Iterator[Updates]:
-    """The public ``/complete`` endpoint: the prompt and its continuation, streamed."""
-    params = params_from(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed)
+             top_p: float, top_k: float, repetition_penalty: float, stop: str, seed: str, probabilities: bool,
+             candidates: float, request: gr.Request) -> Iterator[Updates]:
+    """The public ``/complete`` endpoint: the prompt and its continuation, streamed (several candidates
+    arrive together, ranked)."""
+    params = params_from(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed, probabilities,
+                         candidates)
     run = ctx.start("complete", model, {"prompt": prompt}, params, request)
-    yield {tab.result: prompt, tab.stats: "Generating…", tab.attribution: ""}
+    waiting = f"Generating {run.params.n} candidates…" if run.params.n > 1 else "Generating…"
+    yield {tab.result: prompt, tab.stats: waiting, tab.attribution: "", tab.probabilities: "", tab.candidates: ""}
     for raw in ctx.stream(run, request):
         yield {tab.result: prompt + run.present(raw).text}
     record = finished(run)
-    yield {tab.result: prompt + record.text, tab.stats: stats_line(record), tab.share.record: record.id,
-           tab.attribution: attribution_html(record.attribution, record.text)}
+    yield {tab.stats: stats_line(record), tab.share.record: record.id, **_shown(tab, record, prompt)}
 
 
-def show_shared(tab: CompleteTab, restored: Restored, record: Generation) -> Updates:
-    return {tab.prompt: restored.inputs["prompt"], tab.result: restored.shown, tab.stats: stats_line(record),
+def _shown(tab: CompleteTab, record: Generation, prompt: str, candidate: int = 0) -> Updates:
+    """The result as one of its candidates (the best by default), with what the model weighed."""
+    chosen = (record.candidates or [{}])[candidate] if record.candidates else {}
+    text, tokens = chosen.get("text", record.text), chosen.get("tokens", record.tokens)
+    weighed = {"prompt": prompt, "tokens": tokens, "candidates": record.candidates}
+    return {tab.result: prompt + text, tab.probabilities: tokens_html(tokens, branchable=True),
+            tab.candidates: candidates_html(record.candidates, candidate), tab.weighed: weighed,
             tab.attribution: attribution_html(record.attribution, record.text)}
+
+
+def show_shared(tab: CompleteTab, restored: Restored, record: Generation, candidate: int = 0) -> Updates:
+    return {tab.prompt: restored.inputs["prompt"], tab.stats: stats_line(record),
+            **_shown(tab, record, restored.inputs["prompt"], candidate)}
+
+
+def branch(tab: CompleteTab, weighed: dict[str, Any] | None, event: gr.EventData) -> Updates:
+    """A clicked alternative: the prompt becomes the text up to that token, with the alternative in its place."""
+    start = branch_point(str(getattr(event, "choice", "")), (weighed or {}).get("tokens") or [])
+    if weighed is None or start is None:
+        raise gr.Error("That alternative is no longer shown; generate again.", print_exception=False)
+    return {tab.prompt: gr.update(value=weighed["prompt"] + start, interactive=True)}
+
+
+def pick(tab: CompleteTab, weighed: dict[str, Any] | None, event: gr.EventData) -> Updates:
+    """A candidate's Apply (into the prompt, to go on from it) or Share (the link opens on it)."""
+    index = getattr(event, "index", None)
+    candidates = (weighed or {}).get("candidates") or []
+    if not isinstance(index, int) or not 0 <= index < len(candidates) or weighed is None:
+        raise gr.Error("That candidate is no longer shown; generate again.", print_exception=False)
+    if getattr(event, "action", "") == "share":
+        return {tab.share.candidate: index}
+    text = weighed["prompt"] + candidates[index]["text"]
+    return {tab.prompt: gr.update(value=text, interactive=True), tab.result: text, tab.share.candidate: None,
+            tab.candidates: candidates_html(candidates, index)}
 
 
 def wire_complete(ctx: UiContext, tab: CompleteTab, generation: dict[str, Any]) -> None:
     tab.run.click(bind(complete, ctx, tab), tab.inputs(ctx), tab.outputs, api_name="complete", **generation)
+    tab.probabilities.branch(bind(branch, tab), tab.weighed, tab.prompt, api_visibility="private").success(
+        bind(complete, ctx, tab), tab.inputs(ctx), tab.outputs, api_visibility="private", **generation)
+    picked = tab.candidates.pick(bind(pick, tab), tab.weighed, [tab.prompt, tab.result, tab.share.candidate,
+                                                                 tab.candidates], api_visibility="private")
+    picked.success(bind(share_candidate, ctx, tab.share), [tab.share.record, tab.share.candidate, ctx.acknowledged],
+                   share_outputs(ctx, tab.share), api_visibility="private")

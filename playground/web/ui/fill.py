@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 
 from playground.modes import Restored
-from playground.prompting.fill import FILL_MARKER
+from playground.prompting.fill import FILL_MARKER, split_hole
 from playground.record import Generation
 from playground.web.ui.attribution_view import attribution_html
 from playground.web.ui.common import (
@@ -22,9 +22,18 @@ from playground.web.ui.common import (
     build_share_panel,
     finished,
     params_from,
+    share_candidate,
+    share_outputs,
 )
 from playground.web.ui.parts import FILL_EXAMPLE, FILL_EXAMPLES, LANGUAGES, language_for, mark_middle, stats_line
 from playground.web.ui.parts import verbatim_code as code_box
+from playground.web.ui.probability_view import (
+    branch_point,
+    candidates_box,
+    candidates_html,
+    probability_box,
+    tokens_html,
+)
 
 
 @dataclass
@@ -39,9 +48,12 @@ class FillTab:
     result: gr.Code
     middle: gr.Code
     stats: gr.Markdown
+    probabilities: gr.HTML
+    candidates: gr.HTML
     attribution: gr.HTML
     share: SharePanel
     raw: gr.Textbox
+    weighed: gr.State  # {"code", "tokens", "candidates"} of the result shown, for branching and applying
 
     @property
     def editable(self) -> list[Any]:
@@ -52,11 +64,12 @@ class FillTab:
         return [self.run]
 
     def inputs(self, ctx: UiContext) -> list[Any]:
-        return [self.code, self.filename, ctx.model, *ctx.params.inputs]
+        return [self.code, self.filename, ctx.model, *ctx.params.inputs, ctx.params.candidates]
 
     @property
     def outputs(self) -> list[Any]:
-        return [self.result, self.middle, self.mark, self.stats, self.attribution, self.raw, self.share.record]
+        return [self.result, self.middle, self.mark, self.stats, self.probabilities, self.candidates,
+                self.attribution, self.raw, self.share.record, self.weighed]
 
 
 def build_fill_tab(ctx: UiContext) -> FillTab:
@@ -74,38 +87,76 @@ def build_fill_tab(ctx: UiContext) -> FillTab:
     result = code_box(language="python", interactive=False, lines=12, label="Result", elem_id="fill-result")
     middle = code_box(language="python", interactive=False, lines=4, label="Generated middle", elem_id="fill-middle")
     stats = gr.Markdown(elem_id="fill-stats")
+    probabilities = probability_box("fill")
+    candidates = candidates_box("fill")
     attribution = gr.HTML(elem_id="fill-attribution")
     share = build_share_panel("fill")
     gr.Examples(FILL_EXAMPLES, [code, filename], label="Try")
     with gr.Accordion("Raw prompt", open=False):
         raw = gr.Textbox(lines=8, interactive=False, elem_id="fill-raw", buttons=["copy"],
                          label="Exactly what the model was given")
-    return FillTab(banner, filename, language, code, run, stop, mark, result, middle, stats, attribution, share, raw)
+    return FillTab(banner, filename, language, code, run, stop, mark, result, middle, stats, probabilities,
+                   candidates, attribution, share, raw, gr.State(None))
 
 
 def fill(ctx: UiContext, tab: FillTab, code: str, filename: str, model: str, max_new_tokens: float,
          temperature: float, top_p: float, top_k: float, repetition_penalty: float, stop: str, seed: str,
-         request: gr.Request) -> Iterator[Updates]:
-    """The public ``/fill`` endpoint: the code with its hole filled, streamed."""
-    params = params_from(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed)
+         probabilities: bool, candidates: float, request: gr.Request) -> Iterator[Updates]:
+    """The public ``/fill`` endpoint: the code with its hole filled, streamed (several candidates arrive
+    together, ranked)."""
+    params = params_from(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed, probabilities,
+                         candidates)
     run = ctx.start("fill", model, {"code": code, "filename": filename}, params, request)
-    yield {tab.result: "", tab.middle: "", tab.mark: "", tab.stats: "Generating…", tab.raw: run.raw_prompt,
-           tab.attribution: ""}
+    waiting = f"Generating {run.params.n} candidates…" if run.params.n > 1 else "Generating…"
+    yield {tab.result: "", tab.middle: "", tab.mark: "", tab.stats: waiting, tab.raw: run.raw_prompt,
+           tab.attribution: "", tab.probabilities: "", tab.candidates: ""}
     for raw in ctx.stream(run, request):
         shown = run.present(raw)
         yield {tab.result: shown.text, tab.middle: shown.middle}
     record = finished(run)
-    yield {tab.result: record.text, tab.middle: record.middle, tab.mark: mark_middle(code, record.middle or ""),
-           tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id,
-           tab.attribution: attribution_html(record.attribution, record.middle or "")}
+    yield {tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id,
+           **_shown(tab, record, code)}
 
 
-def show_shared(tab: FillTab, restored: Restored, record: Generation) -> Updates:
-    code = restored.inputs["code"]
-    return {tab.code: code, tab.filename: restored.inputs["filename"], tab.result: restored.shown,
-            tab.middle: restored.middle, tab.raw: record.raw_prompt, tab.stats: stats_line(record),
-            tab.mark: mark_middle(code, restored.middle or ""),
+def _shown(tab: FillTab, record: Generation, code: str, candidate: int = 0) -> Updates:
+    """The result as one of its candidates (the best by default), with what the model weighed."""
+    chosen = (record.candidates or [{}])[candidate] if record.candidates else {}
+    text, middle = chosen.get("text", record.text), chosen.get("middle", record.middle) or ""
+    tokens = chosen.get("tokens", record.tokens)
+    return {tab.result: text, tab.middle: middle, tab.mark: mark_middle(code, middle),
+            tab.probabilities: tokens_html(tokens, branchable=True),
+            tab.candidates: candidates_html(record.candidates, candidate, fill=True),
+            tab.weighed: {"code": code, "tokens": tokens, "candidates": record.candidates},
             tab.attribution: attribution_html(record.attribution, record.middle or "")}
+
+
+def show_shared(tab: FillTab, restored: Restored, record: Generation, candidate: int = 0) -> Updates:
+    code = restored.inputs["code"]
+    return {tab.code: code, tab.filename: restored.inputs["filename"], tab.raw: record.raw_prompt,
+            tab.stats: stats_line(record), **_shown(tab, record, code, candidate)}
+
+
+def branch(tab: FillTab, weighed: dict[str, Any] | None, event: gr.EventData) -> Updates:
+    """A clicked alternative: the hole moves to just after it, so the model goes on from there."""
+    start = branch_point(str(getattr(event, "choice", "")), (weighed or {}).get("tokens") or [])
+    if weighed is None or start is None:
+        raise gr.Error("That alternative is no longer shown; fill again.", print_exception=False)
+    prefix, suffix = split_hole(weighed["code"])
+    return {tab.code: gr.update(value=prefix + start + FILL_MARKER + suffix, interactive=True)}
+
+
+def pick(tab: FillTab, weighed: dict[str, Any] | None, event: gr.EventData) -> Updates:
+    """A candidate's Apply (its code into the editor) or Share (the link opens on it)."""
+    index = getattr(event, "index", None)
+    candidates = (weighed or {}).get("candidates") or []
+    if not isinstance(index, int) or not 0 <= index < len(candidates):
+        raise gr.Error("That candidate is no longer shown; fill again.", print_exception=False)
+    if getattr(event, "action", "") == "share":
+        return {tab.share.candidate: index}
+    chosen = candidates[index]
+    return {tab.code: gr.update(value=chosen["text"], interactive=True), tab.result: chosen["text"],
+            tab.middle: chosen["middle"], tab.share.candidate: None,
+            tab.candidates: candidates_html(candidates, index, fill=True)}
 
 
 def highlight(tab: FillTab, language: str) -> Updates:
@@ -115,6 +166,13 @@ def highlight(tab: FillTab, language: str) -> Updates:
 
 def wire_fill(ctx: UiContext, tab: FillTab, generation: dict[str, Any]) -> None:
     tab.run.click(bind(fill, ctx, tab), tab.inputs(ctx), tab.outputs, api_name="fill", **generation)
+    tab.probabilities.branch(bind(branch, tab), tab.weighed, tab.code, api_visibility="private").success(
+        bind(fill, ctx, tab), tab.inputs(ctx), tab.outputs, api_visibility="private", **generation)
+    picked = tab.candidates.pick(bind(pick, tab), tab.weighed, [tab.code, tab.result, tab.middle,
+                                                                 tab.share.candidate, tab.candidates],
+                                 api_visibility="private")
+    picked.success(bind(share_candidate, ctx, tab.share), [tab.share.record, tab.share.candidate, ctx.acknowledged],
+                   share_outputs(ctx, tab.share), api_visibility="private")
     tab.filename.change(lambda name: language_for(name) or "plain text", tab.filename, tab.language,
                         api_visibility="private")
     tab.language.change(bind(highlight, tab), tab.language, [tab.code, tab.result, tab.middle],

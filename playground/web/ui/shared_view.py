@@ -37,7 +37,7 @@ class TabView:
     """One tab as the shared view needs it: the tab, how it shows a restored record, how it re-runs."""
 
     tab: Tab
-    show: Callable[[Any, Restored, Generation], Updates]
+    show: Callable[[Any, Restored, Generation, int], Updates]  # the last: which candidate to show
     rerun: Callable[..., Any]  # the tab's generation handler, already bound
     rerun_inputs: list[Any]
     rerun_outputs: list[Any]
@@ -55,6 +55,7 @@ def restore(ctx: UiContext, tabs: gr.Tabs, views: Mapping[str, TabView], request
         return {tabs: gr.skip()}
     view = views[mode.name]
     restored = mode.restore(record)
+    candidate = _candidate(request.query_params.get("candidate"), record)
     updates: Updates = {tabs: gr.Tabs(selected=mode.name)}
     # The code editor does not switch to read-only after it is built, so a shared view also hides
     # the buttons that would run it; "Edit a copy" brings both back.
@@ -62,11 +63,17 @@ def restore(ctx: UiContext, tabs: gr.Tabs, views: Mapping[str, TabView], request
         updates.update({c: gr.update(interactive=False) for c in each.tab.editable})
         updates.update({b: gr.Button(visible=False) for b in each.tab.run_buttons})
     updates.update(_params(ctx, record, restored))
-    updates.update(view.show(view.tab, restored, record))
+    updates.update(view.show(view.tab, restored, record, candidate))
     served = record.model in ctx.playground.slots
     updates.update({view.tab.banner.group: gr.Group(visible=True),
                     view.tab.banner.text: share_banner(record, served=served)})
     return updates
+
+
+def _candidate(raw: str | None, record: Generation) -> int:
+    """The candidate a link opens on: its number when the generation has it, else the best (0)."""
+    count = len(record.candidates or [])
+    return int(raw) if raw and raw.isascii() and raw.isdigit() and int(raw) < count else 0
 
 
 def _params(ctx: UiContext, record: Generation, restored: Restored) -> Updates:
@@ -75,6 +82,8 @@ def _params(ctx: UiContext, record: Generation, restored: Restored) -> Updates:
     updates: Updates = {ctx.params.sliders[name]: value for name, value in values.items()}
     updates[ctx.params.stop] = stop_text(restored.user_stops)
     updates[ctx.params.seed] = str(record.params.get("seed", ""))
+    updates[ctx.params.probabilities] = bool(record.params.get("logprobs"))
+    updates[ctx.params.candidates] = record.params.get("n", 1)
     if record.model in ctx.playground.slots:
         updates[ctx.model] = record.model
     return updates
@@ -93,7 +102,7 @@ def restore_outputs(ctx: UiContext, tabs: gr.Tabs, views: Mapping[str, TabView])
     """Every component ``restore`` may update (Gradio needs them listed)."""
     shown = {c for view in views.values() for c in view.rerun_outputs + view.tab.editable + view.tab.run_buttons}
     banners = [c for view in views.values() for c in (view.tab.banner.group, view.tab.banner.text)]
-    return [tabs, ctx.model, *ctx.params.inputs, *shown, *banners]
+    return [tabs, ctx.model, *ctx.params.inputs, ctx.params.candidates, *shown, *banners]
 
 
 def wire_shared_view(ctx: UiContext, tabs: gr.Tabs, views: Mapping[str, TabView],
