@@ -162,3 +162,51 @@ def test_mid_stream_failure_keeps_partial_text_marked_interrupted(fake_server):
     assert record["text"] == "one two"
     assert record["finish_reason"] == "error"
     assert any("interrupted" in n for n in record["notices"])
+
+
+def test_params_bounds_include_logprobs_and_n(nano_server):
+    bounds = httpx.get(nano_server.url + "/api/params").json()["bounds"]
+    assert (bounds["logprobs"]["minimum"], bounds["logprobs"]["maximum"]) == (0, 5)
+    assert (bounds["n"]["minimum"], bounds["n"]["maximum"]) == (1, 8)
+
+
+@pytest.mark.parametrize("params", [{"logprobs": 9}, {"n": 0}, {"logprobs": "2; drop"}])
+def test_bad_logprobs_or_n_is_422(nano_server, params):
+    response = httpx.post(nano_server.url + "/api/generate", json={"mode": "complete", "prompt": "x", "params": params})
+    assert response.status_code == 422 and response.json()["error"]["type"] == "invalid_parameter"
+
+
+def test_chat_with_several_candidates_is_422(nano_server):
+    body = {"mode": "chat", "message": "hi", "params": {"n": 2, "temperature": 0.5}}
+    response = httpx.post(nano_server.url + "/api/generate", json=body)
+    assert response.status_code == 422 and "fill and complete" in response.json()["error"]["message"]
+
+
+def test_each_streamed_delta_carries_its_tokens(nano_server):
+    body = {"mode": "complete", "prompt": "def add(a, b):\n", "stream": True,
+            "params": {"max_new_tokens": 24, "temperature": 0, "logprobs": 2, "repetition_penalty": 1.0}}
+    with httpx.stream("POST", nano_server.url + "/api/generate", json=body, timeout=60) as response:
+        events = list(sse_events(response))
+    deltas, done = events[:-1], events[-1]
+    assert deltas and all("".join(t["text"] for t in e["tokens"]) == e["delta"] for e in deltas)
+    streamed = [t for e in deltas for t in e["tokens"]]
+    assert "".join(t["text"] for t in streamed) == done["text"] == "".join(t["text"] for t in done["tokens"])
+    assert all(t["top"][0]["text"] == t["text"] and len(t["top"]) == 2 for t in done["tokens"])
+    assert all(t["logprob"] <= 0 for t in done["tokens"])
+
+
+def test_candidates_and_tokens_survive_a_share(nano_server):
+    body = {"mode": "fill", "code": "def f(x):\n    <FILL_HERE>\n    return y\n",
+            "params": {"max_new_tokens": 12, "temperature": 1.0, "top_p": 1.0, "seed": 3, "n": 4, "logprobs": 1}}
+    record = httpx.post(nano_server.url + "/api/generate", json=body, timeout=60).json()
+    assert sum(c["count"] for c in record["candidates"]) == 4
+    assert record["middle"] == record["candidates"][0]["middle"] and record["tokens"] == record["candidates"][0]["tokens"]
+    scores = [c["mean_logprob"] for c in record["candidates"]]
+    assert scores == sorted(scores, reverse=True)
+    again = httpx.post(nano_server.url + "/api/generate", json=body, timeout=60).json()
+    assert again["candidates"] == record["candidates"]  # one seed, the same candidates
+    share = httpx.post(nano_server.url + "/api/shares", json={"generation_id": record["id"]}).json()
+    shared = httpx.get(f"{nano_server.url}/api/shares/{share['id']}").json()
+    assert (shared["candidates"], shared["tokens"]) == (record["candidates"], record["tokens"])
+    page = httpx.get(f"{nano_server.url}/s/{share['id']}?candidate=2")
+    assert page.status_code == 303 and page.headers["location"].endswith(f"?share={share['id']}&candidate=2")

@@ -1,0 +1,125 @@
+"""What token probabilities and candidates cost, on the shipped nano-starcoder, in one run.
+
+1. logprobs = 5 against logprobs = 0: the same greedy continuation of the same prompt through the
+   service (``Playground.start`` → ``Run.pieces``, what the REST stream consumes, so the per-delta
+   token lists are included), interleaved round by round, the order swapped every round.
+   tokens/s = usage.completion_tokens ÷ wall time; both runs must make the same number of tokens.
+   Target: with ÷ without ≥ 0.95.
+2. n = 4 (and 8) against n = 1: wall time of one fill-free completion with sampling (temperature
+   0.8, top_p 0.95, the same seed per round) and the same max_new_tokens, interleaved. Several
+   candidates are one batched ``generate``, which runs until its longest candidate ends, so every run
+   here is made to write exactly max_new_tokens (min_new_tokens) for a like-for-like ratio.
+   Target: n = 4 ≤ 1.6 × n = 1; n = 8 is reported.
+
+    .venv/bin/python bench/bench_probabilities.py [--tokens 200] [--rounds 7] [--threads 2] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from anywhere without installing
+os.chdir(ROOT)  # the registry's nano-starcoder source is relative to the repo
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+logging.disable(logging.WARNING)
+
+import torch  # noqa: E402
+
+from playground.backends.local import LocalBackend  # noqa: E402
+from playground.config import Settings  # noqa: E402
+from playground.loading import load_model  # noqa: E402
+from playground.registry import load_registry  # noqa: E402
+from playground.service import Playground  # noqa: E402
+from playground.slots import ModelSlot  # noqa: E402
+from playground.tech_assistant import load_tech_assistant  # noqa: E402
+
+PROMPT = "import os\nimport sys\n\n\ndef main():\n"
+
+
+class FixedLength(LocalBackend):
+    """The local backend made to write exactly max_new_tokens, so that runs compare like for like."""
+
+    def _generate_kwargs(self, input_ids: list[int], max_new: int, params: Any) -> dict[str, Any]:
+        kwargs = super()._generate_kwargs(input_ids, max_new, params)
+        kwargs["min_new_tokens"] = max_new
+        return kwargs
+
+
+def timed(playground: Playground, params: dict[str, Any]) -> tuple[float, int]:
+    started = time.perf_counter()
+    run = playground.start("complete", None, {"prompt": PROMPT}, params)
+    for _ in run.pieces():
+        pass
+    elapsed = time.perf_counter() - started
+    assert run.record is not None and run.record.error is None
+    return elapsed, run.record.usage["completion_tokens"]
+
+
+def logprobs_rounds(playground: Playground, tokens: int, rounds: int) -> dict[str, Any]:
+    speeds: dict[str, list[float]] = {"without": [], "with": []}
+    counts: set[int] = set()
+    base = {"temperature": 0, "max_new_tokens": tokens, "repetition_penalty": 1.0}
+    for index in range(rounds):
+        order = ("without", "with") if index % 2 == 0 else ("with", "without")
+        for name in order:
+            seconds, made = timed(playground, {**base, "logprobs": 5 if name == "with" else 0})
+            speeds[name].append(made / seconds)
+            counts.add(made)
+    ratio = statistics.median(speeds["with"]) / statistics.median(speeds["without"])
+    return {"tokens_per_s": {k: round(statistics.median(v), 1) for k, v in speeds.items()},
+            "token_counts": sorted(counts), "ratio": round(ratio, 3), "target": 0.95, "met": ratio >= 0.95}
+
+
+def candidates_rounds(playground: Playground, tokens: int, rounds: int) -> dict[str, Any]:
+    walls: dict[int, list[float]] = {1: [], 4: [], 8: []}
+    for index in range(rounds):
+        order = [1, 4, 8] if index % 2 == 0 else [8, 4, 1]
+        for n in order:
+            params = {"temperature": 0.8, "top_p": 0.95, "max_new_tokens": tokens, "seed": 100 + index, "n": n}
+            walls[n].append(timed(playground, params)[0])
+    medians = {n: statistics.median(v) for n, v in walls.items()}
+    ratio4, ratio8 = medians[4] / medians[1], medians[8] / medians[1]
+    return {"wall_s": {str(n): round(v, 3) for n, v in medians.items()}, "ratio_n4": round(ratio4, 3),
+            "ratio_n8": round(ratio8, 3), "target_n4": 1.6, "met": ratio4 <= 1.6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    settings = Settings(data_dir=Path(tempfile.mkdtemp()))
+    spec = load_registry()["nano-starcoder"]
+    backend = FixedLength(load_model("nano-starcoder", load_registry(), settings))
+    playground = Playground(settings, {spec.id: ModelSlot(spec, backend)}, load_tech_assistant())
+    timed(playground, {"temperature": 0, "max_new_tokens": 16})  # warm-up
+    result = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads",
+        "tokens": args.tokens, "rounds": args.rounds,
+        "logprobs5_vs_0": logprobs_rounds(playground, args.tokens, args.rounds),
+        "candidates_vs_1": candidates_rounds(playground, args.tokens, args.rounds),
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
