@@ -164,7 +164,16 @@ def run_candidates(
     candidates = [CandidateOutcome(cutter=StopCutter(params.stop)) for _ in range(params.n)]
     outcome.candidates = candidates
     start = clock()
-    deadline = start + time_limit_s
+
+    def time_up() -> None:
+        # A timer, not a check per chunk: a backend may send nothing until all candidates are done.
+        if not cancel.is_set():
+            outcome.timed_out = True
+            cancel.set()
+
+    timer = threading.Timer(time_limit_s, time_up)
+    timer.daemon = True
+    timer.start()
     events = backend.stream(prompt, params, cancel)
     try:
         for event in events:
@@ -172,9 +181,6 @@ def run_candidates(
                 outcome.ttft_ms = outcome.ttft_ms if outcome.ttft_ms is not None else (clock() - start) * 1000
                 _feed(candidates[event.index], event)
                 if all(c.cutter is not None and c.cutter.stopped for c in candidates):
-                    cancel.set()
-                elif clock() > deadline and not cancel.is_set():
-                    outcome.timed_out = True
                     cancel.set()
             elif isinstance(event, Finished):
                 outcome.prompt_tokens = event.prompt_tokens or 0
@@ -184,6 +190,7 @@ def run_candidates(
                                              strict=False):
                     candidate.finish_reason = reason
     finally:
+        timer.cancel()
         events.close()
         outcome.total_ms = (clock() - start) * 1000
     for candidate in candidates:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -93,6 +94,44 @@ class _TokenQueue:
 
     def end(self) -> None:
         pass  # the thread wrapper puts _END itself, also when generate raises
+
+
+class _StepRecorder(_TokenQueue):
+    """The streamer for several candidates, which are ranked only at the end: each step's tensors are
+    kept as they are, and turned into Steps once ``generate`` returns. Nothing per step crosses to the
+    consumer's thread, so no Python there competes with the batched model for the interpreter."""
+
+    def __init__(self, weigher: _Weigher | None = None, top_k: int = 0) -> None:
+        super().__init__(weigher, top_k)
+        self._ids: list[torch.Tensor] = []
+        self._chosen: list[torch.Tensor] = []
+        self._tops: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        ids = value.reshape(-1)
+        self._ids.append(ids)
+        logprobs = self._weigher.logprobs if self._weigher is not None else None
+        if logprobs is not None:
+            self._chosen.append(logprobs.gather(1, ids.to(logprobs.device).unsqueeze(1)).squeeze(1))
+            if self._top_k:
+                self._tops.append(logprobs.topk(self._top_k, dim=-1))
+
+    def steps(self) -> list[Step]:
+        if not self._ids:
+            return []
+        ids = torch.stack(self._ids).tolist()
+        chosen = torch.stack(self._chosen).tolist() if self._chosen else [[None] * len(row) for row in ids]
+        if self._tops:
+            values = torch.stack([v for v, _ in self._tops]).tolist()
+            indices = torch.stack([i for _, i in self._tops]).tolist()
+            tops = [[list(zip(i, v, strict=True)) for i, v in zip(ri, rv, strict=True)]
+                    for ri, rv in zip(indices, values, strict=True)]
+        else:
+            tops = [[[] for _ in row] for row in ids]
+        return [list(zip(*columns, strict=True)) for columns in zip(ids, chosen, tops, strict=True)]
 
 
 class IncrementalDecoder:
@@ -264,7 +303,7 @@ class LocalBackend:
         self, input_ids: list[int], max_new: int, params: GenerationParams, cancel: threading.Event
     ) -> EventStream:
         weigher = _Weigher() if params.wants_logprobs else None
-        streamer = _TokenQueue(weigher, params.logprobs)
+        streamer = (_StepRecorder if params.n > 1 else _TokenQueue)(weigher, params.logprobs)
         kwargs = self._generate_kwargs(input_ids, max_new, params)
         kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_CancelCriteria(cancel)]))
         if weigher is not None:
@@ -289,11 +328,10 @@ class LocalBackend:
         thread.start()
         try:
             while (item := self._next(streamer, cancel)) is not _END:
-                step: Step = [(item, None, [])] if isinstance(item, int) else item
-                for index, (token_id, logprob, top) in enumerate(step):
-                    chunk = sequences[index].push(token_id, logprob, top)
-                    if chunk is not None:
-                        yield chunk if index == 0 else Chunk(chunk.text, chunk.tokens, chunk.details, index)
+                yield from self._step(sequences, [(item, None, [])] if isinstance(item, int) else item)
+            if isinstance(streamer, _StepRecorder):  # several candidates: decoded now, all at once
+                for step in streamer.steps():
+                    yield from self._step(sequences, step)
             for index, sequence in enumerate(sequences):
                 tail = sequence.flush()
                 if tail is not None:
@@ -310,6 +348,13 @@ class LocalBackend:
             return
         reasons = tuple(s.reason(cancel) for s in sequences)
         yield Finished(reasons[0], len(input_ids), completion, reasons=reasons if params.n > 1 else ())
+
+    @staticmethod
+    def _step(sequences: list[_Sequence], step: Step) -> Iterator[Chunk]:
+        for index, (token_id, logprob, top) in enumerate(step):
+            chunk = sequences[index].push(token_id, logprob, top)
+            if chunk is not None:
+                yield chunk if index == 0 else Chunk(chunk.text, chunk.tokens, chunk.details, index)
 
     @staticmethod
     def _next(streamer: _TokenQueue, cancel: threading.Event) -> Any:

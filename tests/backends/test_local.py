@@ -8,7 +8,7 @@ import time
 import pytest
 
 from playground.backends.base import Chunk, Finished
-from playground.generation import Outcome, StopCutter, run_stream
+from playground.generation import Outcome, StopCutter, run_candidates, run_stream
 from playground.params import GenerationParams
 from playground.prompt import Prompt, Special
 
@@ -130,3 +130,46 @@ def test_outcome_reports_timings(nano_backend):
     assert outcome.ttft_ms is not None and outcome.ttft_ms > 0
     assert outcome.total_ms >= outcome.ttft_ms
     assert outcome.tokens_per_s and outcome.tokens_per_s > 0
+
+
+def test_greedy_tokens_are_their_own_top_alternative_and_join_into_the_text(nano_backend):
+    params = GenerationParams(max_new_tokens=40, temperature=0, repetition_penalty=1.3, logprobs=3)
+    text, outcome = collect(nano_backend, PROMPT, params)
+    tokens = outcome.track.slice(0, len(text))
+    assert "".join(t.text for t in tokens) == text and outcome.track.complete
+    for token in tokens:  # the repetition penalty is applied before the numbers are read
+        assert token.top[0].text == token.text and token.top[0].logprob == pytest.approx(token.logprob)
+        assert [a.logprob for a in token.top] == sorted((a.logprob for a in token.top), reverse=True)
+
+
+def test_logprobs_are_the_distribution_before_temperature(nano_backend):
+    def first_alternatives(temperature):
+        for seed in range(20):  # a seed whose first token is text (not a special token, which is not listed)
+            params = GenerationParams(max_new_tokens=1, temperature=temperature, seed=seed, logprobs=5)
+            tokens = collect(nano_backend, Prompt.of("import os\nimport "), params)[1].track.tokens
+            if tokens:
+                return [(a.text, round(a.logprob, 4)) for a in tokens[0].top]
+        raise AssertionError("no seed gave a text token")
+
+    assert first_alternatives(0.3) == first_alternatives(1.7)
+
+
+def test_several_candidates_come_from_one_batched_generate_and_repeat_with_the_seed(nano_backend, monkeypatch):
+    calls = []
+    generate = nano_backend.model.generate
+    monkeypatch.setattr(nano_backend.model, "generate", lambda **kw: calls.append(kw) or generate(**kw))
+
+    def candidates(seed):
+        outcome = Outcome()
+        params = GenerationParams(max_new_tokens=20, temperature=1.0, top_p=1.0, seed=seed, n=4)
+        run_candidates(nano_backend, PROMPT, params, threading.Event(), outcome, time_limit_s=60)
+        return outcome
+
+    first = candidates(3)
+    assert len(calls) == 1 and calls[0]["num_return_sequences"] == 4
+    assert len({c.text for c in first.candidates}) > 1
+    for candidate in first.candidates:
+        assert "".join(t.text for t in candidate.track.tokens).startswith(candidate.text)
+        assert all(t.top == () for t in candidate.track.tokens)  # scores only: logprobs 0
+    assert [c.text for c in candidates(3).candidates] == [c.text for c in first.candidates]
+    assert first.completion_tokens <= 4 * 20 and first.finish_reason in ("length", "eos")
