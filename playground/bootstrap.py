@@ -99,6 +99,20 @@ def _load_local(slot: ModelSlot, registry: dict[str, ModelSpec], settings: Setti
     slot.backend = LocalBackend(loaded)
 
 
+def _load_in_engine(slot: ModelSlot, settings: Settings) -> None:
+    """Start the engine process; the slot gets its backend once the model serves (health stays 503 until
+    then, as with in-process loading), and keeps it through restarts, which health reports."""
+    from playground.engine.client import EngineBackend
+
+    def ready(spec: ModelSpec) -> None:
+        slot.spec = spec
+        slot.backend = engine
+
+    engine = EngineBackend(settings, slot.progress, on_ready=ready)
+    if not engine.wait_ready():
+        log.error("Loading %s failed: %s", settings.model, slot.progress.error)
+
+
 def _main_slot(spec: ModelSpec, settings: Settings,
                registry: dict[str, ModelSpec]) -> tuple[ModelSlot, threading.Thread | None]:
     if settings.backend == "fake":
@@ -109,7 +123,9 @@ def _main_slot(spec: ModelSpec, settings: Settings,
     if settings.backend in ("tgi", "openai"):
         return remote_slot(spec, settings, settings.backend, settings.endpoint or ""), None
     slot = ModelSlot(spec, max_queue=settings.max_queue)
-    thread = threading.Thread(target=_load_local, args=(slot, registry, settings), name="model-loader", daemon=True)
+    load, args = (_load_in_engine, (slot, settings)) if settings.engine == "process" else \
+        (_load_local, (slot, registry, settings))
+    thread = threading.Thread(target=load, args=args, name="model-loader", daemon=True)
     thread.start()
     return slot, thread
 

@@ -27,6 +27,7 @@ from playground.config_types import (
 from playground.errors import ConfigError
 
 BACKENDS = ("local", "tgi", "openai", "fake")
+ENGINES = ("process", "inprocess")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZATIONS = ("none", "8bit", "4bit")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -39,6 +40,9 @@ class Settings:
     model: str = "nano-starcoder"  # registry id, hub id or local folder
     revision: str | None = None  # hub branch, tag or commit
     backend: str = "local"  # local | tgi | openai | fake
+    # A local model runs in its own engine process: the web server answers at once and keeps its own
+    # interpreter, and a crashed model is restarted without taking the app down. inprocess: for debugging.
+    engine: str = "process"
     endpoint: str | None = None  # remote engine base URL
     extra_models: tuple[ExtraModel, ...] = ()  # more remote models for the selector
     endpoint_token: str | None = field(default=None, repr=False)  # bearer token; repr=False keeps it out of logs
@@ -141,6 +145,8 @@ _OPTIONS: dict[str, Option] = {
     "--revision": Option("PLAYGROUND_REVISION", _text, "hub branch, tag or commit to load", "revision"),
     "--backend": Option("PLAYGROUND_BACKEND", _choice(BACKENDS), "where the model runs: " + ", ".join(BACKENDS),
                         "backend"),
+    "--engine": Option("PLAYGROUND_ENGINE", _choice(ENGINES), "a local model runs in its own process (process) or "
+                       "in the web server's (inprocess, for debugging)", "engine"),
     "--endpoint": Option("PLAYGROUND_ENDPOINT", _text, "base URL of a TGI or OpenAI-compatible server", "endpoint"),
     "--extra-models": Option("PLAYGROUND_EXTRA_MODELS", parse_extra_models,
                              "more remote models, comma-separated ID=tgi:URL or ID=openai:URL", "extra_models"),

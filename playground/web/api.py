@@ -80,6 +80,8 @@ def health_answer(playground: Playground) -> JSONResponse:
         status = "failed" if slot.progress.error else "loading"
         return JSONResponse({"status": status, "model": slot.spec.id, "progress": slot.progress.to_dict()}, 503)
     info = slot.info()
+    if info.extra.get("engine") == "restarting":  # the model's process died and is coming back
+        return JSONResponse({"status": "restarting", "model": slot.spec.id, "progress": slot.progress.to_dict()}, 503)
     body: dict[str, Any] = {"status": "ok", "model": slot.spec.id, "backend": info.backend}
     if playground.checks is not None:
         body["attribution"] = playground.checks.status()["state"]
@@ -211,6 +213,11 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
     @router.get("/health")
     def health() -> JSONResponse:
         return health_answer(playground)
+
+    @router.get("/live")
+    def live() -> dict[str, str]:
+        """Liveness: the web server answers, whatever the model is doing (loading, restarting)."""
+        return {"status": "alive"}
 
     @router.get("/models")
     def models() -> list[dict[str, Any]]:

@@ -1,0 +1,252 @@
+"""The web process's side of the engine: start it, stream from it, and start it again when it dies.
+
+``EngineBackend`` keeps one child process (``worker.main``). A reader thread
+takes its messages: loading progress goes to the slot's ``LoadProgress``,
+events to the queue of the generation they belong to. When the pipe breaks
+(the child was killed, ran out of memory, crashed), every running generation
+ends at once with ``finish_reason: "error"`` and the text it already had, and
+the engine is started again after a pause that doubles with each crash in a
+row (1 s, 2 s, 4 s ... at most 30 s), and resets once it serves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from multiprocessing.connection import Connection
+from typing import Any
+
+from playground.backends.base import BackendInfo, Chunk, EventStream, Finished
+from playground.config import Settings
+from playground.engine import protocol as p
+from playground.engine import worker
+from playground.errors import GenerationFailedError, ModelError, PlaygroundError
+from playground.params import GenerationParams
+from playground.progress import LoadProgress
+from playground.prompt import Prompt
+from playground.registry import ModelSpec
+
+log = logging.getLogger("playground.engine")
+
+_POLL_S = 0.05  # how often a waiting stream looks at its cancel flag
+_COUNT_TIMEOUT_S = 30.0
+_BACKOFF_S = (1.0, 30.0)  # first pause before a restart, and the longest
+CRASHED = ("The model's engine stopped unexpectedly (the server log has the detail); the output is "
+           "incomplete. It is restarting: try again in a few seconds.")
+
+
+class _Inbox:
+    """One request's messages from the engine, and what the stream has done about them."""
+
+    def __init__(self, request_id: str):
+        self.request_id = request_id
+        self.queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.cancelled = False  # a CANCEL was sent
+        self.finished = False  # the engine said it is done: no CANCEL needed on close
+
+
+class EngineBackend:
+    """A local model served by an engine process. ``state``: starting, ready, restarting or failed."""
+
+    def __init__(self, settings: Settings, progress: LoadProgress,
+                 on_ready: Callable[[ModelSpec], None] | None = None):
+        self.settings = settings
+        self.progress = progress
+        self.on_ready = on_ready
+        self.state = "starting"
+        self.spec: ModelSpec | None = None
+        self._info: BackendInfo | None = None
+        self._lock = threading.Lock()
+        self._streams: dict[str, _Inbox] = {}
+        self._ids = itertools.count()
+        self._conn: Connection | None = None
+        self._process: Any = None
+        self._closing = False
+        self._crashes = 0
+        self.restarts = 0
+        self.ready = threading.Event()  # set whenever the engine serves; cleared while it restarts
+        self._start()
+
+    # -- the process --
+    def _start(self) -> None:
+        self.progress.step("starting", "Starting the model's engine process")
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: torch is imported there only
+        parent, child = context.Pipe()
+        process = context.Process(target=worker.main, args=(child, self.settings), name="playground-engine",
+                                  daemon=True)
+        process.start()
+        child.close()
+        with self._lock:
+            self._conn, self._process = parent, process
+        threading.Thread(target=self._read, args=(parent, process), name="engine-reader", daemon=True).start()
+
+    def _read(self, conn: Connection, process: Any) -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                break
+            self._dispatch(message)
+        process.join(5)
+        self._ended(process.exitcode)
+
+    def _dispatch(self, message: tuple[Any, ...]) -> None:
+        tag = message[0]
+        if tag == p.PROGRESS:
+            self.progress.step(message[1], message[2])
+        elif tag == p.READY:
+            self.spec, self._info = message[1], message[2]
+            self.state, self._crashes = "ready", 0
+            self.progress.step("ready", f"{self.spec.id} is ready in its engine process")
+            if self.on_ready is not None:
+                self.on_ready(self.spec)
+            self.ready.set()
+        elif tag == p.FAILED:
+            self.state = "failed"
+            self.progress.fail(message[1])
+            self.ready.set()  # waiters learn that loading ended
+        else:
+            target = self._streams.get(message[1])
+            if target is not None:
+                target.queue.put(message)
+
+    def _ended(self, exitcode: int | None) -> None:
+        """The engine is gone: end every running generation, then start it again unless it was meant."""
+        with self._lock:
+            streams, self._streams = self._streams, {}
+        for target in streams.values():
+            target.queue.put((p.RAISED, None, None))  # read by the stream as the crash
+        if self._closing or self.state == "failed":
+            return
+        self.ready.clear()
+        self.state = "restarting"
+        self._crashes += 1
+        self.restarts += 1
+        pause = min(_BACKOFF_S[0] * 2 ** (self._crashes - 1), _BACKOFF_S[1])
+        log.error("the engine process ended (exit code %s); restarting in %.0f s", exitcode, pause)
+        self.progress.step("restarting", f"The model's engine stopped (exit code {exitcode}); restarting.")
+        threading.Timer(pause, self._restart).start()
+
+    def _restart(self) -> None:
+        if not self._closing:
+            self._start()
+
+    def kill(self) -> None:
+        """Kill the engine outright, as a crash would (for tests and operators)."""
+        with self._lock:
+            process = self._process
+        if process is not None and process.is_alive():
+            process.kill()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    # -- the Backend interface --
+    def info(self) -> BackendInfo:
+        if self._info is None:
+            spec_id = self.spec.id if self.spec else self.settings.model
+            return BackendInfo(model_id=spec_id, backend="local", context_length=0, loaded=False,
+                               extra={"engine": self.state})
+        return replace(self._info, loaded=self.state == "ready",
+                       extra={**self._info.extra, "engine": self.state, "engine_restarts": self.restarts})
+
+    def render(self, prompt: Prompt) -> str:
+        return prompt.render()  # as LocalBackend: specials become their ids, user text stays text
+
+    def count_tokens(self, prompt: Prompt) -> int:
+        inbox = self._ask(p.COUNT, prompt)
+        try:
+            answer = inbox.queue.get(timeout=_COUNT_TIMEOUT_S)
+        except queue.Empty:
+            answer = (p.RAISED, None, None)
+        finally:
+            with self._lock:
+                self._streams.pop(inbox.request_id, None)
+        result = answer[2] if answer[0] == p.COUNTED else None
+        if isinstance(result, int):
+            return result
+        raise result if isinstance(result, PlaygroundError) else GenerationFailedError(CRASHED)
+
+    def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> EventStream:
+        inbox = self._ask(p.GENERATE, prompt, params)
+        made = 0
+        try:
+            while True:
+                if cancel.is_set() and not inbox.cancelled:
+                    inbox.cancelled = True
+                    self._send((p.CANCEL, inbox.request_id))
+                try:
+                    message = inbox.queue.get(timeout=_POLL_S)
+                except queue.Empty:
+                    continue
+                if message[0] == p.RAISED:
+                    inbox.finished = True
+                    if message[2] is not None:
+                        raise message[2]
+                    if made == 0:
+                        raise GenerationFailedError(CRASHED)
+                    yield Finished("error", None, made, error=CRASHED)
+                    return
+                for event in message[2]:
+                    made += isinstance(event, Chunk) and bool(event.text)
+                    inbox.finished = isinstance(event, Finished)
+                    yield event
+                if inbox.finished:
+                    return
+        finally:
+            with self._lock:
+                self._streams.pop(inbox.request_id, None)
+            if not inbox.finished:
+                self._send((p.CANCEL, inbox.request_id))  # a consumer that went away stops the model too
+
+    def _ask(self, tag: str, *payload: Any) -> _Inbox:
+        if self.state != "ready":
+            raise ModelError(self._not_ready())
+        inbox = _Inbox(f"r{next(self._ids)}")
+        with self._lock:
+            self._streams[inbox.request_id] = inbox
+        self._send((tag, inbox.request_id, *payload))
+        return inbox
+
+    def _not_ready(self) -> str:
+        if self.state == "restarting":
+            return "The model's engine is restarting after a crash. Try again in a few seconds."
+        if self.state == "failed":
+            return f"The model failed to load: {self.progress.error}"
+        return f"The model is still loading ({self.progress.message}). Try again in a moment."
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        with self._lock:
+            conn = self._conn
+            try:
+                if conn is not None:
+                    conn.send(message)
+            except (OSError, EOFError, BrokenPipeError):
+                pass  # the engine died; the reader ends every stream
+
+    def close(self) -> None:
+        self._closing = True
+        self._send((p.SHUTDOWN,))
+        with self._lock:
+            process = self._process
+        if process is not None:
+            process.join(5)
+            if process.is_alive():
+                process.kill()
+
+    def wait_ready(self, timeout_s: float | None = None) -> bool:
+        """Block until the engine serves or loading failed; True when it serves."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self.state not in ("ready", "failed"):
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            self.ready.wait(left if left is not None else 1.0)
+        return self.state == "ready"

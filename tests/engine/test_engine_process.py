@@ -1,0 +1,189 @@
+"""The local model in its own engine process, over HTTP on the real app: it answers before the model,
+streams what the in-process backend streams, and survives the engine being killed mid-stream."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from playground.config import Settings
+from playground.errors import ModelError
+from support.servers import LiveServer, free_port
+
+pytestmark = pytest.mark.timeout(180)
+REPO = Path(__file__).resolve().parents[2]
+GREEDY = {"max_new_tokens": 24, "temperature": 0, "repetition_penalty": 1.2, "logprobs": 2}
+
+
+def engine_app(tmp_path: Path, **options) -> tuple[LiveServer, object]:
+    from playground.bootstrap import build_playground
+    from playground.web.server import create_app
+
+    settings = Settings(data_dir=tmp_path, engine="process", attribution=False, **options)
+    playground, _ = build_playground(settings)
+    server = LiveServer(create_app(playground), free_port())
+    server.start(health="/api/live")  # up before the model
+    return server, playground
+
+
+@pytest.fixture(scope="module")
+def engine_server(tmp_path_factory) -> Iterator[tuple[LiveServer, object]]:
+    server, playground = engine_app(tmp_path_factory.mktemp("engine"))
+    yield server, playground
+    server.stop()
+    playground.shutdown()
+
+
+def wait_healthy(url: str, timeout_s: float = 60.0) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if httpx.get(url + "/api/health", timeout=5).status_code == 200:
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise AssertionError("the engine did not serve in time")
+
+
+def sse(response: httpx.Response) -> Iterator[dict]:
+    for line in response.iter_lines():
+        if line.startswith("data: "):
+            yield json.loads(line[6:])
+
+
+def test_the_app_is_live_before_the_model_and_health_waits_for_it(tmp_path):
+    server, playground = engine_app(tmp_path)
+    try:
+        assert httpx.get(server.url + "/api/live").json() == {"status": "alive"}
+        early = httpx.get(server.url + "/api/health")
+        if early.status_code == 503:  # usually: the engine is still importing torch
+            assert early.json()["status"] == "loading" and "progress" in early.json()
+        assert httpx.get(server.url + "/").status_code == 200  # the UI renders meanwhile
+        wait_healthy(server.url)
+    finally:
+        server.stop()
+        playground.shutdown()
+
+
+def test_it_streams_what_the_in_process_backend_streams(engine_server, nano_server):
+    server, _ = engine_server
+    wait_healthy(server.url)
+    body = {"mode": "fill", "code": "def add(a, b):\n    <FILL_HERE>\n", "params": GREEDY}
+    ours = httpx.post(server.url + "/api/generate", json=body, timeout=60).json()
+    theirs = httpx.post(nano_server.url + "/api/generate", json=body, timeout=60).json()
+    for field in ("text", "middle", "finish_reason", "usage", "tokens", "raw_prompt"):
+        assert ours[field] == theirs[field], field
+    assert ours["backend"]["placement"] == theirs["backend"]["placement"]
+
+
+def test_a_stop_reaches_the_model_within_a_token(engine_server):
+    server, playground = engine_server
+    wait_healthy(server.url)
+    run = playground.start("complete", None, {"prompt": "def f():\n"},
+                           {"max_new_tokens": 500, "temperature": 0.8, "stop": ["<never>"], "seed": 1})
+    seen = 0
+    for _ in run:
+        seen += 1
+        if seen == 3:
+            run.stop()
+    assert run.record.finish_reason == "cancelled"
+    assert run.record.usage["completion_tokens"] < 40  # the engine stopped, it did not run to 500
+
+
+def test_a_killed_engine_ends_the_stream_keeps_the_text_and_comes_back(engine_server):
+    server, playground = engine_server
+    wait_healthy(server.url)
+    engine = playground.slot(None).backend
+    body = {"mode": "complete", "prompt": "def f():\n", "stream": True,
+            "params": {"max_new_tokens": 500, "temperature": 0.8, "stop": ["<never>"]}}
+    events, killed_at = [], []
+    with httpx.stream("POST", server.url + "/api/generate", json=body, timeout=60) as response:
+        for event in sse(response):
+            events.append(event)
+            if len(events) == 3:
+                killed_at.append(time.monotonic())
+                engine.kill()  # SIGKILL, as the kernel's out-of-memory killer would
+    ended = time.monotonic() - killed_at[0]
+    done = events[-1]
+    assert done["done"] and done["finish_reason"] == "error" and "restarting" in done["error"]
+    assert done["text"] == "".join(e["delta"] for e in events[:-1]) and done["text"]
+    assert ended < 2.0
+    health = httpx.get(server.url + "/api/health")
+    assert health.status_code == 503 and health.json()["status"] == "restarting"
+    assert httpx.get(server.url + "/api/live").status_code == 200
+    shared = httpx.post(server.url + "/api/shares", json={"generation_id": done["id"]})  # shares keep working
+    assert shared.status_code == 201
+    assert httpx.get(f"{server.url}/api/shares/{shared.json()['id']}").json()["text"] == done["text"]
+    refused = httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"})
+    assert refused.status_code == 503 and "restarting" in refused.json()["error"]["message"]
+    back = wait_healthy(server.url, timeout_s=30)
+    assert ended + back < 10.0  # serving again within 10 s of the kill
+    again = httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x = ", "params": GREEDY})
+    assert again.status_code == 200 and again.json()["finish_reason"] in ("length", "eos")
+    assert engine.restarts == 1
+
+
+def test_a_load_error_reads_as_it_does_in_process(tmp_path):
+    from playground.loading import load_model
+    from playground.registry import load_registry
+
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    missing = str(broken)
+    with pytest.raises(ModelError) as in_process:
+        load_model(missing, load_registry(), Settings(model=missing))
+    server, playground = engine_app(tmp_path / "data", model=missing)
+    try:
+        deadline = time.monotonic() + 60
+        while (body := httpx.get(server.url + "/api/health").json())["status"] != "failed":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert body["progress"]["error"] == in_process.value.message
+    finally:
+        server.stop()
+        playground.shutdown()
+
+
+def test_the_web_process_never_imports_torch(tmp_path):
+    script = (
+        "import sys, time\n"
+        "from playground.config import load_settings\n"
+        "from playground.bootstrap import build_playground\n"
+        "from playground.web.server import create_app\n"
+        f"settings = load_settings(['--data-dir', {str(tmp_path)!r}, '--attribution', 'off'], {{}})\n"
+        "playground, thread = build_playground(settings, wait=True)\n"
+        "create_app(playground)\n"
+        "run = playground.start('complete', None, {'prompt': 'x = '}, {'max_new_tokens': 4})\n"
+        "print(''.join(run) is not None, run.record.finish_reason)\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+        "playground.shutdown()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "[]" and lines[-2].startswith("True")
+
+
+def test_two_streams_at_once_each_get_their_own_events(engine_server):
+    server, _ = engine_server
+    wait_healthy(server.url)
+    results: dict[int, dict] = {}
+
+    def call(index: int) -> None:
+        body = {"mode": "complete", "prompt": f"def f{index}():\n", "params": GREEDY}
+        results[index] = httpx.post(server.url + "/api/generate", json=body, timeout=60).json()
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(r["inputs"]["prompt"] == f"def f{i}():\n" for i, r in results.items())
+    assert all("".join(t["text"] for t in r["tokens"]) == r["text"] for r in results.values())
