@@ -2,8 +2,12 @@
 
 Each trial launches a fresh interpreter:
   app    `python app.py --port P` (nano-starcoder, local backend, temp data dir); the clock runs
-         from Popen to the first 200 of GET /api/health, then to the first successful
-         POST /api/generate (a greedy 8-token completion) -- "the first answer".
+         from Popen to the first 200 of GET /api/live (the web server answers), to the first 200
+         of GET /api/health (the model serves), then to the first successful POST /api/generate
+         (a greedy 8-token completion) -- "the first answer". After it, the web process's own
+         RSS (VmRSS of app.py, not of its engine process) is read.
+         ``--engine both`` runs the app twice per trial: with the model in its engine process
+         (the default) and in the web process (``--engine inprocess``, as before), side by side.
   hello  a temp script `gr.Interface(lambda x: x, "text", "text").launch(server_port=P2)`; the clock
          runs from Popen to the first 200 on "/", then to the first successful call through
          gradio_client (Client construction included).
@@ -12,7 +16,8 @@ before the trials, in its own process): ``app.py --backend tgi --endpoint URL --
 That path must import neither torch nor transformers; its target is 1.3x the hello-world.
 Trials are interleaved (app, hello, app, hello, ...) --trials times; medians and ratios printed.
 
-    .venv/bin/python bench/bench_cold_start.py [--trials 3] [--backend local|tgi] [--json out.json]
+    .venv/bin/python bench/bench_cold_start.py [--trials 3] [--backend local|tgi] [--engine process|inprocess|both]
+                                               [--json out.json]
 """
 
 from __future__ import annotations
@@ -83,6 +88,7 @@ def trial_app(tmp: Path, extra_args: list[str]) -> dict[str, float]:
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), *extra_args], cwd=ROOT,
                             env=child_env(data_dir), stdout=log, stderr=subprocess.STDOUT)
     try:
+        live = poll(start, proc, lambda: httpx.get(url + "/api/live", timeout=2).status_code == 200)
         health = poll(start, proc, lambda: httpx.get(url + "/api/health", timeout=2).status_code == 200)
         body = {"mode": "complete", "prompt": "def add(a, b):\n", "params": {"max_new_tokens": 8, "temperature": 0}}
 
@@ -91,10 +97,19 @@ def trial_app(tmp: Path, extra_args: list[str]) -> dict[str, float]:
             return response.status_code == 200 and "text" in response.json()
 
         answer = poll(start, proc, generate)
+        rss = web_rss_mb(proc.pid)
     finally:
         stop(proc)
         log.close()
-    return {"ready_s": health, "answer_s": answer}
+    return {"live_s": live, "ready_s": health, "answer_s": answer, "web_rss_mb": rss}
+
+
+def web_rss_mb(pid: int) -> float:
+    """Resident memory of that process alone (its engine child is another process)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def trial_hello(tmp: Path) -> dict[str, float]:
@@ -130,13 +145,18 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=3, help="interleaved app/hello pairs")
     parser.add_argument("--json", type=Path, default=None, help="write the result here")
     parser.add_argument("--backend", choices=("local", "tgi"), default="local",
-                        help="local: nano-starcoder in-process; tgi: a remote engine (stand-in)")
+                        help="local: nano-starcoder; tgi: a remote engine (stand-in)")
+    parser.add_argument("--engine", choices=("process", "inprocess", "both"), default="process",
+                        help="local: the model in its engine process, in the web process, or both side by side")
     args = parser.parse_args()
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="bench-cold-start-"))
-    runs: dict[str, list[dict[str, float]]] = {"app": [], "hello": []}
+    engines = ("process", "inprocess") if args.engine == "both" else (args.engine,)
+    if args.backend == "tgi":
+        engines = ("tgi",)  # no local model: no engine process either
+    runs: dict[str, list[dict[str, float]]] = {f"app-{e}": [] for e in engines} | {"hello": []}
     extra_args: list[str] = []
     engine = None
     if args.backend == "tgi":
@@ -148,7 +168,7 @@ def main() -> int:
         extra_args = ["--backend", "tgi", "--endpoint", engine_url, "--model", "starcoder"]
     try:
         for i in range(args.trials):
-            run_pair(tmp, extra_args, runs, i)
+            run_trial(tmp, extra_args, engines, runs, i)
     finally:
         if engine is not None:
             stop(engine)
@@ -156,30 +176,38 @@ def main() -> int:
     return 0
 
 
-def run_pair(tmp: Path, extra_args: list[str], runs: dict[str, list[dict[str, float]]], i: int) -> None:
-    runs["app"].append(trial_app(tmp, extra_args))
+def run_trial(tmp: Path, extra_args: list[str], engines: tuple[str, ...], runs: dict[str, list[dict[str, float]]],
+              i: int) -> None:
+    order = engines if i % 2 == 0 else engines[::-1]
+    for engine in order:
+        args = extra_args if extra_args else ["--engine", engine]
+        a = trial_app(tmp, args)
+        runs[f"app-{engine}"].append(a)
+        print(f"trial {i + 1}: app ({engine}) live {a['live_s']:.2f} s, health {a['ready_s']:.2f} s, first answer "
+              f"{a['answer_s']:.2f} s, web RSS {a['web_rss_mb']:.0f} MB", flush=True)
     runs["hello"].append(trial_hello(tmp))
-    a, h = runs["app"][-1], runs["hello"][-1]
-    print(f"trial {i + 1}: app health {a['ready_s']:.2f} s, first answer {a['answer_s']:.2f} s | "
-          f"hello '/' {h['ready_s']:.2f} s, first call {h['answer_s']:.2f} s", flush=True)
+    h = runs["hello"][-1]
+    print(f"trial {i + 1}: hello '/' {h['ready_s']:.2f} s, first call {h['answer_s']:.2f} s", flush=True)
 
 
 def report(args: argparse.Namespace, runs: dict[str, list[dict[str, float]]]) -> None:
-    med = {k: {m: statistics.median(r[m] for r in v) for m in ("ready_s", "answer_s")} for k, v in runs.items()}
-    ratio_answer = med["app"]["answer_s"] / med["hello"]["answer_s"]
-    ratio_ready = med["app"]["ready_s"] / med["hello"]["ready_s"]
-    print(f"\n{'':<24} {'app.py':>8} {'hello':>8} {'app ÷ hello':>12}")
-    print(f"{'serving (health or /)':<24} {med['app']['ready_s']:>7.2f}s {med['hello']['ready_s']:>7.2f}s "
-          f"{ratio_ready:>12.2f}")
-    print(f"{'first answer':<24} {med['app']['answer_s']:>7.2f}s {med['hello']['answer_s']:>7.2f}s "
-          f"{ratio_answer:>12.2f}")
-    print(f"app.py's first answer comes {med['app']['answer_s'] - med['hello']['answer_s']:+.2f} s after the hello-world's")
+    med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in runs.items()}
+    hello = med["hello"]
+    ratios = {}
+    print(f"\n{'':<16} {'live ÷ hello /':>15} {'health':>8} {'answer ÷ hello call':>20} {'web RSS':>9}")
+    for name, m in med.items():
+        if name == "hello":
+            continue
+        ratios[name] = {"live_over_hello_root": m["live_s"] / hello["ready_s"],
+                        "answer_over_hello_call": m["answer_s"] / hello["answer_s"]}
+        print(f"{name:<16} {m['live_s']:>6.2f}s {ratios[name]['live_over_hello_root']:>6.2f}x {m['ready_s']:>7.2f}s "
+              f"{m['answer_s']:>9.2f}s {ratios[name]['answer_over_hello_call']:>8.2f}x {m['web_rss_mb']:>7.0f}MB")
+    print(f"{'hello':<16} {hello['ready_s']:>6.2f}s {'':>7} {'':>8} {hello['answer_s']:>9.2f}s")
     if args.json:
         args.json.write_text(json.dumps({
             "benchmark": "cold_start", "date": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}",
-            "trials": args.trials, "backend": args.backend, "median_s": med,
-            "ratio_app_over_hello": {"ready": ratio_ready, "first_answer": ratio_answer}, "runs": runs,
+            "trials": args.trials, "backend": args.backend, "median": med, "ratios": ratios, "runs": runs,
         }, indent=2))
         print(f"wrote {args.json}")
 

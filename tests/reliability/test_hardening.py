@@ -205,16 +205,16 @@ def test_the_ui_share_button_obeys_the_share_limit(tmp_path):
     limits = WebLimits.from_settings(RateLimits(share_create_per_minute=2), playground.settings.forwarded_for)
     with gr.Blocks():
         ctx = UiContext(playground, limits, ActiveRuns(), gr.Dropdown(), None, gr.BrowserState())  # type: ignore[arg-type]
-        panel = SharePanel(gr.Button(), gr.Textbox(), gr.Group(), gr.Button(), gr.Markdown(), gr.State())
+        panel = SharePanel(gr.Button(), gr.Textbox(), gr.Group(), gr.Button(), gr.Markdown(), gr.State(), gr.State())
     run = playground.start("complete", None, {"prompt": "a"})
     list(run)
     scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "client": ("127.0.0.1", 1),
              "query_string": b"", "server": ("127.0.0.1", 80), "scheme": "http"}
     request = gr.Request(request=Request(scope))
     for _ in range(2):
-        share_confirm(ctx, panel, run.id, request)
+        share_confirm(ctx, panel, run.id, None, request)
     with pytest.raises(gr.Error, match="Too many shares created"):
-        share_confirm(ctx, panel, run.id, request)
+        share_confirm(ctx, panel, run.id, None, request)
 
 
 def test_no_string_in_any_log_line_opens_anything(fake_server, caplog):
