@@ -193,7 +193,12 @@ def run_candidates(
         timer.cancel()
         events.close()
         outcome.total_ms = (clock() - start) * 1000
-    for candidate in candidates:
+    _settle(outcome)
+
+
+def _settle(outcome: Outcome) -> None:
+    """Each candidate's ending as the user sees it: a stop sequence it met, or the time limit."""
+    for candidate in outcome.candidates:
         assert candidate.cutter is not None
         if candidate.cutter.stopped:
             candidate.finish_reason = "stop"
