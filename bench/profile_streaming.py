@@ -93,7 +93,9 @@ def summarise(folded: Path) -> None:
     for line in folded.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        process = "engine" if "multiprocessing" in frames[0] or "spawn" in frames[0] else "web"
+        # With --subprocesses each stack starts with its process chain: the app, then (for the
+        # engine) the spawned child.
+        process = "engine" if any(f.startswith("process ") and "spawn_main" in f for f in frames[:3]) else "web"
         n = int(count)
         by_process[process][_category(frames)] += n
         leaves[process][frames[-1][:110]] += n

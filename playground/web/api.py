@@ -293,9 +293,8 @@ async def _whole(run: Run, request: Request) -> JSONResponse:
 
 
 async def _stop_on_disconnect(request: Request, run: Run) -> None:
-    # Wait on receive() (the body is already read: the next message is the disconnect).
-    # request.is_disconnected() never sees it behind an @app.middleware("http")
-    # (Starlette's BaseHTTPMiddleware runs receive in a task that its cancelled probe never starts).
+    # Wait on receive() (the body is already read: the next message is the disconnect), which sees it
+    # whatever middleware stands in front; request.is_disconnected() only polls.
     while (await request.receive())["type"] != "http.disconnect":
         pass
     run.stop()

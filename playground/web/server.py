@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import cast
 
 import gradio as gr
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.datastructures import MutableHeaders, QueryParams
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from playground import __version__
 from playground.service import Playground
@@ -25,6 +27,40 @@ def _route_group(path: str) -> str:
         if path.startswith(prefix):
             return prefix.strip("/")
     return "page" if path == "/" else "other"
+
+
+class EdgeHeaders:
+    """Every HTTP answer gets ``nosniff`` (and the share headers on share pages) and is counted; Gradio's
+    upload route answers 403. Plain ASGI, not ``@app.middleware("http")``: that one passes every chunk
+    of a streamed answer through an extra task and memory stream, a cost paid per token (profiled)."""
+
+    def __init__(self, app: ASGIApp, playground: Playground):
+        self.app, self.playground = app, playground
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        share = "share" in QueryParams(scope.get("query_string", b"")) or path.startswith(("/s/", "/api/shares"))
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                if share:
+                    for name, value in SHARE_HEADERS.items():
+                        headers.setdefault(name, value)
+                self.playground.metrics.requests.labels(_route_group(path), str(message["status"])).inc()
+            await send(message)
+
+        if path.rstrip("/").endswith("/gradio_api/upload"):
+            # No component takes files: Gradio's upload route would let anyone fill the temp folder.
+            refused = JSONResponse({"error": {"type": "uploads_off", "message": "This app takes no file uploads. "
+                                              "Paste text into the editors instead."}}, 403)
+            await refused(scope, receive, send_with_headers)
+            return
+        await self.app(scope, receive, send_with_headers)
 
 
 def create_app(playground: Playground) -> FastAPI:
@@ -45,20 +81,7 @@ def create_app(playground: Playground) -> FastAPI:
     def metrics() -> Response:
         return Response(playground.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.middleware("http")
-    async def headers_and_counts(request: Request, call_next: Any) -> Any:
-        if request.url.path.rstrip("/").endswith("/gradio_api/upload"):
-            # No component takes files: Gradio's upload route would let anyone fill the temp folder.
-            response: Response = JSONResponse({"error": {"type": "uploads_off", "message": "This app takes no "
-                                               "file uploads. Paste text into the editors instead."}}, 403)
-        else:
-            response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        if "share" in request.query_params or request.url.path.startswith(("/s/", "/api/shares")):
-            for name, value in SHARE_HEADERS.items():
-                response.headers.setdefault(name, value)
-        playground.metrics.requests.labels(_route_group(request.url.path), str(response.status_code)).inc()
-        return response
+    app.add_middleware(EdgeHeaders, playground=playground)
 
     demo = build_ui(playground, limits)
     demo.queue(max_size=playground.settings.max_queue, default_concurrency_limit=1)

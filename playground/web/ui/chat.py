@@ -114,10 +114,13 @@ def send(ctx: UiContext, tab: ChatTab, message: str, history: list[dict[str, Any
     params = params_from(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed, probabilities)
     run = ctx.start("chat", model, _inputs(ctx, message, turns, system_prompt), params, request)
     shown = [*turns, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
-    yield {tab.chatbot: shown, tab.message: "", tab.stats: "Generating…", tab.attribution: "", tab.probabilities: ""}
+    # Every update names the tab's shown outputs (Gradio rebuilds each one an update leaves out), except
+    # the message box, cleared once: the user may type the next message meanwhile.
+    waiting: Updates = {tab.stats: "Generating…", tab.attribution: "", tab.probabilities: "", tab.raw: run.raw_prompt}
+    yield {**waiting, tab.chatbot: shown, tab.message: ""}
     for raw in ctx.stream(run, request):
         shown = [*shown[:-1], {"role": "assistant", "content": run.present(raw).text}]
-        yield {tab.chatbot: shown}
+        yield {**waiting, tab.chatbot: shown}
     record = finished(run)
     shown = [*shown[:-1], {"role": "assistant", "content": record.text}]
     yield {tab.chatbot: shown, tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id,

@@ -94,9 +94,12 @@ def complete(ctx: UiContext, tab: CompleteTab, prompt: str, model: str, max_new_
                          candidates)
     run = ctx.start("complete", model, {"prompt": prompt}, params, request)
     waiting = f"Generating {run.params.n} candidates…" if run.params.n > 1 else "Generating…"
-    yield {tab.result: prompt, tab.stats: waiting, tab.attribution: "", tab.probabilities: "", tab.candidates: ""}
+    # Every update names all the tab's shown outputs: Gradio rebuilds each one an update leaves out.
+    shown: Updates = {tab.result: prompt, tab.stats: waiting, tab.attribution: "", tab.probabilities: "",
+                      tab.candidates: ""}
+    yield shown
     for raw in ctx.stream(run, request):
-        yield {tab.result: prompt + run.present(raw).text}
+        yield {**shown, tab.result: prompt + run.present(raw).text}
     record = finished(run)
     yield {tab.stats: stats_line(record), tab.share.record: record.id, **_shown(tab, record, prompt)}
 

@@ -108,11 +108,13 @@ def fill(ctx: UiContext, tab: FillTab, code: str, filename: str, model: str, max
                          candidates)
     run = ctx.start("fill", model, {"code": code, "filename": filename}, params, request)
     waiting = f"Generating {run.params.n} candidates…" if run.params.n > 1 else "Generating…"
-    yield {tab.result: "", tab.middle: "", tab.mark: "", tab.stats: waiting, tab.raw: run.raw_prompt,
-           tab.attribution: "", tab.probabilities: "", tab.candidates: ""}
+    # Every update names all the tab's shown outputs: Gradio rebuilds each one an update leaves out.
+    updates: Updates = {tab.result: "", tab.middle: "", tab.mark: "", tab.stats: waiting, tab.raw: run.raw_prompt,
+                        tab.attribution: "", tab.probabilities: "", tab.candidates: ""}
+    yield updates
     for raw in ctx.stream(run, request):
         shown = run.present(raw)
-        yield {tab.result: shown.text, tab.middle: shown.middle}
+        yield {**updates, tab.result: shown.text, tab.middle: shown.middle}
     record = finished(run)
     yield {tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id,
            **_shown(tab, record, code)}
