@@ -93,7 +93,7 @@ def test_a_stop_reaches_the_model_within_a_token(engine_server):
         if seen == 3:
             run.stop()
     assert run.record.finish_reason == "cancelled"
-    assert run.record.usage["completion_tokens"] < 40  # the engine stopped, it did not run to 500
+    assert run.record.usage["completion_tokens"] < 20  # the engine stopped at once, it did not run to 500
 
 
 def test_a_killed_engine_ends_the_stream_keeps_the_text_and_comes_back(engine_server):
@@ -117,6 +117,7 @@ def test_a_killed_engine_ends_the_stream_keeps_the_text_and_comes_back(engine_se
     health = httpx.get(server.url + "/api/health")
     assert health.status_code == 503 and health.json()["status"] == "restarting"
     assert httpx.get(server.url + "/api/live").status_code == 200
+    assert httpx.get(server.url + "/").status_code == 200  # the UI keeps serving
     shared = httpx.post(server.url + "/api/shares", json={"generation_id": done["id"]})  # shares keep working
     assert shared.status_code == 201
     assert httpx.get(f"{server.url}/api/shares/{shared.json()['id']}").json()["text"] == done["text"]
