@@ -102,8 +102,7 @@ class EngineBackend:
             self.progress.step(message[1], message[2])
         elif tag == p.READY:
             self.spec, self._info = message[1], message[2]
-            self.state, self._crashes = "ready", 0
-            self.progress.step("ready", f"{self.spec.id} is ready in its engine process")
+            self.state, self._crashes = "ready", 0  # the loader's own "ready" step came as PROGRESS
             if self.on_ready is not None:
                 self.on_ready(self.spec)
             self.ready.set()

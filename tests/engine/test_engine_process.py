@@ -188,3 +188,11 @@ def test_two_streams_at_once_each_get_their_own_events(engine_server):
         thread.join()
     assert all(r["inputs"]["prompt"] == f"def f{i}():\n" for i, r in results.items())
     assert all("".join(t["text"] for t in r["tokens"]) == r["text"] for r in results.values())
+
+
+def test_loading_progress_reads_as_in_process(engine_server, nano_playground):
+    server, playground = engine_server
+    wait_healthy(server.url)
+    progress = playground.slot(None).progress
+    assert progress.phase == "ready" and progress.error is None
+    assert progress.message.startswith("nano-starcoder is ready (") and "blocks" in progress.message
