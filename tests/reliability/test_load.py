@@ -173,16 +173,21 @@ def test_mixed_soak_does_not_grow(tmp_path):
             for _ in range(100):
                 soak_round(client, rng)  # warm-up: caches, pools, allocator arenas, lazy imports
             threads0, fds0, rss0 = resources()
+            engine = psutil.Process(playground.slot(None).backend.pid)  # the model's own process
+            engine_rss0 = engine.memory_info().rss
             deadline = time.monotonic() + SOAK_SECONDS
             while time.monotonic() < deadline:
                 soak_round(client, rng)
                 rounds += 1
         threads1 = settle(threads0)
         _, fds1, rss1 = resources()
+        engine_rss1 = engine.memory_info().rss
         print(f"soak: {rounds} rounds in {SOAK_SECONDS:.0f} s; threads {threads0}->{threads1}, "
-              f"fds {fds0}->{fds1}, rss {rss0 / 2**20:.1f}->{rss1 / 2**20:.1f} MiB")
+              f"fds {fds0}->{fds1}, rss {rss0 / 2**20:.1f}->{rss1 / 2**20:.1f} MiB; "
+              f"engine rss {engine_rss0 / 2**20:.1f}->{engine_rss1 / 2**20:.1f} MiB")
         assert rounds > 0
         assert threads1 <= threads0 + 2 and fds1 <= fds0 + 8
         assert rss1 - rss0 < 48 * 2**20
+        assert engine_rss1 - engine_rss0 < 48 * 2**20
     finally:
         server.stop()
