@@ -36,9 +36,20 @@ log = logging.getLogger("playground.engine")
 
 _POLL_S = 0.05  # how often a waiting stream looks at its cancel flag
 _COUNT_TIMEOUT_S = 30.0
+_SILENCE_S = 120.0  # a generation the engine says nothing about for this long is given up
 _BACKOFF_S = (1.0, 30.0)  # first pause before a restart, and the longest
 CRASHED = ("The model's engine stopped unexpectedly (the server log has the detail); the output is "
            "incomplete. It is restarting: try again in a few seconds.")
+
+
+STUCK = "The model stopped responding; the output is incomplete. Try again; if it repeats, restart the app."
+
+
+def _interrupted(made: int, message: str) -> EventStream:
+    """The end of a generation the engine could not finish: an error before any text, else the text kept."""
+    if made == 0:
+        raise GenerationFailedError(message)
+    yield Finished("error", None, made, error=message)
 
 
 class _Inbox:
@@ -117,14 +128,16 @@ class EngineBackend:
 
     def _ended(self, exitcode: int | None) -> None:
         """The engine is gone: end every running generation, then start it again unless it was meant."""
-        with self._lock:
+        restart = not self._closing and self.state != "failed"
+        with self._lock:  # under the lock _ask checks the state: no request can slip in after the swap
+            if restart:
+                self.state = "restarting"
             streams, self._streams = self._streams, {}
         for target in streams.values():
             target.queue.put((p.RAISED, None, None))  # read by the stream as the crash
-        if self._closing or self.state == "failed":
+        if not restart:
             return
         self.ready.clear()
-        self.state = "restarting"
         self._crashes += 1
         self.restarts += 1
         pause = min(_BACKOFF_S[0] * 2 ** (self._crashes - 1), _BACKOFF_S[1])
@@ -175,7 +188,7 @@ class EngineBackend:
 
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> EventStream:
         inbox = self._ask(p.GENERATE, prompt, params)
-        made = 0
+        made, heard = 0, time.monotonic()
         try:
             while True:
                 if cancel.is_set() and not inbox.cancelled:
@@ -184,14 +197,16 @@ class EngineBackend:
                 try:
                     message = inbox.queue.get(timeout=_POLL_S)
                 except queue.Empty:
+                    if time.monotonic() - heard > _SILENCE_S:  # alive but stuck: never hang a request on it
+                        yield from _interrupted(made, STUCK)
+                        return
                     continue
+                heard = time.monotonic()
                 if message[0] == p.RAISED:
                     inbox.finished = True
                     if message[2] is not None:
                         raise message[2]
-                    if made == 0:
-                        raise GenerationFailedError(CRASHED)
-                    yield Finished("error", None, made, error=CRASHED)
+                    yield from _interrupted(made, CRASHED)
                     return
                 for event in message[2]:
                     made += isinstance(event, Chunk) and bool(event.text)
@@ -206,10 +221,10 @@ class EngineBackend:
                 self._send((p.CANCEL, inbox.request_id))  # a consumer that went away stops the model too
 
     def _ask(self, tag: str, *payload: Any) -> _Inbox:
-        if self.state != "ready":
-            raise ModelError(self._not_ready())
         inbox = _Inbox(f"r{next(self._ids)}")
         with self._lock:
+            if self.state != "ready":
+                raise ModelError(self._not_ready())
             self._streams[inbox.request_id] = inbox
         self._send((tag, inbox.request_id, *payload))
         return inbox

@@ -80,8 +80,9 @@ def health_answer(playground: Playground) -> JSONResponse:
         status = "failed" if slot.progress.error else "loading"
         return JSONResponse({"status": status, "model": slot.spec.id, "progress": slot.progress.to_dict()}, 503)
     info = slot.info()
-    if info.extra.get("engine") == "restarting":  # the model's process died and is coming back
-        return JSONResponse({"status": "restarting", "model": slot.spec.id, "progress": slot.progress.to_dict()}, 503)
+    engine = info.extra.get("engine")
+    if engine in ("restarting", "failed"):  # the model's process died: coming back, or could not load again
+        return JSONResponse({"status": engine, "model": slot.spec.id, "progress": slot.progress.to_dict()}, 503)
     body: dict[str, Any] = {"status": "ok", "model": slot.spec.id, "backend": info.backend}
     if playground.checks is not None:
         body["attribution"] = playground.checks.status()["state"]

@@ -196,3 +196,27 @@ def test_loading_progress_reads_as_in_process(engine_server, nano_playground):
     progress = playground.slot(None).progress
     assert progress.phase == "ready" and progress.error is None
     assert progress.message.startswith("nano-starcoder is ready (") and "blocks" in progress.message
+
+
+def test_an_engine_that_hangs_does_not_hang_the_request(engine_server, monkeypatch):
+    import os
+    import signal
+
+    from playground.engine import client
+
+    server, playground = engine_server
+    wait_healthy(server.url)
+    engine = playground.slot(None).backend
+    monkeypatch.setattr(client, "_SILENCE_S", 1.0)
+    run = playground.start("complete", None, {"prompt": "def f():\n"},
+                           {"max_new_tokens": 500, "temperature": 0.8, "stop": ["<never>"]})
+    deltas = []
+    try:
+        for delta in run:
+            deltas.append(delta)
+            if len(deltas) == 2:
+                os.kill(engine.pid, signal.SIGSTOP)  # alive, but silent
+        assert run.record.finish_reason == "error" and "stopped responding" in run.record.error
+        assert run.record.text == "".join(deltas)
+    finally:
+        os.kill(engine.pid, signal.SIGCONT)
