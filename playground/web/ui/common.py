@@ -234,6 +234,18 @@ def share_candidate(ctx: UiContext, panel: SharePanel, record_id: str | None, ca
     return share_click(ctx, panel, record_id, candidate, acknowledged, request)
 
 
+def wire_weighing(ctx: UiContext, tab: Any, run: Callable[..., Any], branch: Callable[..., Any],
+                  pick: Callable[..., Any], editor: Any, picked: list[Any], generation: dict[str, Any]) -> None:
+    """A tab's probability and candidate views: a clicked alternative puts its branch into ``editor`` and
+    runs ``run`` again; a candidate's Apply updates ``picked``, its Share then shares the generation."""
+    tab.probabilities.branch(bind(branch, tab), tab.weighed, editor, api_visibility="private").success(
+        bind(run, ctx, tab), tab.inputs(ctx), tab.outputs, api_visibility="private", **generation)
+    chosen = tab.candidates.pick(bind(pick, tab), tab.weighed, [*picked, tab.share.candidate, tab.candidates],
+                                 api_visibility="private")
+    chosen.success(bind(share_candidate, ctx, tab.share), [tab.share.record, tab.share.candidate, ctx.acknowledged],
+                   share_outputs(ctx, tab.share), api_visibility="private")
+
+
 def share_outputs(ctx: UiContext, panel: SharePanel) -> list[Any]:
     return [panel.link, panel.confirm_group, panel.delete, ctx.acknowledged]
 

@@ -21,8 +21,7 @@ from playground.web.ui.common import (
     build_share_panel,
     finished,
     params_from,
-    share_candidate,
-    share_outputs,
+    wire_weighing,
 )
 from playground.web.ui.parts import COMPLETE_EXAMPLE, COMPLETE_EXAMPLES, stats_line
 from playground.web.ui.parts import verbatim_code as code_box
@@ -142,9 +141,4 @@ def pick(tab: CompleteTab, weighed: dict[str, Any] | None, event: gr.EventData) 
 
 def wire_complete(ctx: UiContext, tab: CompleteTab, generation: dict[str, Any]) -> None:
     tab.run.click(bind(complete, ctx, tab), tab.inputs(ctx), tab.outputs, api_name="complete", **generation)
-    tab.probabilities.branch(bind(branch, tab), tab.weighed, tab.prompt, api_visibility="private").success(
-        bind(complete, ctx, tab), tab.inputs(ctx), tab.outputs, api_visibility="private", **generation)
-    picked = tab.candidates.pick(bind(pick, tab), tab.weighed, [tab.prompt, tab.result, tab.share.candidate,
-                                                                 tab.candidates], api_visibility="private")
-    picked.success(bind(share_candidate, ctx, tab.share), [tab.share.record, tab.share.candidate, ctx.acknowledged],
-                   share_outputs(ctx, tab.share), api_visibility="private")
+    wire_weighing(ctx, tab, complete, branch, pick, tab.prompt, [tab.prompt, tab.result], generation)

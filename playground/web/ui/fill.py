@@ -22,8 +22,7 @@ from playground.web.ui.common import (
     build_share_panel,
     finished,
     params_from,
-    share_candidate,
-    share_outputs,
+    wire_weighing,
 )
 from playground.web.ui.parts import FILL_EXAMPLE, FILL_EXAMPLES, LANGUAGES, language_for, mark_middle, stats_line
 from playground.web.ui.parts import verbatim_code as code_box
@@ -168,13 +167,7 @@ def highlight(tab: FillTab, language: str) -> Updates:
 
 def wire_fill(ctx: UiContext, tab: FillTab, generation: dict[str, Any]) -> None:
     tab.run.click(bind(fill, ctx, tab), tab.inputs(ctx), tab.outputs, api_name="fill", **generation)
-    tab.probabilities.branch(bind(branch, tab), tab.weighed, tab.code, api_visibility="private").success(
-        bind(fill, ctx, tab), tab.inputs(ctx), tab.outputs, api_visibility="private", **generation)
-    picked = tab.candidates.pick(bind(pick, tab), tab.weighed, [tab.code, tab.result, tab.middle,
-                                                                 tab.share.candidate, tab.candidates],
-                                 api_visibility="private")
-    picked.success(bind(share_candidate, ctx, tab.share), [tab.share.record, tab.share.candidate, ctx.acknowledged],
-                   share_outputs(ctx, tab.share), api_visibility="private")
+    wire_weighing(ctx, tab, fill, branch, pick, tab.code, [tab.code, tab.result, tab.middle], generation)
     tab.filename.change(lambda name: language_for(name) or "plain text", tab.filename, tab.language,
                         api_visibility="private")
     tab.language.change(bind(highlight, tab), tab.language, [tab.code, tab.result, tab.middle],
