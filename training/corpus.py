@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import sysconfig
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,6 +146,14 @@ def _deduplicate(files: list[SourceFile], banned: set[str], skipped: dict[str, i
         seen.add(digest)
         kept.append(item)
     return kept
+
+
+def corpus_fingerprint(files: Iterable[tuple[str, str, str]]) -> str:
+    """A digest of (package, path, text) triples in training order; the training log records it."""
+    digest = hashlib.sha256()
+    for package, path, text in files:
+        digest.update(f"{package}/{path}\0".encode() + hashlib.sha256(text.encode()).digest())
+    return digest.hexdigest()[:16]
 
 
 def load_corpus(cache: Path) -> Corpus:

@@ -63,9 +63,13 @@ def list_fingerprint(path: Path = PACKAGE_LIST) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
+def cache_base() -> Path:
+    """The folder that holds package installs, one per list version; NANO_CORPUS_CACHE moves it."""
+    return Path(os.environ.get("NANO_CORPUS_CACHE", Path.home() / ".cache" / "nano-starcoder"))
+
+
 def default_cache(path: Path = PACKAGE_LIST) -> Path:
-    base = Path(os.environ.get("NANO_CORPUS_CACHE", Path.home() / ".cache" / "nano-starcoder"))
-    return base / f"packages-{list_fingerprint(path)}"
+    return cache_base() / f"packages-{list_fingerprint(path)}"
 
 
 def fetch(cache: Path | None = None, path: Path = PACKAGE_LIST) -> Path:

@@ -13,7 +13,6 @@ the settings, throughput and loss curve that the model card quotes.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import platform
@@ -26,7 +25,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM, PreTrainedTokenizerFast
 
-from training.corpus import Corpus, SourceFile, load_corpus
+from training.corpus import Corpus, SourceFile, corpus_fingerprint, load_corpus
 from training.fim import FimPolicy, SpecialIds, build_sample
 from training.packages import PACKAGE_LIST, fetch, list_fingerprint
 
@@ -167,15 +166,12 @@ def corpus_log(corpus: Corpus, cache: Path) -> dict:
                                                    "licence": item.licence, "files": []})
         entry["files"].append(item.path)
     held = sorted({(f.package, f.version, f.licence) for f in corpus.held_out_packages})
-    fingerprint = hashlib.sha256()
-    for item in corpus.train:
-        fingerprint.update(f"{item.package}/{item.path}\0".encode() + hashlib.sha256(item.text.encode()).digest())
     return {
         "package_list": str(PACKAGE_LIST.relative_to(Path.cwd())) if PACKAGE_LIST.is_relative_to(Path.cwd())
         else PACKAGE_LIST.name,
         "package_list_sha256": list_fingerprint(),
         "package_cache": cache.name,
-        "fingerprint": fingerprint.hexdigest()[:16],
+        "fingerprint": corpus_fingerprint((f.package, f.path, f.text) for f in corpus.train),
         "train_chars": sum(len(f.text) for f in corpus.train),
         "skipped": corpus.skipped,
         "held_out_packages": [{"package": p, "version": v, "licence": lic} for p, v, lic in held],
