@@ -92,7 +92,7 @@ def windows(files: list[SourceFile], tokenizer: Tokenizer, length: int) -> list[
 
 
 def samples(files, spans, tokenizer, ids, policy, seq_len, rng):
-    """Endless seeded stream of (token ids, labels), one shuffled epoch after another."""
+    """Endless seeded stream of (token ids, labels, is_fim), one shuffled epoch after another."""
     encode = lambda text: tokenizer.encode(text, add_special_tokens=False).ids  # noqa: E731
     order = list(range(len(spans)))
     while True:
@@ -105,29 +105,53 @@ def samples(files, spans, tokenizer, ids, policy, seq_len, rng):
             sample = build_sample(
                 source.text[start:end], encode=encode, ids=ids, policy=policy,
                 rng=rng, filename=filename, ends_document=ends_doc,
-            )[:seq_len]
+            )[: seq_len - 1]
             labels = list(sample)
             if sample[-1] != ids.end_of_text:
                 # A window cut inside a file: a separator keeps the next sample apart, but
                 # the model must not learn that the file ended here.
                 sample, labels = sample + [ids.end_of_text], labels + [-100]
-            yield sample, labels
+            yield sample, labels, sample[0] == ids.fim_prefix
+
+
+def pack_row(stream, waiting: list, carry: tuple, seq_len: int) -> tuple[list[int], list[int], tuple]:
+    """One row of exactly ``seq_len`` tokens, and the cut-off tail that starts the next row.
+
+    A FIM sample is never cut (its middle would land in the next row without the prefix and
+    suffix it depends on): one that does not fit waits for a row with room. Left-to-right
+    samples fill the gaps and may be cut; their tail starts the next row.
+    """
+    row_ids, row_labels = list(carry[0]), list(carry[1])
+    carry = ([], [])
+    while len(row_ids) < seq_len:
+        space = seq_len - len(row_ids)
+        fitting = next((i for i, item in enumerate(waiting) if len(item[0]) <= space), None)
+        if fitting is not None:
+            sample, labels, _ = waiting.pop(fitting)
+        else:
+            sample, labels, is_fim = next(stream)
+            if is_fim and len(sample) > space:
+                waiting.append((sample, labels, is_fim))
+                continue
+        if len(sample) > space:
+            carry = (sample[space:], labels[space:])
+            sample, labels = sample[:space], labels[:space]
+        row_ids += sample
+        row_labels += labels
+    return row_ids, row_labels, carry
 
 
 def batches(stream, seq_len, batch_size):
-    """Samples packed end to end into full rows, so no compute goes to padding."""
-    buffer_ids: list[int] = []
-    buffer_labels: list[int] = []
+    """Samples packed into full rows (see pack_row), so no compute goes to padding."""
+    waiting: list = []
+    carry: tuple = ([], [])
     while True:
-        while len(buffer_ids) < seq_len * batch_size:
-            sample, labels = next(stream)
-            buffer_ids += sample
-            buffer_labels += labels
-        size = seq_len * batch_size
-        input_ids = torch.tensor(buffer_ids[:size]).view(batch_size, seq_len)
-        labels = torch.tensor(buffer_labels[:size]).view(batch_size, seq_len)
-        del buffer_ids[:size], buffer_labels[:size]
-        yield input_ids, labels
+        rows_ids, rows_labels = [], []
+        for _ in range(batch_size):
+            row_ids, row_labels, carry = pack_row(stream, waiting, carry, seq_len)
+            rows_ids.append(row_ids)
+            rows_labels.append(row_labels)
+        yield torch.tensor(rows_ids), torch.tensor(rows_labels)
 
 
 def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
@@ -141,7 +165,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models/nano-starcoder"))
     parser.add_argument("--cache", type=Path, help="where the corpus packages are installed (default: fetch)")
-    parser.add_argument("--steps", type=int, default=2900)  # the shipped run; ~70 min on 2 idle cores
+    parser.add_argument("--steps", type=int, default=1800)  # the shipped run; ~45 min on 2 idle cores
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=512, help="trained context = config n_positions")
     parser.add_argument("--vocab-size", type=int, default=4096)
