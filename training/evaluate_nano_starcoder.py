@@ -1,15 +1,24 @@
-"""Evaluate nano-starcoder on held-out standard-library files it never trained on.
+"""Evaluate nano-starcoder on held-out code it never trained on.
 
-    python -m training.evaluate_nano_starcoder --model models/nano-starcoder
+    python -m training.evaluate_nano_starcoder --model models/nano-starcoder            # held-out packages
+    python -m training.evaluate_nano_starcoder --model models/nano-starcoder --split stdlib
 
+``--split packages`` (the default) scores the whole packages that the package
+list marks ``held-out`` (never in training nor in the tokenizer); ``--split
+stdlib`` scores the standard-library files held out by path hash, as v1 did.
 Reports, as JSON (the model card quotes it):
-- left-to-right loss: mean next-token cross-entropy over held-out windows;
+
+- left-to-right loss: next-token cross-entropy over the same character chunks
+  for every model, in nats per token and nats per character (tokenizers differ
+  between versions, so only the per-character figure compares two of them);
 - FIM loss: cross-entropy of the middle (and the closing end-of-text) in PSM samples;
 - FIM gain: for single held-out lines, log p(line | prefix, suffix) under the FIM
   prompt minus log p(line | prefix) left to right, in nats per line, and the
   share of lines where the suffix helped;
 - single-line exact match: greedy infilling of a masked line, compared with the
-  original line (trailing whitespace ignored).
+  original line (trailing whitespace ignored);
+- context honesty: mean loss at positions 0-127 and 384-511 of full 512-token
+  windows; late must not be worse than early, or the model cannot use its context.
 """
 
 from __future__ import annotations
@@ -24,11 +33,13 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from training.corpus import load_stdlib
+from training.corpus import SourceFile, load_corpus, load_stdlib
 
 PREFIX_TOKENS = 200  # context budget around a masked line, inside the 512 trained positions
 SUFFIX_TOKENS = 150
 MAX_LINE_TOKENS = 48
+CHUNK_CHARS = 1_000  # left-to-right chunks: short enough to fit 512 tokens under any of our tokenizers
+EARLY, LATE = (0, 128), (384, 512)  # context-honesty position bands
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class LineCase:
     suffix: str
 
 
-def pick_lines(files, count: int, rng: random.Random) -> list[LineCase]:
+def pick_lines(files: list[SourceFile], count: int, rng: random.Random) -> list[LineCase]:
     """Non-trivial single lines (4+ non-space chars, not a comment) from held-out files."""
     candidates = []
     for source in files:
@@ -51,6 +62,17 @@ def pick_lines(files, count: int, rng: random.Random) -> list[LineCase]:
             offset += len(line)
     rng.shuffle(candidates)
     return [LineCase(text[:start], text[start:end], text[end:]) for text, start, end in candidates[:count]]
+
+
+def pick_chunks(files: list[SourceFile], count: int, rng: random.Random) -> list[str]:
+    """Character chunks of held-out files, chosen without any tokenizer so every model scores the same text."""
+    texts = [f.text for f in files if len(f.text) >= CHUNK_CHARS // 2]
+    chunks = []
+    for _ in range(count):
+        text = rng.choice(texts)
+        start = rng.randrange(0, max(1, len(text) - CHUNK_CHARS))
+        chunks.append(text[start : start + CHUNK_CHARS])
+    return chunks
 
 
 class Scorer:
@@ -86,19 +108,14 @@ class Scorer:
         return self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
     @torch.inference_mode()
-    def window_loss(self, ids: list[int], loss_from: int = 1) -> tuple[float, int]:
+    def token_losses(self, ids: list[int], loss_from: int = 1) -> torch.Tensor:
+        """Cross-entropy of each token from ``loss_from`` on, given everything before it."""
         tensor = torch.tensor([ids])
         logits = self.model(tensor).logits[0, loss_from - 1 : -1]
-        targets = tensor[0, loss_from:]
-        return float(F.cross_entropy(logits, targets, reduction="sum")), len(targets)
+        return F.cross_entropy(logits, tensor[0, loss_from:], reduction="none")
 
 
-def evaluate(folder: Path, lines: int, windows: int, seed: int) -> dict:
-    _, held_out = load_stdlib()
-    scorer = Scorer(folder)
-    rng = random.Random(seed)
-    cases = pick_lines(held_out, lines, rng)
-
+def fim_lines(scorer: Scorer, cases: list[LineCase]) -> dict:
     gains, matches = [], 0
     for case in cases:
         prefix, line, suffix = scorer.line_ids(case)
@@ -107,48 +124,99 @@ def evaluate(folder: Path, lines: int, windows: int, seed: int) -> dict:
         gains.append(fim - left_to_right)
         guess = scorer.infill(prefix, suffix)
         matches += guess.split("\n")[0].rstrip() == case.line.rstrip()
+    ordered = sorted(gains)
+    return {
+        "lines_scored": len(cases),
+        "fim_gain_nats_per_line_mean": round(sum(gains) / len(gains), 3),
+        "fim_gain_nats_per_line_median": round(ordered[len(gains) // 2], 3),
+        "fim_wins_share": round(sum(g > 0 for g in gains) / len(gains), 3),
+        "fim_gain_worst_decile_mean": round(sum(ordered[: len(gains) // 10]) / max(1, len(gains) // 10), 3),
+        "single_line_exact_match": round(matches / len(cases), 3),
+        "single_line_exact_matches": matches,
+    }
 
-    l2r_sum = l2r_n = fim_sum = fim_n = 0.0
-    texts = [f.text for f in held_out]
-    for _ in range(windows):
-        ids = scorer.encode(rng.choice(texts))
-        if len(ids) < 64:
-            continue
-        start = rng.randrange(0, max(1, len(ids) - scorer.context))
-        window = ids[start : start + scorer.context]
-        loss, count = scorer.window_loss(window)
-        l2r_sum, l2r_n = l2r_sum + loss, l2r_n + count
-        # PSM sample over a shorter window, scoring the middle and the closing end-of-text.
-        piece = window[: scorer.context - 8]
+
+def chunk_losses(scorer: Scorer, chunks: list[str], rng: random.Random) -> dict:
+    """Left-to-right loss per token and per character, and the FIM middle loss, on the same chunks."""
+    nats = tokens = chars = fim_nats = fim_tokens = 0.0
+    for chunk in chunks:
+        ids = scorer.encode(chunk)[: scorer.context]
+        # Characters actually covered, in case a chunk ran past the context.
+        chars += len(scorer.tok.decode(ids)) - 1  # the first token is not predicted
+        losses = scorer.token_losses(ids)
+        nats, tokens = nats + float(losses.sum()), tokens + len(losses)
+        # PSM sample, scoring the middle and the closing end-of-text.
+        piece = ids[: scorer.context - 8]
         a, b = sorted(rng.sample(range(1, len(piece)), 2))
         context = scorer.fim_context(piece[:a], piece[b:])
-        loss, count = scorer.window_loss(context + piece[a:b] + [scorer.eot], loss_from=len(context))
-        fim_sum, fim_n = fim_sum + loss, fim_n + count
-
-    gains_sorted = sorted(gains)
+        losses = scorer.token_losses(context + piece[a:b] + [scorer.eot], loss_from=len(context))
+        fim_nats, fim_tokens = fim_nats + float(losses.sum()), fim_tokens + len(losses)
     return {
-        "held_out_files": len(held_out),
-        "lines_scored": len(cases),
-        "left_to_right_loss": round(l2r_sum / l2r_n, 4),
-        "fim_middle_loss": round(fim_sum / fim_n, 4),
-        "fim_gain_nats_per_line_mean": round(sum(gains) / len(gains), 3),
-        "fim_gain_nats_per_line_median": round(gains_sorted[len(gains) // 2], 3),
-        "fim_wins_share": round(sum(g > 0 for g in gains) / len(gains), 3),
-        "single_line_exact_match": round(matches / len(cases), 3),
-        "seed": seed,
+        "left_to_right_loss": round(nats / tokens, 4),
+        "left_to_right_nats_per_char": round(nats / chars, 4),
+        "chars_per_token": round(chars / tokens, 3),
+        "fim_middle_loss": round(fim_nats / fim_tokens, 4),
     }
+
+
+def context_honesty(scorer: Scorer, files: list[SourceFile], windows: int, rng: random.Random) -> dict:
+    """Mean loss by position band over full windows; late positions see more context, so should not be worse."""
+    long_ids = [ids for ids in (scorer.encode(f.text) for f in files) if len(ids) >= scorer.context]
+    early = late = 0.0
+    for _ in range(windows):
+        ids = rng.choice(long_ids)
+        start = rng.randrange(0, len(ids) - scorer.context + 1)
+        losses = scorer.token_losses(ids[start : start + scorer.context])
+        # losses[i] is the loss of token i + 1, predicted from positions 0..i.
+        early += float(losses[EARLY[0] : EARLY[1] - 1].mean())
+        late += float(losses[LATE[0] - 1 : LATE[1] - 1].mean())
+    return {
+        "context_windows": windows,
+        "loss_positions_0_127": round(early / windows, 4),
+        "loss_positions_384_511": round(late / windows, 4),
+        "late_not_worse_than_early": late <= early,
+    }
+
+
+def held_out_files(split: str, cache: Path | None) -> list[SourceFile]:
+    if split == "stdlib":
+        return load_stdlib()[1]
+    from training.packages import fetch
+
+    return load_corpus(cache or fetch()).held_out_packages
+
+
+def evaluate(folder: Path, lines: int, windows: int, seed: int, split: str = "packages",
+             cache: Path | None = None) -> dict:
+    files = held_out_files(split, cache)
+    scorer = Scorer(folder)
+    rng = random.Random(seed)
+    cases = pick_lines(files, lines, rng)
+    chunks = pick_chunks(files, windows, rng)
+    result: dict = {"split": split, "held_out_files": len(files),
+                    "held_out_packages": sorted({f"{f.package} {f.version}" for f in files})
+                    if split == "packages" else ["cpython (4% of files by path hash)"]}
+    result |= chunk_losses(scorer, chunks, rng)
+    result |= fim_lines(scorer, cases)
+    result |= context_honesty(scorer, files, windows, rng)
+    return result | {"seed": seed}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("models/nano-starcoder"))
+    parser.add_argument("--split", choices=("packages", "stdlib"), default="packages")
+    parser.add_argument("--cache", type=Path, help="where the corpus packages are installed (default: fetch)")
     parser.add_argument("--lines", type=int, default=300)
     parser.add_argument("--windows", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
-    result = evaluate(args.model, args.lines, args.windows, args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    result = evaluate(args.model, args.lines, args.windows, args.seed, args.split, args.cache)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -1,7 +1,8 @@
 """Train nano-starcoder: a tiny GPTBigCode (multi-query) model with StarCoder's
-tokens and FIM objective, on the Python standard library, on CPU.
+tokens and FIM objective, on the Python standard library and permissively
+licensed packages (see ``training/corpus.py``), on CPU.
 
-    python -m training.train_nano_starcoder --out models/nano-starcoder --steps 1800
+    python -m training.train_nano_starcoder --out models/nano-starcoder
 
 The run is seeded: the same interpreter, flags and library versions give the
 same weights. It writes the model and tokenizer folder (loadable with plain
@@ -24,8 +25,9 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM, PreTrainedTokenizerFast
 
-from training.corpus import SourceFile, load_stdlib
+from training.corpus import Corpus, SourceFile, corpus_fingerprint, load_corpus
 from training.fim import FimPolicy, SpecialIds, build_sample
+from training.packages import PACKAGE_LIST, fetch, list_fingerprint
 
 # StarCoder's special tokens, same spellings and ids 0-4, then its metadata tokens.
 STARCODER_SPECIAL_TOKENS = [
@@ -89,30 +91,67 @@ def windows(files: list[SourceFile], tokenizer: Tokenizer, length: int) -> list[
     return out
 
 
-def batches(files, spans, tokenizer, ids, policy, seq_len, batch_size, rng):
-    """Endless seeded stream of (input_ids, labels) batches, one shuffled epoch after another."""
+def samples(files, spans, tokenizer, ids, policy, seq_len, rng):
+    """Endless seeded stream of (token ids, labels, is_fim), one shuffled epoch after another."""
     encode = lambda text: tokenizer.encode(text, add_special_tokens=False).ids  # noqa: E731
     order = list(range(len(spans)))
     while True:
         rng.shuffle(order)
-        for first in range(0, len(order) - batch_size + 1, batch_size):
-            rows = []
-            for span_index in order[first : first + batch_size]:
-                file_index, start, end, ends_doc = spans[span_index]
-                source = files[file_index]
-                # Metadata only where a window starts a file, as in StarCoder's data.
-                filename = source.path if start == 0 and rng.random() < 0.5 else None
-                sample = build_sample(
-                    source.text[start:end], encode=encode, ids=ids, policy=policy,
-                    rng=rng, filename=filename, ends_document=ends_doc,
-                )[:seq_len]
-                rows.append(sample)
-            input_ids = torch.full((batch_size, seq_len), ids.end_of_text, dtype=torch.long)
-            labels = torch.full((batch_size, seq_len), -100, dtype=torch.long)
-            for row, sample in enumerate(rows):
-                input_ids[row, : len(sample)] = torch.tensor(sample)
-                labels[row, : len(sample)] = torch.tensor(sample)
-            yield input_ids, labels
+        for span_index in order:
+            file_index, start, end, ends_doc = spans[span_index]
+            source = files[file_index]
+            # Metadata only where a window starts a file, as in StarCoder's data.
+            filename = source.path if start == 0 and rng.random() < 0.5 else None
+            sample = build_sample(
+                source.text[start:end], encode=encode, ids=ids, policy=policy,
+                rng=rng, filename=filename, ends_document=ends_doc,
+            )[: seq_len - 1]
+            labels = list(sample)
+            if sample[-1] != ids.end_of_text:
+                # A window cut inside a file: a separator keeps the next sample apart, but
+                # the model must not learn that the file ended here.
+                sample, labels = sample + [ids.end_of_text], labels + [-100]
+            yield sample, labels, sample[0] == ids.fim_prefix
+
+
+def pack_row(stream, waiting: list, carry: tuple, seq_len: int) -> tuple[list[int], list[int], tuple]:
+    """One row of exactly ``seq_len`` tokens, and the cut-off tail that starts the next row.
+
+    A FIM sample is never cut (its middle would land in the next row without the prefix and
+    suffix it depends on): one that does not fit waits for a row with room. Left-to-right
+    samples fill the gaps and may be cut; their tail starts the next row.
+    """
+    row_ids, row_labels = list(carry[0]), list(carry[1])
+    carry = ([], [])
+    while len(row_ids) < seq_len:
+        space = seq_len - len(row_ids)
+        fitting = next((i for i, item in enumerate(waiting) if len(item[0]) <= space), None)
+        if fitting is not None:
+            sample, labels, _ = waiting.pop(fitting)
+        else:
+            sample, labels, is_fim = next(stream)
+            if is_fim and len(sample) > space:
+                waiting.append((sample, labels, is_fim))
+                continue
+        if len(sample) > space:
+            carry = (sample[space:], labels[space:])
+            sample, labels = sample[:space], labels[:space]
+        row_ids += sample
+        row_labels += labels
+    return row_ids, row_labels, carry
+
+
+def batches(stream, seq_len, batch_size):
+    """Samples packed into full rows (see pack_row), so no compute goes to padding."""
+    waiting: list = []
+    carry: tuple = ([], [])
+    while True:
+        rows_ids, rows_labels = [], []
+        for _ in range(batch_size):
+            row_ids, row_labels, carry = pack_row(stream, waiting, carry, seq_len)
+            rows_ids.append(row_ids)
+            rows_labels.append(row_labels)
+        yield torch.tensor(rows_ids), torch.tensor(rows_labels)
 
 
 def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
@@ -122,10 +161,11 @@ def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models/nano-starcoder"))
-    parser.add_argument("--steps", type=int, default=1800)  # the shipped run; ~80 min on 2 busy cores
+    parser.add_argument("--cache", type=Path, help="where the corpus packages are installed (default: fetch)")
+    parser.add_argument("--steps", type=int, default=1800)  # the shipped run; ~45 min on 2 idle cores
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=512, help="trained context = config n_positions")
     parser.add_argument("--vocab-size", type=int, default=4096)
@@ -133,19 +173,72 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-embd", type=int, default=256)
     parser.add_argument("--n-head", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--warmup", type=int, default=150)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--fim-rate", type=float, default=0.6)  # FIM is what the playground is for
+    parser.add_argument("--spm-rate", type=float, default=0.3)  # the app prompts in PSM order
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--checkpoint-every", type=int, default=500)
-    args = parser.parse_args(argv)
+    parser.add_argument("--checkpoint-every", type=int, default=250)
+    return parser.parse_args(argv)
 
+
+def corpus_log(corpus: Corpus, cache: Path) -> dict:
+    """Which files trained the model, per package with its version and licence, for attribution."""
+    packages: dict[str, dict] = {}
+    for item in corpus.train:
+        entry = packages.setdefault(item.package, {"package": item.package, "version": item.version,
+                                                   "licence": item.licence, "files": []})
+        entry["files"].append(item.path)
+    held = sorted({(f.package, f.version, f.licence) for f in corpus.held_out_packages})
+    return {
+        "package_list": str(PACKAGE_LIST.relative_to(Path.cwd())) if PACKAGE_LIST.is_relative_to(Path.cwd())
+        else PACKAGE_LIST.name,
+        "package_list_sha256": list_fingerprint(),
+        "package_cache": cache.name,
+        "fingerprint": corpus_fingerprint((f.package, f.path, f.text) for f in corpus.train),
+        "train_chars": sum(len(f.text) for f in corpus.train),
+        "skipped": corpus.skipped,
+        "held_out_packages": [{"package": p, "version": v, "licence": lic} for p, v, lic in held],
+        "packages": list(packages.values()),
+    }
+
+
+def train(args, model, stream, out: Path) -> tuple[list[dict], int, float]:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    curve, started, seen_tokens = [], time.perf_counter(), 0
+    model.train()
+    for step in range(args.steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, args.steps, args.lr, args.warmup)
+        input_ids, labels = next(stream)
+        loss = model(input_ids=input_ids, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        seen_tokens += int((labels != -100).sum())
+        if step % 25 == 0 or step == args.steps - 1:
+            elapsed = time.perf_counter() - started
+            curve.append({"step": step, "loss": round(loss.item(), 4), "elapsed_s": round(elapsed, 1)})
+            print(f"step {step} loss {loss.item():.3f} {seen_tokens / elapsed:.0f} tok/s {elapsed / 60:.1f} min",
+                  flush=True)
+        if (step + 1) % args.checkpoint_every == 0 or step == args.steps - 1:
+            model.save_pretrained(out)
+    return curve, seen_tokens, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    train_files, held_out = load_stdlib()
-    print(f"corpus: {len(train_files)} train files, {len(held_out)} held out", flush=True)
+    cache = args.cache or fetch()
+    corpus = load_corpus(cache)
+    train_files = corpus.train
+    print(f"corpus: {len(train_files)} train files, {len(corpus.held_out_packages)} held-out package files, "
+          f"{len(corpus.held_out_stdlib)} held-out stdlib files", flush=True)
     tokenizer = train_tokenizer(train_files, args.vocab_size)
     save_tokenizer(tokenizer, args.out, args.seq_len)
     ids = SpecialIds(*(tokenizer.token_to_id(t) for t in
@@ -164,42 +257,26 @@ def main(argv: list[str] | None = None) -> None:
     model = GPTBigCodeForCausalLM(config)
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params / 1e6:.2f}M parameters", flush=True)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
-    stream = batches(train_files, spans, tokenizer, ids, FimPolicy(), args.seq_len, args.batch_size, rng)
+    policy = FimPolicy(fim_rate=args.fim_rate, spm_rate=args.spm_rate)
+    stream = batches(samples(train_files, spans, tokenizer, ids, policy, args.seq_len, rng),
+                     args.seq_len, args.batch_size)
+    curve, seen_tokens, elapsed = train(args, model, stream, args.out)
 
-    curve, started, seen_tokens = [], time.perf_counter(), 0
-    model.train()
-    for step in range(args.steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, args.steps, args.lr, args.warmup)
-        input_ids, labels = next(stream)
-        loss = model(input_ids=input_ids, labels=labels).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        seen_tokens += int((labels != -100).sum())
-        if step % 25 == 0 or step == args.steps - 1:
-            elapsed = time.perf_counter() - started
-            curve.append({"step": step, "loss": round(loss.item(), 4), "elapsed_s": round(elapsed, 1)})
-            print(f"step {step} loss {loss.item():.3f} {seen_tokens / elapsed:.0f} tok/s {elapsed / 60:.1f} min", flush=True)
-        if (step + 1) % args.checkpoint_every == 0 or step == args.steps - 1:
-            model.save_pretrained(args.out)
-
-    elapsed = time.perf_counter() - started
     log = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "parameters": params,
         "train_files": len(train_files),
-        "held_out_files": [f.path for f in held_out],
+        "held_out_files": [f.path for f in corpus.held_out_stdlib],
         "train_tokens_in_corpus": train_tokens,
         "tokens_seen": seen_tokens,
+        "epochs": round(seen_tokens / train_tokens, 3),
         "training_seconds": round(elapsed),
         "tokens_per_second": round(seen_tokens / elapsed),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} CPU threads",
         "loss_curve": curve,
+        "corpus": corpus_log(corpus, cache),
     }
     (args.out / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")
     print(f"done in {elapsed / 60:.1f} min", flush=True)

