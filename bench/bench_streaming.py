@@ -87,7 +87,7 @@ def raw_generate(model, backend, ids: list[int], n: int, force: bool = True) -> 
     with torch.inference_mode():
         out = model.generate(
             input_ids=tensor, attention_mask=torch.ones_like(tensor), max_new_tokens=n,
-            min_new_tokens=n if force else 0, eos_token_id=backend._eos_ids, pad_token_id=backend._eos_ids[0],
+            min_new_tokens=n if force else 0, eos_token_id=backend.eos_ids, pad_token_id=backend.eos_ids[0],
             do_sample=False, temperature=None, top_p=None, top_k=None, repetition_penalty=1.0,
         )
     return out.shape[1] - len(ids)
