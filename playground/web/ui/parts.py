@@ -36,7 +36,7 @@ use restrictions apply to what you generate here. The models write code, not fac
 understand anything before you use it. **Attribution:** the models can reproduce code from their training
 data verbatim. {_ATTRIBUTION_ON if attribution_on else _ATTRIBUTION_OFF}
 The default model, nano-starcoder, is a 3.9M-parameter demo trained by this project on Python's standard
-library: it shows how the playground works, not what StarCoder can do.
+library and 111 permissively licensed packages: it shows how the playground works, not what StarCoder can do.
 """
 
 SHARE_WARNING = (
