@@ -36,8 +36,14 @@ def set_slider(page, name: str, value: int) -> None:
     if not page.locator(f"#param-{name}").is_visible():
         accordion.click()
     box = page.locator(f"#param-{name} input[type=number]")
-    box.fill(str(value))
-    box.press("Enter")
+    box.wait_for(state="visible")
+    for _ in range(3):  # an entry made while the accordion is still opening can be lost: set it until it holds
+        box.fill(str(value))
+        box.press("Enter")
+        page.wait_for_timeout(200)
+        if box.input_value() == str(value):
+            return
+    raise AssertionError(f"the {name} slider did not take {value}")
 
 
 def open_tab(page, label: str) -> None:
