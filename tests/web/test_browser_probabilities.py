@@ -106,7 +106,7 @@ def test_candidates_are_listed_ranked_and_applied(browser, nano_server):
         link = page.locator("#complete-share-link textarea, #complete-share-link input").first
         link.wait_for(timeout=10_000)
         page.wait_for_function("() => document.querySelector('#complete-share-link textarea, "
-                               "#complete-share-link input').value.includes('candidate=')", timeout=10_000)
+                               "#complete-share-link input').value.includes('/s/')", timeout=10_000)
         url = link.input_value()
         assert url.endswith(f"?candidate={chosen}") if chosen else "candidate=" not in url
         shared = context.new_page()
