@@ -114,13 +114,13 @@ class Candidate:
     def mean_logprob(self) -> float | None:
         return mean_logprob(self.tokens)
 
-    def to_dict(self, alternatives: bool, with_tokens: bool) -> dict[str, Any]:
+    def to_dict(self, with_tokens: bool) -> dict[str, Any]:
         item: dict[str, Any] = {"text": self.text}
         if self.middle is not None:
             item["middle"] = self.middle
         item.update(finish_reason=self.finish_reason, mean_logprob=self.mean_logprob, count=self.count)
         if with_tokens:
-            item["tokens"] = token_dicts(self.tokens, alternatives)
+            item["tokens"] = token_dicts(self.tokens, alternatives=True)
         return item
 
 

@@ -179,7 +179,7 @@ class Run:
             self.outcome.finish_reason = best.finish_reason
             return Presented(best.text, best.middle), {
                 "tokens": token_dicts(best.tokens, True) if alternatives else None,
-                "candidates": [c.to_dict(True, alternatives) for c in ranked]}, []
+                "candidates": [c.to_dict(with_tokens=alternatives) for c in ranked]}, []
         if not alternatives:
             return shown, {}, []
         tokens = self._weighed(self.outcome.text, shown, self.outcome.track)
