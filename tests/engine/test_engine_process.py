@@ -207,9 +207,13 @@ def test_an_engine_that_hangs_does_not_hang_the_request(engine_server, monkeypat
     server, playground = engine_server
     wait_healthy(server.url)
     engine = playground.slot(None).backend
+    # A fixed seed whose generation runs to the token limit, so it cannot end by itself on an end of text
+    # before the engine is stopped; checked first, since a retrained model may end sooner.
+    params = {"max_new_tokens": 300, "temperature": 0.8, "seed": 0, "stop": ["<never>"]}
+    reference = playground.start("complete", None, {"prompt": "def f():\n"}, params)
+    assert len(list(reference)) > 2 and reference.record.finish_reason == "length", "pick another seed"
     monkeypatch.setattr(client, "_SILENCE_S", 1.0)
-    run = playground.start("complete", None, {"prompt": "def f():\n"},
-                           {"max_new_tokens": 500, "temperature": 0.8, "stop": ["<never>"]})
+    run = playground.start("complete", None, {"prompt": "def f():\n"}, params)
     deltas = []
     try:
         for delta in run:
@@ -218,5 +222,6 @@ def test_an_engine_that_hangs_does_not_hang_the_request(engine_server, monkeypat
                 os.kill(engine.pid, signal.SIGSTOP)  # alive, but silent
         assert run.record.finish_reason == "error" and "stopped responding" in run.record.error
         assert run.record.text == "".join(deltas)
+        assert reference.record.text.startswith(run.record.text) and run.record.text != reference.record.text
     finally:
         os.kill(engine.pid, signal.SIGCONT)
