@@ -33,6 +33,7 @@ SOAK_SECONDS = float(os.environ.get("PLAYGROUND_SOAK_SECONDS", "0"))
 
 ANYIO_WORKER = "AnyIO worker thread"
 ANYIO_POOL_LIMIT = 40  # anyio's default thread limiter
+THREAD_SLACK = 2  # a client pool's lazily started worker is not a leak; one per request would be thousands
 
 
 def resources() -> tuple[int, int, int]:
@@ -57,7 +58,7 @@ def own_threads() -> int:
 def settle(baseline_threads: int, timeout_s: float = 20) -> int:
     """Own threads once the ones ending with the load have gone (or ``timeout_s`` passed)."""
     deadline = time.monotonic() + timeout_s
-    while own_threads() > baseline_threads and time.monotonic() < deadline:
+    while own_threads() > baseline_threads + THREAD_SLACK and time.monotonic() < deadline:
         time.sleep(0.1)
     workers = sum(thread.name == ANYIO_WORKER for thread in threading.enumerate())
     assert workers <= ANYIO_POOL_LIMIT, f"{workers} anyio workers: more than its limiter allows"
@@ -105,7 +106,7 @@ def test_32_concurrent_streams_against_a_remote_engine(tmp_path):
             _, fds1, rss1 = resources()
             print(f"32 streams: {done} generations in {LOAD_SECONDS:.0f} s; threads {threads0}->{threads1}, "
                   f"fds {fds0}->{fds1}, rss {rss0 / 2**20:.1f}->{rss1 / 2**20:.1f} MiB")
-            assert threads1 <= threads0, [thread.name for thread in threading.enumerate()]
+            assert threads1 <= threads0 + THREAD_SLACK, [thread.name for thread in threading.enumerate()]
             assert fds1 <= fds0 + 8
             assert rss1 - rss0 < 48 * 2**20  # the 2,000-record recent-generations cache fills in this minute
         finally:
@@ -201,7 +202,7 @@ def test_mixed_soak_does_not_grow(tmp_path):
               f"fds {fds0}->{fds1}, rss {rss0 / 2**20:.1f}->{rss1 / 2**20:.1f} MiB; "
               f"engine rss {engine_rss0 / 2**20:.1f}->{engine_rss1 / 2**20:.1f} MiB")
         assert rounds > 0
-        assert threads1 <= threads0, [thread.name for thread in threading.enumerate()]
+        assert threads1 <= threads0 + THREAD_SLACK, [thread.name for thread in threading.enumerate()]
         assert fds1 <= fds0 + 8
         assert rss1 - rss0 < 48 * 2**20
         assert engine_rss1 - engine_rss0 < 48 * 2**20
