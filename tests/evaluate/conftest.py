@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -70,3 +72,10 @@ def answering(answers: dict[str, str]) -> GenerateFn:
         return answers[prompt]
 
     return generate
+
+
+def kill_sandbox_processes() -> None:
+    """After a test that failed: end what it left running, so the failure does not spread to later tests."""
+    for pid in sandbox_processes():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

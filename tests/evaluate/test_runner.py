@@ -15,7 +15,7 @@ import pytest
 from playground.errors import BackendUnavailableError, PromptTooLongError
 from playground.evaluate import Deployment, EvaluationConfig, EvaluationError, Problem, Sandbox, evaluate, load_problems
 from playground.evaluate.runner import STOP_SEQUENCES, seed_for, truncate
-from tests.evaluate.conftest import answering, sandbox_processes
+from tests.evaluate.conftest import answering, kill_sandbox_processes, sandbox_processes
 
 REPO = Path(__file__).resolve().parents[2]
 QUIET = EvaluationConfig(workers=2, progress=False)
@@ -113,7 +113,8 @@ def test_bad_settings_are_refused_before_anything_runs() -> None:
 
 
 CTRL_C_SCRIPT = textwrap.dedent("""
-    import sys
+    import faulthandler, signal, sys
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks if Ctrl-C hangs
     from playground.evaluate import EvaluationConfig, Problem, evaluate
     problems = [Problem(f"T/{i}", f"def f{i}():\\n", "def check(c):\\n    c()\\n", f"f{i}") for i in range(8)]
     def generate(prompt, **_):
@@ -130,15 +131,24 @@ def test_ctrl_c_leaves_no_processes_and_no_temp_dirs(tmp_path: Path) -> None:
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT], cwd=REPO, env=env, stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", CTRL_C_SCRIPT], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         while len(list(temp.iterdir())) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)  # wait until three programs are running
         assert len(list(temp.iterdir())) == 3 and sandbox_processes()
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 130
+        try:
+            assert proc.wait(timeout=20) == 130
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGUSR1)  # where it hangs, for the failure message
+            time.sleep(1)
+            proc.kill()
+            raise AssertionError("Ctrl-C did not end the run in 20 s; its threads:\n" + proc.communicate()[1]) from None
     finally:
         proc.kill()
+        if proc.returncode != 130:
+            kill_sandbox_processes()
     assert list(temp.iterdir()) == []
     assert sandbox_processes() == []

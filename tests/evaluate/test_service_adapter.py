@@ -17,7 +17,7 @@ from playground.backends.fake import FakeBackend
 from playground.errors import GenerationFailedError
 from playground.evaluate.runner import STOP_SEQUENCES
 from playground.evaluate.service_adapter import ServiceGenerator, open_service, settings_from_flags
-from tests.evaluate.conftest import sandbox_processes
+from tests.evaluate.conftest import kill_sandbox_processes, sandbox_processes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,6 +81,8 @@ def test_ctrl_c_of_the_cli_leaves_no_processes_and_no_temp_dirs(tmp_path: Path) 
         _, stderr = proc.communicate(timeout=30)
     finally:
         proc.kill()
+        if proc.returncode != 130:
+            kill_sandbox_processes()
     assert proc.returncode == 130 and "interrupted" in stderr
     assert list(temp.iterdir()) == [] and sandbox_processes() == []
     assert not (tmp_path / "data" / "evaluations").exists()  # an interrupted run is not saved
