@@ -48,6 +48,8 @@ def test_nano_entry_points_at_the_shipped_folder(registry):
     [
         ('id = "x"\nsource = "a/b"\n', "invalid"),  # no context_length
         ('id = "x"\nsource = "a/b"\ncontext_length = 10\nfim_style = "klingon"\n', "invalid"),
+        ('id = "x"\nsource = "a/b"\ncontext_length = 10\nfim_style = "starcoder"\nfim_order = "mps"\n',
+         "fim_order must be"),
         ('id = "x"\nsource = "a/b"\ncontext_length = 10\n[defaults]\ntemperature = 9\n', "invalid"),
         ("id = ", "not valid TOML"),
     ],

@@ -1,6 +1,7 @@
 """Fill-in-the-middle mode: code with one ``<FILL_HERE>`` hole becomes a FIM prompt.
 
-The prompt is prefix-suffix-middle order. Whitespace around the hole is kept
+The prompt is prefix-suffix-middle order, or suffix-prefix-middle where the
+model's entry asks for it (``fim_order``). Whitespace around the hole is kept
 byte for byte, because it changes what the model writes. When the code does
 not fit, the prefix *text* is trimmed from the top (whole lines), then the
 suffix from the bottom; the token sequence is never cut, so ``<fim_prefix>``
@@ -40,9 +41,10 @@ def _fim_prompt(spec: ModelSpec, prefix: str, suffix: str, filename: str) -> Pro
     header: list[Special | str] = []
     if filename and spec.filename_token:
         header = [Special(spec.filename_token), filename + "\n"]
-    return Prompt.of(
-        Special(spec.fim.prefix), *header, prefix, Special(spec.fim.suffix), suffix, Special(spec.fim.middle)
-    )
+    fim = spec.fim
+    if fim.order == "spm":  # StarCoder's SPM variant: the middle sentinel sits between suffix and prefix
+        return Prompt.of(Special(fim.prefix), Special(fim.suffix), suffix, Special(fim.middle), *header, prefix)
+    return Prompt.of(Special(fim.prefix), *header, prefix, Special(fim.suffix), suffix, Special(fim.middle))
 
 
 def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget, count: TokenCounter) -> Prepared:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -55,6 +57,16 @@ def test_wrong_number_of_holes_is_named(code, needle):
 def test_fim_prompt_layout(spec, filename, segments):
     prepared = build_fill("x = <FILL_HERE>\n", filename, spec, ROOMY, chars)
     assert prepared.prompt.segments == segments
+
+
+def test_spm_order_puts_the_prefix_right_before_the_middle():
+    spec = replace(STARCODER, fim=replace(FimTokens.starcoder(), order="spm"))
+    prepared = build_fill("def f():\n    <FILL_HERE>\n    return x\n", "a.py", spec, ROOMY, chars)
+    assert prepared.prompt.segments == (
+        Special("<fim_prefix>"), Special("<fim_suffix>"), Text("\n    return x\n"), Special("<fim_middle>"),
+        Special("<filename>"), Text("a.py\n"), Text("def f():\n    "),
+    )
+    assert prepared.prompt.render().endswith("<fim_middle><filename>a.py\ndef f():\n    ")
 
 
 def test_special_token_text_in_code_stays_text():
