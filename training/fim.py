@@ -38,6 +38,7 @@ class FimPolicy:
     # line, so those get most of the budget; random spans keep the model general.
     whole_lines_share: float = 0.4
     rest_of_line_share: float = 0.3
+    newline_first_share: float = 0.5  # whole-line holes that start at the newline before them
 
 
 def _line_starts(text: str) -> list[int]:
@@ -55,6 +56,11 @@ def choose_hole(text: str, rng: random.Random, policy: FimPolicy) -> tuple[int, 
         count = min(len(starts) - 1, rng.choice((1, 1, 1, 2, 2, 3, 4)))
         first = rng.randrange(0, len(starts) - count)
         end = starts[first + count] if first + count < len(starts) else len(text)
+        if first > 0 and text[end - 1] == "\n" and rng.random() < policy.newline_first_share:
+            # The same lines with the hole moved one character back: "\n" + the lines, so each
+            # side of the hole ends where the tokenizer would split anyway. Without this shape a
+            # middle always starts on a bare indentation token, which running text never has.
+            return starts[first] - 1, end - 1
         return starts[first], end
     if len(starts) >= 2 and roll < policy.whole_lines_share + policy.rest_of_line_share:
         line = rng.randrange(0, len(starts) - 1)
