@@ -183,6 +183,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=250)
+    parser.add_argument("--stop-after", type=int,
+                        help="end after this many steps, on the full run's schedule (to check a run reproduces)")
     return parser.parse_args(argv)
 
 
@@ -211,7 +213,8 @@ def train(args, model, stream, out: Path) -> tuple[list[dict], int, float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     curve, started, seen_tokens = [], time.perf_counter(), 0
     model.train()
-    for step in range(args.steps):
+    last = min(args.steps, args.stop_after or args.steps)  # the schedule is always the full run's
+    for step in range(last):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.steps, args.lr, args.warmup)
         input_ids, labels = next(stream)
@@ -223,12 +226,12 @@ def train(args, model, stream, out: Path) -> tuple[list[dict], int, float]:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         seen_tokens += int((labels != -100).sum())
-        if step % 25 == 0 or step == args.steps - 1:
+        if step % 25 == 0 or step == last - 1:
             elapsed = time.perf_counter() - started
             curve.append({"step": step, "loss": round(loss.item(), 4), "elapsed_s": round(elapsed, 1)})
             print(f"step {step} loss {loss.item():.3f} {seen_tokens / elapsed:.0f} tok/s {elapsed / 60:.1f} min",
                   flush=True)
-        if (step + 1) % args.checkpoint_every == 0 or step == args.steps - 1:
+        if (step + 1) % args.checkpoint_every == 0 or step == last - 1:
             model.save_pretrained(out)
     return curve, seen_tokens, time.perf_counter() - started
 
