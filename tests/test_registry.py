@@ -35,6 +35,8 @@ def test_family_facts(registry):
     assert registry["santacoder"].fim == FimTokens.santacoder()
     assert "<file_sep>" in registry["starcoder2-15b"].stop_tokens
     assert registry["nano-starcoder"].context_length == 512
+    # StarCoder's card prompts prefix first; nano-starcoder fills better suffix first (its model card).
+    assert registry["starcoder"].fim.order == "psm" and registry["nano-starcoder"].fim.order == "spm"
     assert find_spec(registry, "bigcode/starcoderplus").id == "starcoderplus"
 
 

@@ -41,6 +41,7 @@ SUFFIX_TOKENS = 150
 MAX_LINE_TOKENS = 48
 CHUNK_CHARS = 1_000  # left-to-right chunks: short enough to fit 512 tokens under any of our tokenizers
 EARLY, LATE = (0, 128), (384, 512)  # context-honesty position bands
+NEARBY_CHARS = 2_000  # text on each side of a hole that decides how it tokenizes
 
 
 @dataclass(frozen=True)
@@ -128,10 +129,9 @@ class Scorer:
         return F.cross_entropy(logits, tensor[0, loss_from:], reduction="none")
 
 
-def fim_lines(scorer: Scorer, cases: list[LineCase], order: str) -> dict:
+def fim_lines(scorer: Scorer, cases: list[LineCase], pieces: list[tuple], order: str) -> dict:
     gains, matches = [], 0
-    for case in cases:
-        prefix, line, suffix = scorer.line_ids(case)
+    for case, (prefix, line, suffix) in zip(cases, pieces, strict=True):
         fim = scorer.target_logprob(scorer.fim_context(prefix, suffix, order), line)
         left_to_right = scorer.target_logprob(prefix or [scorer.eot], line)
         gains.append(fim - left_to_right)
@@ -151,8 +151,11 @@ def fim_lines(scorer: Scorer, cases: list[LineCase], order: str) -> dict:
 
 def natural_cuts(scorer: Scorer, cases: list[LineCase]) -> float:
     """Share of cases whose three pieces, tokenized apart, give the tokens of the whole text."""
-    natural = sum(scorer.encode(c.prefix) + scorer.encode(c.line) + scorer.encode(c.suffix)
-                  == scorer.encode(c.prefix + c.line + c.suffix) for c in cases)
+    def around(c: LineCase) -> tuple[str, str, str]:  # the split at the hole depends on nearby text only
+        return c.prefix[-NEARBY_CHARS:], c.line, c.suffix[:NEARBY_CHARS]
+
+    natural = sum(scorer.encode(p) + scorer.encode(m) + scorer.encode(s) == scorer.encode(p + m + s)
+                  for p, m, s in map(around, cases))
     return round(natural / len(cases), 3)
 
 
@@ -218,7 +221,8 @@ def evaluate(folder: Path, lines: int, windows: int, seed: int, split: str = "pa
                     if split == "packages" else ["cpython (4% of files by path hash)"]}
     result |= chunk_losses(scorer, chunks, rng)
     result |= {"lines_scored": len(cases), "lines_cut_where_the_tokenizer_splits": natural_cuts(scorer, cases)}
-    result |= {f"fim_{order}": fim_lines(scorer, cases, order) for order in ("psm", "spm")}
+    pieces = [scorer.line_ids(case) for case in cases]
+    result |= {f"fim_{order}": fim_lines(scorer, cases, pieces, order) for order in ("psm", "spm")}
     result |= context_honesty(scorer, files, windows, rng)
     return result | {"seed": seed}
 

@@ -15,6 +15,10 @@ import pytest
 from playground.evaluate.sandbox import MiB, Sandbox, SandboxLimits
 
 THROWAWAY_UIDS = range(1_500_000_000, 2_000_000_000)  # sandbox._throwaway_uid's range
+# A command that a shell starts in the background without job control (`cmd &` in a script) starts
+# with SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all. The Ctrl-C tests
+# run this first in their child, or under such a shell they would wait out the whole run and fail.
+RESTORE_CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import pytest
 from playground.errors import BackendUnavailableError, PromptTooLongError
 from playground.evaluate import Deployment, EvaluationConfig, EvaluationError, Problem, Sandbox, evaluate, load_problems
 from playground.evaluate.runner import STOP_SEQUENCES, seed_for, truncate
-from tests.evaluate.conftest import answering, kill_sandbox_processes, sandbox_processes
+from tests.evaluate.conftest import RESTORE_CTRL_C, answering, kill_sandbox_processes, sandbox_processes
 
 REPO = Path(__file__).resolve().parents[2]
 QUIET = EvaluationConfig(workers=2, progress=False)
@@ -112,7 +112,7 @@ def test_bad_settings_are_refused_before_anything_runs() -> None:
         EvaluationConfig(workers=0).check()
 
 
-CTRL_C_SCRIPT = textwrap.dedent("""
+CTRL_C_SCRIPT = RESTORE_CTRL_C + textwrap.dedent("""
     import faulthandler, signal, sys
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for stacks if Ctrl-C hangs
     from playground.evaluate import EvaluationConfig, Problem, evaluate

@@ -17,7 +17,7 @@ from playground.backends.fake import FakeBackend
 from playground.errors import GenerationFailedError
 from playground.evaluate.runner import STOP_SEQUENCES
 from playground.evaluate.service_adapter import ServiceGenerator, open_service, settings_from_flags
-from tests.evaluate.conftest import kill_sandbox_processes, sandbox_processes
+from tests.evaluate.conftest import RESTORE_CTRL_C, kill_sandbox_processes, sandbox_processes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -69,7 +69,8 @@ def test_ctrl_c_of_the_cli_leaves_no_processes_and_no_temp_dirs(tmp_path: Path) 
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp), "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    command = [sys.executable, "-m", "playground.evaluate", "humaneval", "--backend", "fake", "--problems",
+    as_main = "import runpy; runpy.run_module('playground.evaluate', run_name='__main__', alter_sys=True)"
+    command = [sys.executable, "-c", RESTORE_CTRL_C + as_main, "humaneval", "--backend", "fake", "--problems",
                str(problems), "--data-dir", str(tmp_path / "data"), "--workers", "2", "--no-progress"]
     proc = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
     try:

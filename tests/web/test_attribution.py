@@ -18,8 +18,8 @@ from tests.conftest import fake_playground
 from tests.web.browser_support import BROWSER_MARKS, browser  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.timeout(240)
-# nano-starcoder v2 continues this licence header with a comment rule that training files hold verbatim.
-COPY_PROMPT = "#!/usr/bin/env python3\n#\n# Licensed to the Apache Software Foundation (ASF) under one\n"
+# nano-starcoder v3 continues the header that every SQLAlchemy module opens with, 113 characters verbatim.
+COPY_PROMPT = "# sql/elements.py\n# Copyright (C) 2005-2026 the SQLAlchemy authors and contributors\n"
 GREEDY = {"temperature": 0, "max_new_tokens": 96, "repetition_penalty": 1.0}
 
 
@@ -40,7 +40,7 @@ def attributed_server(tmp_path_factory):
     server.stop()
 
 
-def test_a_completion_that_copies_the_standard_library_names_its_source(attributed_server):
+def test_a_completion_that_copies_training_code_names_its_source(attributed_server):
     url = attributed_server.url
     record = httpx.post(url + "/api/generate", json={"mode": "complete", "prompt": COPY_PROMPT, "params": GREEDY},
                         timeout=60).json()

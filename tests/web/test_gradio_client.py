@@ -108,7 +108,7 @@ def test_fill_returns_the_whole_code_with_indentation_intact(client, nano_server
     assert result == prefix + middle + suffix
     assert "<fim_" not in result and "<|endoftext|>" not in result and "<FILL_HERE>" not in result
     raw = named["Exactly what the model was given"]
-    assert raw == "<fim_prefix>" + prefix + "<fim_suffix>" + suffix + "<fim_middle>"
+    assert raw == "<fim_prefix><fim_suffix>" + suffix + "<fim_middle>" + prefix  # nano's entry: suffix first
     assert "finish: " in stats_of(outputs) and "seed 7" in stats_of(outputs)
     record = rest(nano_server.url, mode="fill", code=code)
     assert (record["text"], record["middle"]) == (result, middle)
@@ -118,7 +118,7 @@ def test_fill_with_a_filename_puts_it_in_the_prompt(client):
     code = "def add(a, b):\n    <FILL_HERE>\n"
     outputs = client.predict(code, "src/add.py", MODEL, *GREEDY, api_name="/fill")
     raw = returns(client, "/fill", outputs)["Exactly what the model was given"]
-    assert raw.startswith("<fim_prefix><filename>src/add.py\ndef add(a, b):\n    <fim_suffix>")
+    assert raw == "<fim_prefix><fim_suffix>\n<fim_middle><filename>src/add.py\ndef add(a, b):\n    "
 
 
 def test_chat_returns_the_history_with_the_assistants_reply_last(client, nano_playground):
