@@ -97,6 +97,8 @@ def _spec_from_table(path: Path, table: dict[str, Any]) -> ModelSpec:
         defaults = GenerationParams.parse(table.pop("defaults", {}))
         if fim_order not in ("psm", "spm"):
             raise ValueError(f"fim_order must be \"psm\" or \"spm\", not {fim_order!r}")
+        if fim_order != "psm" and not fim_style:
+            raise ValueError("fim_order needs fim_style: a model without FIM tokens has no fill prompt to order")
         fim = replace(_FIM_STYLES[fim_style](), order=fim_order) if fim_style else None
         stop_tokens = tuple(table.pop("stop_tokens", ()))
         card = PublishedScore(**table.pop("card")) if "card" in table else None

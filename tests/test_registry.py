@@ -52,6 +52,7 @@ def test_nano_entry_points_at_the_shipped_folder(registry):
         ('id = "x"\nsource = "a/b"\ncontext_length = 10\nfim_style = "klingon"\n', "invalid"),
         ('id = "x"\nsource = "a/b"\ncontext_length = 10\nfim_style = "starcoder"\nfim_order = "mps"\n',
          "fim_order must be"),
+        ('id = "x"\nsource = "a/b"\ncontext_length = 10\nfim_order = "spm"\n', "fim_order needs fim_style"),
         ('id = "x"\nsource = "a/b"\ncontext_length = 10\n[defaults]\ntemperature = 9\n', "invalid"),
         ("id = ", "not valid TOML"),
     ],
