@@ -39,6 +39,7 @@ class FimPolicy:
     whole_lines_share: float = 0.4
     rest_of_line_share: float = 0.3
     newline_first_share: float = 0.5  # whole-line holes that start at the newline before them
+    after_indent_share: float = 0.5  # rest-of-line holes that start where the line's code starts
 
 
 def _line_starts(text: str) -> list[int]:
@@ -65,6 +66,13 @@ def choose_hole(text: str, rng: random.Random, policy: FimPolicy) -> tuple[int, 
     if len(starts) >= 2 and roll < policy.whole_lines_share + policy.rest_of_line_share:
         line = rng.randrange(0, len(starts) - 1)
         line_end = starts[line + 1]
+        if rng.random() < policy.after_indent_share:
+            # The hole a user makes most: "    <FILL_HERE>" on a line of its own. The prefix then
+            # ends on a whole indentation token, which running text never has before a word, so
+            # the model must see this shape in training; the hole stops before the newline.
+            code_start = line_end - len(text[starts[line] : line_end].lstrip(" \t"))
+            if code_start < line_end - 1 and text[line_end - 1] == "\n":
+                return code_start, line_end - 1
         start = rng.randrange(starts[line], line_end)
         return start, line_end
     a, b = sorted(rng.randrange(0, len(text) + 1) for _ in range(2))
