@@ -65,3 +65,14 @@ def test_training_draws_whole_line_holes_in_both_shapes():
     assert len(after_newline) + len(newline_first) == len(spans)
     assert all(b == len(code) or code[b - 1] == "\n" for a, b in after_newline)
     assert all(code[b] == "\n" for a, b in newline_first)
+
+
+def test_training_draws_holes_that_start_after_the_indentation():
+    """The hole a user makes with ``    <FILL_HERE>``: the prefix ends on the indentation, the suffix starts with the newline."""
+    policy = FimPolicy(whole_lines_share=0.0, rest_of_line_share=1.0, after_indent_share=1.0)
+    rng = random.Random(2)
+    spans = {choose_hole(CODE, rng, policy) for _ in range(200)}
+    after_indent = {(a, b) for a, b in spans if CODE[b] == "\n" and CODE[a - 1] in " \n" and CODE[a] not in " \n"}
+    assert (CODE.index("text = handle"), CODE.index("\n    lines")) in after_indent
+    # Blank lines have no code to start at; their holes fall back to a random start.
+    assert spans - after_indent and all(CODE[a:b].strip() == "" for a, b in spans - after_indent)
