@@ -59,6 +59,18 @@ class _Weigher(LogitsProcessor):
         return scores
 
 
+class _Forbid(LogitsProcessor):
+    """Takes tokens out of sampling. Placed after the weigher, so reported log-probabilities stay the
+    model's own distribution (what llama.cpp reports too) while the forbidden tokens are never chosen."""
+
+    def __init__(self, token_ids: list[int]) -> None:
+        self.token_ids = token_ids
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores[:, self.token_ids] = -float("inf")
+        return scores
+
+
 # One generation step as the consumer reads it: per sequence, (token id, log-probability, top [(id, lp)]).
 Step = list[tuple[int, float | None, list[tuple[int, float]]]]
 
@@ -222,6 +234,10 @@ class LocalBackend:
         self.special_ids.update(getattr(self.tokenizer, "all_special_ids", []) or [])
         ends = (self.spec.end_of_text, *self.spec.stop_tokens)
         self.eos_ids = sorted({vocab[t] for t in ends if t in vocab})
+        # A FIM sentinel is never part of an answer: in no mode may the model write one. A small
+        # model that saw prefixes end on indentation before <fim_suffix> (PSM) would, after such a prompt.
+        sentinels = self.spec.fim.all() if self.spec.fim else ()
+        self.suppressed_ids = sorted({vocab[t] for t in sentinels if t in vocab} - set(self.eos_ids))
         self._device = next(self.model.parameters()).device
         self._pieces: dict[int, str] = {}
 
@@ -307,8 +323,9 @@ class LocalBackend:
         streamer = (_StepRecorder if params.n > 1 else _TokenQueue)(weigher, params.logprobs)
         kwargs = self._generate_kwargs(input_ids, max_new, params)
         kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_CancelCriteria(cancel)]))
-        if weigher is not None:
-            kwargs["logits_processor"] = LogitsProcessorList([weigher])
+        processors = [p for p in (weigher, _Forbid(self.suppressed_ids) if self.suppressed_ids else None) if p]
+        if processors:
+            kwargs["logits_processor"] = LogitsProcessorList(processors)
         if params.n > 1:
             kwargs["num_return_sequences"] = params.n  # one batched generate, not n in a row
         failure: list[BaseException] = []

@@ -175,3 +175,15 @@ def test_several_candidates_come_from_one_batched_generate_and_repeat_with_the_s
         assert all(t.top == () for t in candidate.track.tokens)  # scores only: logprobs 0
     assert [c.text for c in candidates(3).candidates] == [c.text for c in first.candidates]
     assert first.completion_tokens <= 4 * 20 and first.finish_reason in ("length", "eos")
+
+
+def test_the_model_never_writes_a_fim_sentinel(nano_backend):
+    """A prompt ending on indentation is where nano-starcoder would write <fim_suffix> (it saw PSM
+    prefixes end so); the engine suppresses the sentinels, so the first token is text."""
+    fill = Prompt.of(Special("<fim_prefix>"), Special("<fim_suffix>"), "\n    return text\n", Special("<fim_middle>"),
+                     "def read(path):\n    with open(path) as f:\n        ")
+    params = GenerationParams(max_new_tokens=8, temperature=0, repetition_penalty=1.0, logprobs=5)
+    for prompt in (fill, Prompt.of("import os\nimport ")):
+        text, outcome = collect(nano_backend, prompt, params)
+        assert text and "<fim_" not in text
+        assert outcome.track.tokens[0].text and nano_backend.suppressed_ids
