@@ -323,7 +323,9 @@ class LocalBackend:
         streamer = (_StepRecorder if params.n > 1 else _TokenQueue)(weigher, params.logprobs)
         kwargs = self._generate_kwargs(input_ids, max_new, params)
         kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_CancelCriteria(cancel)]))
-        processors = [p for p in (weigher, _Forbid(self.suppressed_ids) if self.suppressed_ids else None) if p]
+        processors: list[LogitsProcessor] = [weigher] if weigher is not None else []
+        if self.suppressed_ids:
+            processors.append(_Forbid(self.suppressed_ids))
         if processors:
             kwargs["logits_processor"] = LogitsProcessorList(processors)
         if params.n > 1:
