@@ -60,8 +60,7 @@ class _Weigher(LogitsProcessor):
 
 
 class _Forbid(LogitsProcessor):
-    """Takes tokens out of sampling. Placed after the weigher, so reported log-probabilities stay the
-    model's own distribution (what llama.cpp reports too) while the forbidden tokens are never chosen."""
+    """Never samples these tokens; after the weigher, so reported log-probabilities stay the model's own."""
 
     def __init__(self, token_ids: list[int]) -> None:
         self.token_ids = token_ids
@@ -234,10 +233,9 @@ class LocalBackend:
         self.special_ids.update(getattr(self.tokenizer, "all_special_ids", []) or [])
         ends = (self.spec.end_of_text, *self.spec.stop_tokens)
         self.eos_ids = sorted({vocab[t] for t in ends if t in vocab})
-        # A FIM sentinel is never part of an answer: in no mode may the model write one. A small
-        # model that saw prefixes end on indentation before <fim_suffix> (PSM) would, after such a prompt.
-        sentinels = self.spec.fim.all() if self.spec.fim else ()
-        self.suppressed_ids = sorted({vocab[t] for t in sentinels if t in vocab} - set(self.eos_ids))
+        # No answer in any mode holds a FIM sentinel, though a small model may write one (nano-starcoder v4 does).
+        sentinels = {vocab[t] for t in (self.spec.fim.all() if self.spec.fim else ()) if t in vocab} - set(self.eos_ids)
+        self._forbid = _Forbid(sorted(sentinels)) if sentinels else None
         self._device = next(self.model.parameters()).device
         self._pieces: dict[int, str] = {}
 
@@ -323,9 +321,7 @@ class LocalBackend:
         streamer = (_StepRecorder if params.n > 1 else _TokenQueue)(weigher, params.logprobs)
         kwargs = self._generate_kwargs(input_ids, max_new, params)
         kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_CancelCriteria(cancel)]))
-        processors: list[LogitsProcessor] = [weigher] if weigher is not None else []
-        if self.suppressed_ids:
-            processors.append(_Forbid(self.suppressed_ids))
+        processors = [p for p in (weigher, self._forbid) if p is not None]
         if processors:
             kwargs["logits_processor"] = LogitsProcessorList(processors)
         if params.n > 1:

@@ -179,11 +179,12 @@ def test_several_candidates_come_from_one_batched_generate_and_repeat_with_the_s
 
 def test_the_model_never_writes_a_fim_sentinel(nano_backend):
     """A prompt ending on indentation is where nano-starcoder would write <fim_suffix> (it saw PSM
-    prefixes end so); the engine suppresses the sentinels, so the first token is text."""
+    prefixes end so); the engine forbids the sentinels, so the first token is text."""
     fill = Prompt.of(Special("<fim_prefix>"), Special("<fim_suffix>"), "\n    return text\n", Special("<fim_middle>"),
                      "def read(path):\n    with open(path) as f:\n        ")
     params = GenerationParams(max_new_tokens=8, temperature=0, repetition_penalty=1.0, logprobs=5)
     for prompt in (fill, Prompt.of("import os\nimport ")):
         text, outcome = collect(nano_backend, prompt, params)
-        assert text and "<fim_" not in text
-        assert outcome.track.tokens[0].text and nano_backend.suppressed_ids
+        # Every generated token is listed, so none was special (specials are not listed).
+        assert outcome.finish_reason == "length" and text and "<fim_" not in text
+        assert len(outcome.track.tokens) == outcome.completion_tokens == 8
