@@ -20,6 +20,11 @@ Reports, as JSON (the model card quotes it):
   original line (trailing whitespace ignored);
 - context honesty: mean loss at positions 0-127 and 384-511 of full 512-token
   windows; late must not be worse than early, or the model cannot use its context.
+
+Lines are drawn uniformly from all candidate lines, so a very long file weighs
+in proportion. Where one file gives more than a quarter of them (in the stdlib
+split, ``pydoc_data/topics.py``: generated help text in string literals), the
+suffix-first figures are also reported without that file's lines.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +48,7 @@ MAX_LINE_TOKENS = 48
 CHUNK_CHARS = 1_000  # left-to-right chunks: short enough to fit 512 tokens under any of our tokenizers
 EARLY, LATE = (0, 128), (384, 512)  # context-honesty position bands
 NEARBY_CHARS = 2_000  # text on each side of a hole that decides how it tokenizes
+DOMINANT_SHARE = 0.25  # a file giving more of the lines than this is also left out once
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class LineCase:
     prefix: str
     line: str  # "\n" + the line, without its own newline
     suffix: str
+    path: str  # the file it came from
 
 
 def pick_lines(files: list[SourceFile], count: int, rng: random.Random) -> list[LineCase]:
@@ -70,10 +78,10 @@ def pick_lines(files: list[SourceFile], count: int, rng: random.Random) -> list[
         for index, line in enumerate(lines):
             stripped = line.strip()
             if index > 2 and len(stripped) >= 4 and not stripped.startswith("#") and line.endswith("\n"):
-                candidates.append((source.text, offset - 1, offset + len(line) - 1))
+                candidates.append((source, offset - 1, offset + len(line) - 1))
             offset += len(line)
     rng.shuffle(candidates)
-    return [LineCase(text[:start], text[start:end], text[end:]) for text, start, end in candidates[:count]]
+    return [LineCase(f.text[:start], f.text[start:end], f.text[end:], f.path) for f, start, end in candidates[:count]]
 
 
 def pick_chunks(files: list[SourceFile], count: int, rng: random.Random) -> list[str]:
@@ -147,6 +155,17 @@ def fim_lines(scorer: Scorer, cases: list[LineCase], pieces: list[tuple], order:
         "single_line_exact_match": round(matches / len(cases), 3),
         "single_line_exact_matches": matches,
     }
+
+
+def without_dominant_file(scorer: Scorer, cases: list[LineCase], pieces: list[tuple]) -> dict:
+    """Suffix-first figures without the lines of a file that gives more than DOMINANT_SHARE of them."""
+    path, count = Counter(case.path for case in cases).most_common(1)[0]
+    if count <= DOMINANT_SHARE * len(cases):
+        return {}
+    kept = [(case, piece) for case, piece in zip(cases, pieces, strict=True) if case.path != path]
+    figures = fim_lines(scorer, [case for case, _ in kept], [piece for _, piece in kept], "spm")
+    return {"dominant_file": {"path": path, "lines": count},
+            "fim_spm_without_dominant_file": {"lines_scored": len(kept)} | figures}
 
 
 def natural_cuts(scorer: Scorer, cases: list[LineCase]) -> float:
@@ -223,6 +242,7 @@ def evaluate(folder: Path, lines: int, windows: int, seed: int, split: str = "pa
     result |= {"lines_scored": len(cases), "lines_cut_where_the_tokenizer_splits": natural_cuts(scorer, cases)}
     pieces = [scorer.line_ids(case) for case in cases]
     result |= {f"fim_{order}": fim_lines(scorer, cases, pieces, order) for order in ("psm", "spm")}
+    result |= without_dominant_file(scorer, cases, pieces)
     result |= context_honesty(scorer, files, windows, rng)
     return result | {"seed": seed}
 

@@ -13,7 +13,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from training.corpus import SourceFile
-from training.evaluate_nano_starcoder import pick_lines
+from training.evaluate_nano_starcoder import LineCase, Scorer, pick_lines, without_dominant_file
 from training.fim import FimPolicy, choose_hole
 
 from ..conftest import NANO
@@ -76,3 +76,19 @@ def test_training_draws_holes_that_start_after_the_indentation():
     assert (CODE.index("text = handle"), CODE.index("\n    lines")) in after_indent
     # Blank lines have no code to start at; their holes fall back to a random start.
     assert spans - after_indent and all(CODE[a:b].strip() == "" for a, b in spans - after_indent)
+
+
+def test_evaluation_reports_fim_without_a_file_that_dominates_the_sample():
+    """In the stdlib split one generated file gives most lines; its lines are also left out once."""
+    big = SourceFile("big.py", "".join(f"value_{i} = compute({i})\n" for i in range(40)))
+    files = [big, SourceFile("read.py", CODE)]
+    cases = pick_lines(files, 12, random.Random(0))
+    scorer = Scorer(NANO)
+    pieces = [scorer.line_ids(case) for case in cases]
+    report = without_dominant_file(scorer, cases, pieces)
+    others = sum(case.path == "read.py" for case in cases)
+    assert report["dominant_file"] == {"path": "big.py", "lines": len(cases) - others}
+    assert report["fim_spm_without_dominant_file"]["lines_scored"] == others > 0
+    # No file over a quarter of the lines: nothing extra.
+    spread = [LineCase("x = 1", "\ny = 2", "\n", f"file_{i}.py") for i in range(4)]
+    assert without_dominant_file(scorer, spread, [scorer.line_ids(case) for case in spread]) == {}
