@@ -54,7 +54,7 @@ def choose_hole(text: str, rng: random.Random, policy: FimPolicy) -> tuple[int, 
     roll = rng.random()
     if len(starts) >= 3 and roll < policy.whole_lines_share:
         # 1-4 whole lines, short holes more often, as in real editing.
-        count = min(len(starts) - 1, rng.choice((1, 1, 1, 2, 2, 3, 4)))
+        count = min(len(starts) - 1, rng.choice((1, 1, 1, 1, 2, 2, 3, 4)))
         first = rng.randrange(0, len(starts) - count)
         end = starts[first + count] if first + count < len(starts) else len(text)
         if first > 0 and text[end - 1] == "\n" and rng.random() < policy.newline_first_share:
