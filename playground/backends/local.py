@@ -233,7 +233,7 @@ class LocalBackend:
         self.special_ids.update(getattr(self.tokenizer, "all_special_ids", []) or [])
         ends = (self.spec.end_of_text, *self.spec.stop_tokens)
         self.eos_ids = sorted({vocab[t] for t in ends if t in vocab})
-        # No answer in any mode holds a FIM sentinel, though a small model may write one (nano-starcoder v4 does).
+        # No answer in any mode holds a FIM sentinel, though a small model may write one (nano-starcoder v4 and v5 do).
         sentinels = {vocab[t] for t in (self.spec.fim.all() if self.spec.fim else ()) if t in vocab} - set(self.eos_ids)
         self._forbid = _Forbid(sorted(sentinels)) if sentinels else None
         self._device = next(self.model.parameters()).device
