@@ -53,7 +53,7 @@ def choose_hole(text: str, rng: random.Random, policy: FimPolicy) -> tuple[int, 
     starts = _line_starts(text)
     roll = rng.random()
     if len(starts) >= 3 and roll < policy.whole_lines_share:
-        # 1-4 whole lines, short holes more often, as in real editing.
+        # 1-4 whole lines, one line half the time, as in real editing.
         count = min(len(starts) - 1, rng.choice((1, 1, 1, 1, 2, 2, 3, 4)))
         first = rng.randrange(0, len(starts) - count)
         end = starts[first + count] if first + count < len(starts) else len(text)

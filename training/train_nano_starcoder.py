@@ -167,7 +167,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models/nano-starcoder"))
     parser.add_argument("--cache", type=Path, help="where the corpus packages are installed (default: fetch)")
-    parser.add_argument("--steps", type=int, default=7000)  # the shipped run; ~87 min on 2 idle cores
+    parser.add_argument("--steps", type=int, default=7000)  # the shipped run; ~86 min on 2 idle cores
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=512, help="trained context = config n_positions")
     parser.add_argument("--vocab-size", type=int, default=4096)

@@ -31,7 +31,7 @@ FIM = "<fim_prefix>def add(a, b):\n    <fim_suffix>\n    return c\n<fim_middle>"
 # 511 tokens: at the last position of its window nano's greedy next token is <|endoftext|>
 # (its training samples end there). The tests that need text past it lift the end of text with
 # a request field each engine reads: transformers' generation_config, OpenAI's logit_bias for llama.cpp.
-ENDS = FULL = "x = 1\n" * 102 + "x"
+ENDS = "x = 1\n" * 102 + "x"
 TRANSFORMERS_NO_EOS = {"generation_config": json.dumps({"min_new_tokens": 4})}
 # Our OpenAI client's request for nano's defaults, standard fields first, then its extra_body.
 STANDARD = {
@@ -150,7 +150,7 @@ def test_transformers_finish_reasons(transformers_engine: RunningEngine) -> None
 
 
 def test_transformers_runs_off_the_position_table_past_512(transformers_engine: RunningEngine) -> None:
-    request = {"prompt": FULL, "max_tokens": 4, "temperature": 0} | TRANSFORMERS_NO_EOS
+    request = {"prompt": ENDS, "max_tokens": 4, "temperature": 0} | TRANSFORMERS_NO_EOS
     # 511 tokens: the second new token needs position 512.
     response = complete(transformers_engine, **request)
     assert (response.status_code, response.text) == (500, "Internal Server Error")
@@ -214,7 +214,7 @@ def test_llama_finish_reasons_and_context_limit(llama_engine: RunningEngine) -> 
     assert choice["text"] == free[: free.index(stop)]  # the stop string is cut out
     eos = complete(llama_engine, prompt=ENDS, max_tokens=10, temperature=0).json()
     assert eos["choices"][0]["finish_reason"] == "stop" and eos["usage"]["completion_tokens"] == 0
-    squeezed = complete(llama_engine, prompt=FULL, max_tokens=4, temperature=0, logit_bias={"0": -100}).json()
+    squeezed = complete(llama_engine, prompt=ENDS, max_tokens=4, temperature=0, logit_bias={"0": -100}).json()
     assert squeezed["choices"][0]["finish_reason"] == "length" and squeezed["usage"]["total_tokens"] == 512
     too_long = complete(llama_engine, prompt="x = 1\n" * 120, max_tokens=5)
     assert too_long.status_code == 400

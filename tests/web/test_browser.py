@@ -9,6 +9,7 @@ import pytest
 
 pytest.importorskip("playwright.sync_api")
 
+from playground.web.ui.parts import COMPLETE_EXAMPLE  # noqa: E402
 from tests.web.browser_support import BROWSER_MARKS, SCREENSHOTS, browser  # noqa: E402,F401 - fixture
 
 pytestmark = [*BROWSER_MARKS]
@@ -57,7 +58,7 @@ def test_complete_streams_and_keeps_indentation(page):
     stats.get_by_text(re.compile("finish: ")).wait_for(timeout=120_000)
     assert re.search(r"\d+ tokens .* finish: (length|eos) .* seed \d+", stats.inner_text())
     result = code_text(page, "complete-result")
-    assert result.startswith("import os\n\n\ndef list_python_files(root):")
+    assert result.startswith(COMPLETE_EXAMPLE)
     page.screenshot(path=str(SCREENSHOTS / "complete.png"), full_page=True)
 
 

@@ -11,11 +11,12 @@ import pytest
 pytest.importorskip("playwright.sync_api")
 
 from playground.backends.fake import FakeBackend  # noqa: E402
+from playground.web.ui.parts import COMPLETE_EXAMPLE  # noqa: E402
 from tests.web.browser_support import BROWSER_MARKS, SCREENSHOTS, browser  # noqa: E402,F401 - fixture
 from tests.web.test_browser import code_text, open_tab, set_slider  # noqa: E402
 
 pytestmark = [*BROWSER_MARKS]
-PROMPT = "import os\n\n\ndef list_python_files(root):\n"
+PROMPT = COMPLETE_EXAMPLE
 
 
 def new_page(browser, url):
@@ -43,7 +44,7 @@ def test_hover_shows_alternatives_and_clicking_one_generates_from_it(browser, na
     context, page = new_page(browser, nano_server.url)
     try:
         page.locator("#param-probabilities input").check()
-        # Greedy: at the default temperature nano-starcoder sometimes ends at once on this prompt.
+        # Greedy, so the text and its alternatives are the same on every run.
         set_slider(page, "temperature", 0)
         open_tab(page, "Complete")
         page.locator("#complete-run").click()

@@ -21,6 +21,7 @@ from tests.conftest import fake_playground, serve
 
 pytest.importorskip("playwright.sync_api")
 
+from playground.web.ui.parts import COMPLETE_EXAMPLE  # noqa: E402
 from tests.web.browser_support import BROWSER_MARKS, SCREENSHOTS, browser  # noqa: E402,F401 - fixture
 
 pytestmark = [*BROWSER_MARKS, pytest.mark.timeout(240)]
@@ -51,7 +52,7 @@ def code_text(page, elem_id: str) -> str:
 
 
 def test_interrupted_remote_generation_keeps_its_partial_output(open_page, tmp_path):
-    tokens = ["    for", " dirpath", ",", " _", ",", " names", " in", " os.walk(root):\n", "        pass"]
+    tokens = [" dirpath", ",", " _", ",", " names", " in", " os", ".walk(root):\n", "        pass"]
     with running_tgi(StandinConfig(rate=20)) as engine:
         engine.state.script(Behaviour(kind="error_event", after_tokens=8, tokens=tokens,
                                       message="Request failed during generation: Server error: CUDA out of memory"))
@@ -71,8 +72,7 @@ def test_interrupted_remote_generation_keeps_its_partial_output(open_page, tmp_p
             assert "The generation was interrupted; the output is incomplete." in text
             assert "interrupted after 8 tokens" in text and "CUDA out of memory" in text
             result = code_text(page, "complete-result")
-            prompt = "import os\n\n\ndef list_python_files(root):\n"
-            assert result == prompt + "    for dirpath, _, names in os.walk(root):\n"
+            assert result == COMPLETE_EXAMPLE + " dirpath, _, names in os.walk(root):\n"
             assert engine.state.streams[-1].outcome == "fault:error_event"
         finally:
             server.stop()

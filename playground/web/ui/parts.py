@@ -76,7 +76,12 @@ FILL_EXAMPLE = '''def fibonacci(n: int) -> list[int]:
     <FILL_HERE>
     return numbers[:n]
 '''
-COMPLETE_EXAMPLE = "import os\n\n\ndef list_python_files(root):\n"
+# It ends inside a line: a prompt ending on a bare newline before indented code is a token sequence
+# running text never has, and nano-starcoder v5 answers it with nothing half the time (seeds 0-9).
+COMPLETE_EXAMPLE = (
+    'import os\n\n\ndef list_python_files(root):\n'
+    '    """Return the paths of the Python files under root."""\n    paths = []\n    for'
+)
 
 
 def verbatim_code(value: str | None = None, **kwargs: Any) -> gr.Code:
