@@ -1,6 +1,6 @@
 """Train nano-starcoder: a tiny GPTBigCode (multi-query) model with StarCoder's
 tokens and FIM objective, on the Python standard library and permissively
-licensed packages (see ``training/corpus.py``), on CPU.
+licensed packages (see ``playground/attribution/corpus.py``), on CPU.
 
     python -m training.train_nano_starcoder --out models/nano-starcoder
 

@@ -8,6 +8,10 @@ Public surface (the underscored modules are implementation):
     report.to_dict()                                          # JSON-ready
     path = ensure_default_index(data_dir)                     # nano-starcoder's training corpus
 
+What that corpus is (files, splits, fingerprint, package list and cache) is
+defined in the public modules ``corpus`` and ``corpus_packages``; the training
+scripts import it from there.
+
 Guarantee: with window w (default 50), every span of 2w-1 = 99 chars or more
 that occurs verbatim in an indexed document is reported; shorter spans down to
 ``min_chars`` are reported when found; nothing is reported that was not

@@ -4,7 +4,7 @@ The model's ``training_log.json`` says what it was trained on. A v2 log has a
 ``corpus`` section that lists every training file by package, with version and
 licence, and a fingerprint of their contents: the standard library of the
 training interpreter (``cpython``) plus permissively licensed packages from
-``training/corpus-packages.txt``. The files are looked for in:
+``corpus-packages.txt``, both as ``corpus`` defines them. The files are looked for in:
 
 - the running interpreter's standard library, for ``cpython``;
 - the package cache that ``python -m training.packages fetch`` fills (the
@@ -34,13 +34,13 @@ from playground.attribution._errors import AttributionUnavailable, IndexBuildErr
 from playground.attribution._index import SqliteIndex
 from playground.attribution._schema import FORMAT_VERSION
 from playground.attribution._types import BuildOptions, BuildSummary, Document
+from playground.attribution.corpus import STDLIB, STDLIB_LICENCE, corpus_fingerprint, load_stdlib, stdlib_root
+from playground.attribution.corpus_packages import cache_base
 
 logger = logging.getLogger("playground.attribution")
 
 NANO_TRAINING_LOG = Path(__file__).resolve().parents[2] / "models" / "nano-starcoder" / "training_log.json"
 CPYTHON_REPO = "python/cpython"
-CPYTHON_LICENSE = "PSF-2.0"
-STDLIB_PACKAGE = "cpython"  # how the v2 log names the standard library
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,6 @@ def default_corpus(training_log: Path = NANO_TRAINING_LOG, root: Path | None = N
 
 
 def _v1_corpus(log: dict[str, Any], root: Path | None) -> DefaultCorpus:
-    from training.corpus import load_stdlib  # the one definition of the training corpus, imported on use
-
     try:
         trained_on, train_files = str(log["python"]), int(log["train_files"])
         held_out = sorted(str(path) for path in log["held_out_files"])
@@ -99,7 +97,7 @@ def _v1_corpus(log: dict[str, Any], root: Path | None) -> DefaultCorpus:
     matches = python == trained_on and len(train) == train_files and sorted(f.path for f in held) == held_out
     if not matches:
         _warn_approximate(trained_on, f"{train_files} standard-library files", f"{len(train)}")
-    documents = tuple(Document(f"Lib/{item.path}", item.text, CPYTHON_REPO, CPYTHON_LICENSE) for item in train)
+    documents = tuple(Document(f"Lib/{item.path}", item.text, CPYTHON_REPO, STDLIB_LICENCE) for item in train)
     name = f"nano-starcoder training corpus (CPython {python} standard library)"
     return DefaultCorpus(name, documents, python, trained_on, matches)
 
@@ -131,9 +129,6 @@ def _package_locator(package: str, version: str, folder: Path | None) -> Locate 
 
 
 def _v2_corpus(log: dict[str, Any], root: Path | None, packages: Path | None) -> DefaultCorpus:
-    from training.corpus import corpus_fingerprint, stdlib_root
-    from training.packages import cache_base
-
     try:
         corpus, trained_on = log["corpus"], str(log["python"])
         entries = [(str(e["package"]), str(e["version"]), str(e["licence"]), [str(p) for p in e["files"]])
@@ -148,7 +143,7 @@ def _v2_corpus(log: dict[str, Any], root: Path | None, packages: Path | None) ->
     expected = 0
     for package, version, licence, files in entries:
         expected += len(files)
-        if package == STDLIB_PACKAGE:
+        if package == STDLIB:
             texts = _read_all(files, _in_folder(root or stdlib_root()))
             found += [Document(f"Lib/{path}", text, CPYTHON_REPO, licence) for path, text in texts]
         else:

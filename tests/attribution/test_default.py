@@ -11,7 +11,7 @@ import pytest
 
 from playground.attribution import SqliteIndex, default_corpus, default_index_path, ensure_default_index
 from playground.attribution._default import NANO_TRAINING_LOG
-from training.corpus import corpus_fingerprint, is_held_out
+from playground.attribution.corpus import corpus_fingerprint, is_held_out
 
 from .conftest import fenced
 

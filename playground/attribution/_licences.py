@@ -1,10 +1,10 @@
-"""Read a distribution's licence from its metadata and keep only permissive ones.
+"""Which licences let a package's files into the nano-starcoder corpus, read from its metadata.
 
-The corpus takes a package only when its metadata says, without doubt, that it
-is under MIT, BSD, Apache-2.0, PSF or ISC. The sources are tried in the order
-of how precise they are: ``License-Expression`` (an SPDX expression), then the
-trove classifiers, then a short ``License`` field. Anything else (no licence,
-a copyleft one, a licence text we would have to interpret) is left out.
+Only MIT, BSD, Apache-2.0, PSF and ISC are accepted, and only when the
+metadata says so without room for doubt. The fields are tried from the most
+precise to the least: ``License-Expression`` (SPDX), then the trove
+classifiers, then a short ``License`` field. No licence, a copyleft one, or a
+licence text that would need a human to read it, all mean "left out".
 """
 
 from __future__ import annotations
