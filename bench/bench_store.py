@@ -48,14 +48,15 @@ class Phase:
 
 def sample_generation(i: int) -> Generation:
     """A realistic record: a few KB of prompt and output, like a typical completion share."""
-    return Generation(
-        id=f"gen-{i}", mode="complete", model="bigcode/starcoder2-3b", created_at="2026-11-25T18:40:00+00:00",
-        app_version="0.1.0", inputs={"prompt": "def quicksort(xs):\n" * 20}, raw_prompt="def quicksort(xs):\n" * 20,
-        prompt_version=None, params={"temperature": 0.2, "top_p": 0.95, "max_new_tokens": 256, "seed": i},
-        backend={"kind": "local", "dtype": "bfloat16", "revision": "0123abcd"}, text="    return xs\n" * 60,
-        finish_reason="eos", usage={"prompt_tokens": 120, "completion_tokens": 256},
-        timings={"ttft_ms": 40.0, "total_ms": 2100.0, "tokens_per_s": 122.0},
-    )
+    return Generation.from_dict({
+        "id": f"gen-{i}", "mode": "complete", "model": "bigcode/starcoder2-3b",
+        "created_at": "2026-11-25T18:40:00+00:00", "app_version": "0.1.0", "inputs": {"prompt": "def quicksort(xs):\n" * 20},
+        "raw_prompt": "def quicksort(xs):\n" * 20, "prompt_version": None,
+        "params": {"temperature": 0.2, "top_p": 0.95, "max_new_tokens": 256, "seed": i},
+        "backend": {"kind": "local", "dtype": "bfloat16", "revision": "0123abcd"}, "text": "    return xs\n" * 60,
+        "finish_reason": "eos", "usage": {"prompt_tokens": 120, "completion_tokens": 256},
+        "timings": {"ttft_ms": 40.0, "total_ms": 2100.0, "tokens_per_s": 122.0},
+    })
 
 
 def run_writers(store: ShareStore, threads: int, seconds: float, ids: list[str]) -> Phase:

@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from playground.attribution import Report
 from playground.errors import PlaygroundError
 
 log = logging.getLogger("playground.checks")
@@ -74,24 +75,22 @@ class AttributionCheck:
             indexes = [i.to_dict() for i in self._attribution.describe()] if self._attribution else []
             return {"state": self.state, "message": self.message, "indexes": indexes}
 
-    def check(self, text: str) -> dict[str, Any]:
-        """The report for ``text``: ``{"indexes", "checked_chars", "matches"}``, plus ``"unavailable"``
-        (why) when no check could be made."""
+    def check(self, text: str) -> Report:
+        """The report for ``text``; its ``unavailable`` says why when no check could be made."""
         with self._lock:
             attribution = self._attribution
             message = self.message
         if attribution is None:
-            return {"indexes": [], "checked_chars": 0, "matches": [], "unavailable": message}
+            return Report.not_made(message)
         try:
-            report: dict[str, Any] = attribution.check(text).to_dict()
+            report: Report = attribution.check(text)
             return report
         except PlaygroundError as exc:
             log.warning("attribution check failed: %s", exc.message, exc_info=exc)
-            return {"indexes": [], "checked_chars": 0, "matches": [], "unavailable": exc.message}
+            return Report.not_made(exc.message)
         except Exception as exc:  # noqa: BLE001 - e.g. an index closed at shutdown: never break a generation
             log.warning("attribution check failed", exc_info=exc)
-            return {"indexes": [], "checked_chars": 0, "matches": [],
-                    "unavailable": "The attribution check failed; the server log has the detail."}
+            return Report.not_made("The attribution check failed; the server log has the detail.")
 
     def close(self) -> None:
         with self._lock:

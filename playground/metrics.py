@@ -12,6 +12,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import asdict
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -36,9 +37,9 @@ class Metrics:
 
     def observe(self, record: Generation) -> None:
         self.generations.labels(record.mode, record.model, record.finish_reason).inc()
-        self.tokens.labels(record.model, "prompt").inc(record.usage["prompt_tokens"])
-        self.tokens.labels(record.model, "completion").inc(record.usage["completion_tokens"])
-        ttft_ms = record.timings.get("ttft_ms")
+        self.tokens.labels(record.model, "prompt").inc(record.usage.prompt_tokens)
+        self.tokens.labels(record.model, "completion").inc(record.usage.completion_tokens)
+        ttft_ms = record.timings.ttft_ms
         if ttft_ms is not None:
             self.ttft.labels(record.model).observe(ttft_ms / 1000)
 
@@ -70,11 +71,10 @@ def log_generation(record: Generation, *, include_prompt: bool, hasher: IdHasher
         "id": hasher(record.id),
         "mode": record.mode,
         "model": record.model,
-        "backend": record.backend.get("kind"),
+        "backend": record.backend.kind,
         "finish_reason": record.finish_reason,
-        "prompt_tokens": record.usage["prompt_tokens"],
-        "completion_tokens": record.usage["completion_tokens"],
-        **record.timings,
+        **asdict(record.usage),
+        **asdict(record.timings),
     }
     if include_prompt:
         entry["raw_prompt"] = record.raw_prompt

@@ -1,7 +1,12 @@
-"""Generation parameters: one typed object, validated once at the edge.
+"""Generation parameters: each one declared once, validated once at the edge.
 
-``BOUNDS`` is the single source of the limits and help texts; the UI sliders
-and the REST validation both read it, so they cannot disagree.
+A parameter is a field of ``GenerationParams`` whose ``declare(...)`` metadata
+holds everything about it: default, bound, help, how untrusted input is
+parsed, the UI control that shows it, and how engines treat it. ``PARAMS``
+lists those declarations; the REST validation, ``GET /api/params``, the
+Gradio panel and its handlers all read them, and each backend keeps one table
+from these names to its own wire names. Adding a sampling knob is one field
+here plus one row in each backend's table.
 """
 
 from __future__ import annotations
@@ -9,9 +14,9 @@ from __future__ import annotations
 import math
 import re
 import secrets
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
 
 from playground.errors import InvalidParameterError
 
@@ -23,40 +28,166 @@ MAX_STOP_SEQUENCES = 8
 MAX_STOP_LENGTH = 64
 MAX_SEED = 2**32 - 1
 
+# How a UI shows a parameter: a slider within its bound, a box of lines, a seed box (empty: random),
+# or a toggle that asks for the bound's maximum when on.
+Control = Literal["slider", "lines", "seed", "toggle"]
+# How engines treat it: a sampling knob is sent only while sampling; an "always" knob whenever it is
+# not at its neutral value; None: the app itself acts on it (budget, stops, seeds, probabilities).
+Knob = Literal["sampling", "always"] | None
+
 
 @dataclass(frozen=True)
 class Bound:
     minimum: float
     maximum: float
     step: float
+
+
+@dataclass(frozen=True)
+class Param:
+    """Everything about one parameter; ``name`` is filled in from its field."""
+
+    default: Any
     help: str
+    parse: Callable[[str, Any], Any]  # (name, untrusted value) -> value; raises InvalidParameterError
+    bound: Bound | None = None
+    control: Control = "slider"
+    label: str | None = None  # the UI's label (None: the name)
+    ui_name: str | None = None  # the name the Gradio API gives it (None: the name)
+    knob: Knob = None
+    neutral: Any = None  # a knob at this value is left off the request
+    candidates: bool = False  # asks for several candidates: offered only where a mode gives them
+    name: str = ""
+
+    @property
+    def api_name(self) -> str:
+        return self.ui_name or self.name
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``GET /api/params`` says of a bounded parameter."""
+        assert self.bound is not None
+        return {"minimum": self.bound.minimum, "maximum": self.bound.maximum, "step": self.bound.step,
+                "help": self.help}
 
 
-BOUNDS: dict[str, Bound] = {
-    "max_new_tokens": Bound(1, 2048, 1, "Most tokens to generate. The model's context caps it further."),
-    "temperature": Bound(0.0, 2.0, 0.05, "Randomness. 0 means greedy: the same prompt always gives the same text."),
-    "top_p": Bound(0.01, 1.0, 0.01,
-                   "Nucleus sampling: keep the smallest set of tokens whose probability sums to this."),
-    "top_k": Bound(0, 200, 1, "Keep only the k most likely tokens. 0 turns it off."),
-    "repetition_penalty": Bound(1.0, 2.0, 0.01, "Above 1 discourages repeating earlier tokens."),
-    "logprobs": Bound(0, 5, 1, "Alternatives to record for each generated token, with their probabilities. "
-                               "0 records none."),
-    "n": Bound(1, 8, 1, "Candidates to generate for fill and complete, ranked by mean token log-probability."),
-}
-_NAMES = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "logprobs", "n", "seed", "stop")
+def declare(default: Any, help: str, parse: Callable[[str, Any], Any], **facts: Any) -> Any:
+    """A ``GenerationParams`` field carrying its declaration."""
+    return field(default=default, metadata={"param": Param(default, help, parse, **facts)})
+
+
+# -- parsers of untrusted values (JSON or UI), one per kind of parameter --------------------------
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message may show it: short, ASCII-safe (no lone surrogates can leak out)."""
+    text = ascii(value) if not isinstance(value, int) or abs(value) < 10**40 else "a number too large"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _fmt(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
+
+
+def _bounded(name: str, value: float) -> Any:
+    param = PARAMS[name]
+    assert param.bound is not None
+    bound = param.bound
+    if not bound.minimum <= value <= bound.maximum:
+        raise InvalidParameterError(f"{name} must be between {_fmt(bound.minimum)} and {_fmt(bound.maximum)}, "
+                                    f"got {_shown(value)}. {param.help}")
+    return value
+
+
+def as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise InvalidParameterError(f"{name} must be a whole number, not {value!r}.")
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
+        return int(value)
+    raise InvalidParameterError(f"{name} must be a whole number, not {_shown(value)}.")
+
+
+def as_float(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise InvalidParameterError(f"{name} must be a number, not {value!r}.")
+    if isinstance(value, str) and not _NUMBER.fullmatch(value.strip()):
+        raise InvalidParameterError(f"{name} must be a number, not {_shown(value)}.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidParameterError(f"{name} must be a number, not {_shown(value)}.") from None
+    if not math.isfinite(number):
+        raise InvalidParameterError(f"{name} must be a finite number.")
+    return number
+
+
+def bounded_int(name: str, value: Any) -> int:
+    return int(_bounded(name, as_int(name, value)))
+
+
+def bounded_float(name: str, value: Any) -> float:
+    return float(_bounded(name, as_float(name, value)))
+
+
+def parse_seed(name: str, value: Any) -> int | None:
+    if value is None or value == "" or value == -1:
+        return None
+    seed = as_int(name, value)
+    if not 0 <= seed <= MAX_SEED:
+        raise InvalidParameterError(f"{name} must be between 0 and {MAX_SEED}, or empty for a random one.")
+    return seed
+
+
+def parse_stop(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(s, str) for s in value):
+        raise InvalidParameterError(f"{name} must be a list of strings.")
+    stops = tuple(dict.fromkeys(s for s in value if s))  # drop empties and duplicates, keep order
+    if len(stops) > MAX_STOP_SEQUENCES:
+        raise InvalidParameterError(f"At most {MAX_STOP_SEQUENCES} stop sequences are allowed, got {len(stops)}.")
+    for stop in stops:
+        if len(stop) > MAX_STOP_LENGTH:
+            raise InvalidParameterError(f"Each stop sequence can be at most {MAX_STOP_LENGTH} characters long.")
+        if any("\ud800" <= char <= "\udfff" for char in stop):
+            raise InvalidParameterError("A stop sequence contains broken Unicode (a lone surrogate). Retype it.")
+    return stops
+
+
+# -- the parameters ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class GenerationParams:
-    max_new_tokens: int = 256
-    temperature: float = 0.2
-    top_p: float = 0.9
-    top_k: int = 0
-    repetition_penalty: float = 1.2
-    seed: int | None = None  # None: a random seed is drawn and recorded
-    stop: tuple[str, ...] = field(default_factory=tuple)
-    logprobs: int = 0  # alternatives per token (0-5); the chosen token's own log-probability comes with 1+
-    n: int = 1  # candidates (fill and complete)
+    max_new_tokens: int = declare(
+        256, "Most tokens to generate. The model's context caps it further.", bounded_int, bound=Bound(1, 2048, 1))
+    temperature: float = declare(
+        0.2, "Randomness. 0 means greedy: the same prompt always gives the same text.", bounded_float,
+        bound=Bound(0.0, 2.0, 0.05), knob="sampling")
+    top_p: float = declare(
+        0.9, "Nucleus sampling: keep the smallest set of tokens whose probability sums to this.", bounded_float,
+        bound=Bound(0.01, 1.0, 0.01), knob="sampling", neutral=1.0)
+    top_k: int = declare(
+        0, "Keep only the k most likely tokens. 0 turns it off.", bounded_int, bound=Bound(0, 200, 1),
+        knob="sampling", neutral=0)
+    repetition_penalty: float = declare(
+        1.2, "Above 1 discourages repeating earlier tokens.", bounded_float, bound=Bound(1.0, 2.0, 0.01),
+        knob="always", neutral=1.0)
+    stop: tuple[str, ...] = declare(
+        (), f"Stop sequences (one per line, up to {MAX_STOP_SEQUENCES}; \\n for a newline)", parse_stop,
+        control="lines")
+    seed: int | None = declare(
+        None, "Seed (empty: random; the one used is shown after each run)", parse_seed, control="seed")
+    logprobs: int = declare(
+        0, "Alternatives to record for each generated token, with their probabilities. 0 records none.",
+        bounded_int, bound=Bound(0, 5, 1), control="toggle", ui_name="probabilities",
+        label="Show probabilities: colour each token by how likely the model found it, with its alternatives")
+    n: int = declare(
+        1, "Candidates to generate for fill and complete, ranked by mean token log-probability.", bounded_int,
+        bound=Bound(1, 8, 1), ui_name="candidates", label="Candidates (fill and complete)", candidates=True)
 
     @property
     def greedy(self) -> bool:
@@ -71,10 +202,30 @@ class GenerationParams:
         """A copy with a concrete seed, so the generation can be replayed exactly."""
         return self if self.seed is not None else replace(self, seed=secrets.randbelow(MAX_SEED + 1))
 
+    def knobs(self) -> dict[str, Any]:
+        """The engine-side sampling settings that are on, by parameter name: what a backend's table
+        spells in its own terms. Greedy decoding sends no sampling knob at all."""
+        out = {}
+        for param in PARAMS.values():
+            value = getattr(self, param.name)
+            if param.knob is None or (param.knob == "sampling" and self.greedy) or value == param.neutral:
+                continue
+            out[param.name] = value
+        return out
+
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["stop"] = list(self.stop)
-        return data
+        return {name: list(value) if isinstance(value, tuple) else value for name, value in self._values().items()}
+
+    def _values(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in PARAMS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GenerationParams:
+        """A stored record's parameters, trusted (they were validated when it was made)."""
+        values = {name: data[name] for name in PARAMS if name in data}
+        if "stop" in values:
+            values["stop"] = tuple(values["stop"])
+        return cls(**values)
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | None, defaults: GenerationParams | None = None) -> GenerationParams:
@@ -82,98 +233,57 @@ class GenerationParams:
 
         Raises InvalidParameterError naming the field and the allowed range.
         """
-        defaults = defaults or cls()
         raw = dict(raw or {})
-        unknown = set(raw) - set(_NAMES)
+        unknown = set(raw) - set(PARAMS)
         if unknown:
-            raise InvalidParameterError(
-                f"Unknown parameter(s): {', '.join(sorted(_shown(u) for u in unknown))}. Allowed: {', '.join(_NAMES)}."
-            )
-        values = defaults.to_dict()
-        for name in ("max_new_tokens", "top_k", "logprobs", "n"):
-            if raw.get(name) is not None:
-                values[name] = _bounded(name, _as_int(name, raw[name]))
-        for name in ("temperature", "top_p", "repetition_penalty"):
-            if raw.get(name) is not None:
-                values[name] = _bounded(name, _as_float(name, raw[name]))
-        if "seed" in raw:
-            values["seed"] = _parse_seed(raw["seed"])
-        if "stop" in raw and raw["stop"] is not None:
-            values["stop"] = _parse_stop(raw["stop"])
-        values["stop"] = tuple(values["stop"])
+            raise InvalidParameterError(f"Unknown parameter(s): {', '.join(sorted(_shown(u) for u in unknown))}. "
+                                        f"Allowed: {', '.join(PARAMS)}.")
+        values = (defaults or cls())._values()
+        for name, value in raw.items():
+            # null leaves the default, except for the seed, where it asks for a random one
+            if value is not None or PARAMS[name].control == "seed":
+                values[name] = PARAMS[name].parse(name, value)
         if 0 < values["temperature"] < MIN_SAMPLING_TEMPERATURE:
             raise InvalidParameterError(
                 f"temperature must be 0 (greedy) or at least {MIN_SAMPLING_TEMPERATURE}; smaller values overflow "
-                "the sampler. Use 0 for the most likely text."
-            )
+                "the sampler. Use 0 for the most likely text.")
         return cls(**values)
 
 
-def _as_int(name: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise InvalidParameterError(f"{name} must be a whole number, not {value!r}.")
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
-        return int(value)
-    raise InvalidParameterError(f"{name} must be a whole number, not {_shown(value)}.")
+def _declared() -> dict[str, Param]:
+    return {f.name: replace(f.metadata["param"], name=f.name) for f in fields(GenerationParams)}
 
 
-def _as_float(name: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise InvalidParameterError(f"{name} must be a number, not {value!r}.")
-    if isinstance(value, str) and not _NUMBER.fullmatch(value.strip()):
-        raise InvalidParameterError(f"{name} must be a number, not {_shown(value)}.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise InvalidParameterError(f"{name} must be a number, not {_shown(value)}.") from None
-    if not math.isfinite(number):
-        raise InvalidParameterError(f"{name} must be a finite number.")
-    return number
+PARAMS: Mapping[str, Param] = _declared()
 
 
-def _bounded(name: str, value: float) -> Any:
-    bound = BOUNDS[name]
-    if not bound.minimum <= value <= bound.maximum:
-        raise InvalidParameterError(
-            f"{name} must be between {_fmt(bound.minimum)} and {_fmt(bound.maximum)}, got {_fmt(value)}. {bound.help}"
-        )
+# -- UI values ----------------------------------------------------------------------------------
+
+
+def ui_value(param: Param, value: Any) -> Any:
+    """A parameter's value as its control shows it."""
+    if param.control == "lines":
+        return "\n".join(s.replace("\n", "\\n").replace("\t", "\\t") for s in value)
+    if param.control == "seed":
+        return "" if value is None else str(value)
+    if param.control == "toggle":
+        return bool(value)
     return value
 
 
-def _shown(value: Any) -> str:
-    """A value as an error message may show it: short, ASCII-safe (no lone surrogates can leak out)."""
-    text = ascii(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _fmt(number: float) -> str:
-    return str(int(number)) if float(number).is_integer() else str(number)
-
-
-def _parse_seed(value: Any) -> int | None:
-    if value is None or value == "" or value == -1:
-        return None
-    seed = _as_int("seed", value)
-    if not 0 <= seed <= MAX_SEED:
-        raise InvalidParameterError(f"seed must be between 0 and {MAX_SEED}, or empty for a random one.")
-    return seed
-
-
-def _parse_stop(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, (list, tuple)) or not all(isinstance(s, str) for s in value):
-        raise InvalidParameterError("stop must be a list of strings.")
-    stops = tuple(dict.fromkeys(s for s in value if s))  # drop empties and duplicates, keep order
-    if len(stops) > MAX_STOP_SEQUENCES:
-        raise InvalidParameterError(f"At most {MAX_STOP_SEQUENCES} stop sequences are allowed, got {len(stops)}.")
-    for stop in stops:
-        if len(stop) > MAX_STOP_LENGTH:
-            raise InvalidParameterError(f"Each stop sequence can be at most {MAX_STOP_LENGTH} characters long.")
-        if any("\ud800" <= char <= "\udfff" for char in stop):
-            raise InvalidParameterError("A stop sequence contains broken Unicode (a lone surrogate). Retype it.")
-    return stops
+def from_ui(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
+    """Control values, matched against the panel's parameter names, as raw parameters that
+    ``GenerationParams.parse`` validates. A toggle that is on asks for its bound's maximum."""
+    raw: dict[str, Any] = {}
+    for name, value in zip(names, values, strict=True):
+        param = PARAMS[name]
+        if param.control == "lines":
+            raw[name] = [line.replace("\\n", "\n").replace("\\t", "\t") for line in (value or "").splitlines() if line]
+        elif param.control == "seed":
+            raw[name] = ("" if value is None else str(value).strip()) or None
+        elif param.control == "toggle":
+            assert param.bound is not None
+            raw[name] = int(param.bound.maximum) if value else 0
+        else:
+            raw[name] = value
+    return raw

@@ -14,10 +14,10 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import replace
 
 from playground.backends.base import TokenInfo
+from playground.record import Candidate
 
 _DIGITS = 4  # log-probabilities are kept to 1e-4: finer is noise for a person, and bulk for a share
 
@@ -83,45 +83,10 @@ def _clipped(details: Sequence[TokenInfo], length: int) -> list[TokenInfo]:
     return out
 
 
-def token_dicts(tokens: Sequence[TokenInfo], alternatives: bool) -> list[dict[str, Any]]:
-    """Tokens as the record and the stream carry them: ``{"text", "logprob", "top"}``."""
-    out = []
-    for token in tokens:
-        item: dict[str, Any] = {"text": token.text, "logprob": round(token.logprob, _DIGITS)}
-        if alternatives:
-            item["top"] = [{"text": a.text, "logprob": round(a.logprob, _DIGITS)} for a in token.top]
-        out.append(item)
-    return out
-
-
 def mean_logprob(tokens: Sequence[TokenInfo]) -> float | None:
     """The mean log-probability per token; None for no tokens (an empty candidate has no score)."""
     values = [t.logprob for t in tokens if math.isfinite(t.logprob)]
     return round(sum(values) / len(values), _DIGITS) if values else None
-
-
-@dataclass
-class Candidate:
-    """One of several generations from the same prompt, as the record lists it."""
-
-    text: str  # as the user sees it: the whole code for fill, the continuation for complete
-    middle: str | None
-    finish_reason: str
-    tokens: list[TokenInfo] = field(default_factory=list)
-    count: int = 1  # identical candidates are listed once, with how many there were
-
-    @property
-    def mean_logprob(self) -> float | None:
-        return mean_logprob(self.tokens)
-
-    def to_dict(self, with_tokens: bool) -> dict[str, Any]:
-        item: dict[str, Any] = {"text": self.text}
-        if self.middle is not None:
-            item["middle"] = self.middle
-        item.update(finish_reason=self.finish_reason, mean_logprob=self.mean_logprob, count=self.count)
-        if with_tokens:
-            item["tokens"] = token_dicts(self.tokens, alternatives=True)
-        return item
 
 
 def rank(candidates: Sequence[Candidate]) -> list[Candidate]:
@@ -129,12 +94,11 @@ def rank(candidates: Sequence[Candidate]) -> list[Candidate]:
     Ties keep the order of generation; candidates without a score come last."""
     merged: dict[str, Candidate] = {}
     for candidate in candidates:
-        key = candidate.text
+        key = candidate.shown.text
         if key in merged:
             merged[key].count += candidate.count
         else:
-            merged[key] = Candidate(candidate.text, candidate.middle, candidate.finish_reason,
-                                    list(candidate.tokens), candidate.count)
+            merged[key] = replace(candidate, tokens=list(candidate.tokens))
     order = list(merged.values())
     order.sort(key=lambda c: -math.inf if c.mean_logprob is None else c.mean_logprob, reverse=True)
     return order

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from playground import __version__
+from playground.attribution import Report
 from playground.backends.base import BackendInfo, TokenInfo
 from playground.checks import AttributionCheck
 from playground.config import Settings
@@ -31,14 +32,14 @@ from playground.errors import (
 )
 from playground.generation import Outcome, run_candidates, run_stream
 from playground.metrics import IdHasher, Metrics, log_generation
-from playground.modes import Mode, ModeContext, Presented, mode_named
+from playground.modes import Mode, ModeContext, Modes
 from playground.params import GenerationParams
-from playground.probabilities import Candidate, TokenTrack, rank, token_dicts
+from playground.probabilities import TokenTrack, mean_logprob, rank
 from playground.prompt import Prompt
 from playground.prompting.budget import plan_budget
 from playground.prompting.chat import TechAssistantPrompt
 from playground.prompting.prepared import Prepared
-from playground.record import Generation
+from playground.record import BackendSummary, Candidate, Generation, Shown, Timings, Usage, tokens_to_json
 from playground.slots import ModelSlot, RecentGenerations
 from playground.store import CreatedShare, ShareStore
 
@@ -51,7 +52,7 @@ class Plan:
 
     slot: ModelSlot
     mode: Mode
-    prepared: Prepared
+    prepared: Prepared[Any]
     params: GenerationParams
 
 
@@ -88,7 +89,7 @@ class Run:
         if self._cursor is None:  # the first delta: the generated part has begun, so its offset is known
             self._cursor = self.mode.offset(self.outcome.text)
         start, self._cursor = self._cursor, self._cursor + len(delta)
-        return token_dicts(self.outcome.track.slice(start, self._cursor), alternatives=True)
+        return tokens_to_json(self.outcome.track.slice(start, self._cursor))
 
     def __iter__(self) -> Iterator[str]:
         backend = self.slot.require_backend()
@@ -128,7 +129,7 @@ class Run:
         """Exactly what the model is given: the backend's own rendering of the prompt."""
         return self.slot.require_backend().render(self.prepared.prompt)
 
-    def present(self, raw: str) -> Presented:
+    def present(self, raw: str) -> Shown:
         """The text generated so far, as the user sees it."""
         return self.mode.present(self.prepared, raw)
 
@@ -140,60 +141,54 @@ class Run:
             notices.append("The generation was interrupted; the output is incomplete.")
         return notices
 
-    def _shown(self) -> tuple[Presented, list[str]]:
+    def _shown(self) -> tuple[Shown, list[str]]:
         """What the record keeps: on a client's stop, only what reached the client."""
         whole = self.present(self.outcome.text)
         if self.outcome.finish_reason != "cancelled" or self.sent is None:
             return whole, []
         # Deltas are the generated part as the mode streams it, so they present like the raw text.
         sent = "".join(self.sent)
-        generated = whole.text if whole.middle is None else whole.middle
-        unsent = len(generated) - len(sent) if generated.startswith(sent) else 0
+        unsent = len(whole.generated) - len(sent) if whole.generated.startswith(sent) else 0
         if unsent <= 0:
             return whole, []
         return self.present(sent), [f"{unsent} more characters were generated after the stop and are not kept."]
 
-    def _weighed(self, raw: str, shown: Presented, track: TokenTrack) -> list[TokenInfo] | None:
+    def _weighed(self, raw: str, shown: Shown, track: TokenTrack) -> list[TokenInfo] | None:
         """The tokens behind the generated part of ``shown`` (cut from ``raw``); None if they cannot be had."""
-        generated = shown.text if shown.middle is None else shown.middle
         start = self.mode.offset(raw)
-        if not track.complete or raw[start:start + len(generated)] != generated:
+        if not track.complete or raw[start:start + len(shown.generated)] != shown.generated:
             return None
-        return track.slice(start, start + len(generated))
+        return track.slice(start, start + len(shown.generated))
 
     def _candidates(self) -> list[Candidate]:
         out = []
         for candidate in self.outcome.candidates:
             shown = self.present(candidate.text)
-            out.append(Candidate(shown.text, shown.middle, candidate.finish_reason,
-                                 self._weighed(candidate.text, shown, candidate.track) or []))
+            tokens = self._weighed(candidate.text, shown, candidate.track) or []
+            out.append(Candidate(shown, candidate.finish_reason, tokens, mean_logprob=mean_logprob(tokens)))
         return rank(out)
 
-    def _probabilities(self, shown: Presented) -> tuple[Presented, dict[str, Any], list[str]]:
-        """What the record shows (the best candidate, when there are several), its ``tokens`` and
-        ``candidates``, and a notice when the engine's numbers could not be lined up with its text."""
+    def _probabilities(self, shown: Shown) -> tuple[Shown, Weighed, list[str]]:
+        """What the record shows (the best candidate, when there are several), its tokens and
+        candidates, and a notice when the engine's numbers could not be lined up with its text."""
         alternatives = self.params.logprobs > 0
         if self.params.n > 1 and self.outcome.candidates:
             ranked = self._candidates()
             best = ranked[0]
             self.outcome.finish_reason = best.finish_reason
-            return Presented(best.text, best.middle), {
-                "tokens": token_dicts(best.tokens, True) if alternatives else None,
-                "candidates": [c.to_dict(with_tokens=alternatives) for c in ranked]}, []
+            return best.shown, Weighed(best.tokens if alternatives else None, ranked), []
         if not alternatives:
-            return shown, {}, []
+            return shown, Weighed(), []
         tokens = self._weighed(self.outcome.text, shown, self.outcome.track)
         if tokens is None:
-            return shown, {}, ["The engine's token data did not line up with its text, so no probabilities "
-                               "are shown."]
-        return shown, {"tokens": token_dicts(tokens, True)}, []
+            return shown, Weighed(), ["The engine's token data did not line up with its text, so no probabilities "
+                                      "are shown."]
+        return shown, Weighed(tokens), []
 
     def _finish(self, info: BackendInfo) -> Generation:
         outcome = self.outcome
         shown, unsent_note = self._shown()
         shown, weighed, weighed_note = self._probabilities(shown)
-        # The generated part only: the middle for fill, the reply or continuation otherwise.
-        attribution = self.playground.attribute(shown.text if shown.middle is None else shown.middle)
         record = Generation(
             id=self.id,
             mode=self.mode.name,
@@ -203,40 +198,38 @@ class Run:
             inputs=self.prepared.inputs,
             raw_prompt=self.raw_prompt,
             prompt_version=self.prepared.prompt_version,
-            params=self.params.to_dict(),
+            params=self.params,
             backend=_backend_summary(info),
-            text=shown.text,
-            middle=shown.middle,
+            shown=shown,
             finish_reason=outcome.finish_reason,
             error=outcome.error,
             notices=self._notices() + unsent_note + weighed_note,
-            usage={"prompt_tokens": outcome.prompt_tokens, "completion_tokens": outcome.completion_tokens},
-            timings={
-                "ttft_ms": None if outcome.ttft_ms is None else round(outcome.ttft_ms, 1),
-                "total_ms": round(outcome.total_ms, 1),
-                "tokens_per_s": outcome.tokens_per_s,
-            },
-            attribution=attribution,
-            **weighed,
+            usage=Usage(outcome.prompt_tokens, outcome.completion_tokens),
+            timings=Timings(None if outcome.ttft_ms is None else round(outcome.ttft_ms, 1),
+                            round(outcome.total_ms, 1), outcome.tokens_per_s),
+            attribution=self.playground.attribute(shown.generated),  # the generated part only
+            tokens=weighed.tokens,
+            candidates=weighed.candidates,
         )
         self.playground.finished(record)
         return record
+
+
+@dataclass(frozen=True)
+class Weighed:
+    """What the model weighed, for the record: the shown text's tokens and the ranked candidates."""
+
+    tokens: list[TokenInfo] | None = None
+    candidates: list[Candidate] | None = None
 
 
 _GREEDY_ONE = ("With temperature 0 every candidate would be the same text, so one was generated. "
                "Raise the temperature for different candidates.")
 
 
-def _backend_summary(info: BackendInfo) -> dict[str, Any]:
-    placement = info.placement or {}
-    return {
-        "kind": info.backend,
-        "endpoint": info.endpoint,
-        "dtype": info.dtype,
-        "quantization": info.quantization,
-        "revision": info.revision,
-        "placement": placement.get("summary"),
-    }
+def _backend_summary(info: BackendInfo) -> BackendSummary:
+    return BackendSummary(info.backend, info.endpoint, info.dtype, info.quantization, info.revision,
+                          (info.placement or {}).get("summary"))
 
 
 class Playground:
@@ -246,7 +239,7 @@ class Playground:
             raise ConfigError("At least one model must be configured.")
         self.settings = settings
         self.slots = dict(slots)
-        self.chat_prompt = chat_prompt
+        self.modes = Modes(chat_prompt)
         self.recent = RecentGenerations()
         self.store = store
         self.checks = checks  # None: attribution is off
@@ -280,7 +273,8 @@ class Playground:
     def plan(self, mode_name: object, model_id: object, inputs: Mapping[str, Any],
              raw_params: Mapping[str, Any] | None) -> Plan:
         """Validate, budget and build the prompt; raises InputError subclasses with user messages."""
-        mode = mode_named(mode_name)
+        mode = self.modes.named(mode_name)
+        inputs = mode.inputs.parse(inputs)
         slot = self.slot(model_id)
         backend = slot.require_backend()
         info = backend.info()
@@ -295,7 +289,7 @@ class Playground:
         def count(text: str) -> int:
             return backend.count_tokens(Prompt.of(text)) if text else 0
 
-        prepared = mode.build(inputs, ModeContext(slot.spec, self.chat_prompt, budget, count))
+        prepared = mode.build(inputs, ModeContext(slot.spec, budget, count))
         stops = tuple(dict.fromkeys(params.stop + prepared.stops))
         if params.n > 1 and params.greedy:  # greedy decoding has one answer: n copies of it would tell nothing
             params = replace(params, n=1)
@@ -306,7 +300,7 @@ class Playground:
               raw_params: Mapping[str, Any] | None = None) -> Run:
         return Run(self, self.plan(mode_name, model_id, inputs, raw_params))
 
-    def attribute(self, text: str) -> dict[str, Any] | None:
+    def attribute(self, text: str) -> Report | None:
         """The attribution report for generated text; None when the check is off. Never raises."""
         return None if self.checks is None else self.checks.check(text)
 
@@ -336,7 +330,7 @@ class Playground:
         return self._store().create(record)
 
     def open_share(self, share_id: str) -> Generation:
-        return self._store().get(share_id)
+        return self._store().get(share_id, read=self.modes.read_record)
 
     def delete_share(self, share_id: str, token: str | None) -> None:
         self._store().delete(share_id, token)

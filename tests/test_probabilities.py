@@ -4,6 +4,7 @@ join into what the user sees, in every mode, and candidates are merged and ranke
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,8 +14,9 @@ from playground.backends.base import TokenInfo
 from playground.backends.fake import FakeBackend
 from playground.config import Settings
 from playground.errors import InvalidParameterError
-from playground.params import BOUNDS, GenerationParams
-from playground.probabilities import Candidate, TokenTrack, rank
+from playground.params import PARAMS, GenerationParams
+from playground.probabilities import TokenTrack, mean_logprob, rank
+from playground.record import Candidate, Shown
 from playground.registry import FimTokens, ModelSpec
 from playground.service import Playground
 from playground.slots import ModelSlot
@@ -47,10 +49,15 @@ def generated(record) -> str:
     return record.middle if record.mode == "fill" else record.text
 
 
+def as_json(record):
+    """The record as clients get it (its JSON form), read by attribute."""
+    return SimpleNamespace(**record.to_dict())
+
+
 def run_all(playground: Playground, mode: str, params: dict):
     run = playground.start(mode, None, INPUTS[mode], params)
     pieces = list(run.pieces())
-    return run.record, pieces
+    return as_json(run.record), pieces
 
 
 # -- the token track --------------------------------------------------------------
@@ -80,10 +87,12 @@ def test_token_texts_that_do_not_add_up_make_the_track_unusable():
 
 def test_rank_merges_identical_candidates_and_puts_the_most_likely_first():
     def cand(text, *logprobs):
-        return Candidate(text, None, "eos", [TokenInfo(text, lp) for lp in logprobs])
+        tokens = [TokenInfo(text, lp) for lp in logprobs]
+        return Candidate(Shown(text, text), "eos", tokens, mean_logprob=mean_logprob(tokens))
 
-    ranked = rank([cand("a", -2.0), cand("b", -0.5), cand("a", -2.0), Candidate("", None, "eos")])
-    assert [(c.text, c.count, c.mean_logprob) for c in ranked] == [("b", 1, -0.5), ("a", 2, -2.0), ("", 1, None)]
+    ranked = rank([cand("a", -2.0), cand("b", -0.5), cand("a", -2.0), cand("")])
+    assert [(c.shown.text, c.count, c.mean_logprob) for c in ranked] == [("b", 1, -0.5), ("a", 2, -2.0),
+                                                                           ("", 1, None)]
 
 
 # -- through the service ---------------------------------------------------------------
@@ -157,7 +166,7 @@ def test_chat_refuses_several_candidates(tmp_path):
 def test_logprobs_and_n_are_bounded(raw):
     with pytest.raises(InvalidParameterError):
         GenerationParams.parse(raw)
-    assert BOUNDS["logprobs"].maximum == 5 and BOUNDS["n"].maximum == 8
+    assert PARAMS["logprobs"].bound.maximum == 5 and PARAMS["n"].bound.maximum == 8
 
 
 def test_a_stopped_run_keeps_the_tokens_of_what_was_sent(tmp_path):
@@ -167,7 +176,7 @@ def test_a_stopped_run_keeps_the_tokens_of_what_was_sent(tmp_path):
         run.mark_sent(delta)
         if len(run.sent or []) == 2:
             run.stop()
-    record = run.record
+    record = as_json(run.record)
     assert record.finish_reason == "cancelled"
     assert "".join(t["text"] for t in record.tokens) == record.text == "".join(run.sent or [])
 

@@ -114,15 +114,30 @@ class Match:
 
 @dataclass(frozen=True)
 class Report:
-    """The result of checking one text against every configured index."""
+    """The result of checking one text against every configured index; ``unavailable`` says why no
+    check could be made (the index still building, damaged, or the check failed)."""
 
     indexes: tuple[IndexInfo, ...]
     checked_chars: int
     matches: tuple[Match, ...]
+    unavailable: str | None = None
+
+    @classmethod
+    def not_made(cls, why: str) -> Report:
+        return cls((), 0, (), why)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "indexes": [info.to_dict() for info in self.indexes],
             "checked_chars": self.checked_chars,
             "matches": [match.to_dict() for match in self.matches],
         }
+        if self.unavailable is not None:
+            data["unavailable"] = self.unavailable
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        matches = tuple(Match(**{**m, "source": Source(**m["source"])}) for m in data["matches"])
+        return cls(tuple(IndexInfo(**i) for i in data["indexes"]), data["checked_chars"], matches,
+                   data.get("unavailable"))

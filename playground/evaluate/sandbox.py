@@ -77,10 +77,6 @@ class SandboxReport:
     tier: str
     reason: str  # why the tier is basic; empty for full
 
-    @property
-    def network_isolated(self) -> bool:
-        return self.tier == "full"
-
     def describe(self) -> str:
         if self.tier == "full":
             return ("full: no network, throwaway uid, private /tmp, own PID namespace, rlimits, "

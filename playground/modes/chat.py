@@ -1,46 +1,86 @@
 """Chat on the Tech Assistant prompt: history and message in, the assistant's reply out.
 
-The chat history arrives in two shapes (pairs from the REST API and older
-clients, role/content messages from Gradio 6); both become (user, assistant)
-pairs here, before the prompt is built.
+The chat history arrives in three shapes: REST ``messages`` (role/content,
+the last from the user), Gradio 6 messages whose content is a list of text
+blocks, and (user, assistant) pairs from older clients. All become pairs
+here, before the prompt is built.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field
 
 from playground.errors import ConfigError, InputError
-from playground.modes.base import ModeContext, Presented, Restored, user_stops
+from playground.modes.base import ModeContext, ModeInputs, Restored, user_params
 from playground.prompting.budget import check_text
 from playground.prompting.chat import CHAT_STOPS, TechAssistantPrompt, build_chat, parse_tech_assistant
 from playground.prompting.prepared import Prepared
-from playground.record import Generation
+from playground.record import Generation, Shown
 
 _HISTORY_SHAPE = "history must be a list of [user, assistant] pairs or {role, content} messages."
+Breakdown = dict[str, int]  # tokens per part of the prompt, for the context meter
+
+
+class TextBlock(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class Message(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str | list[TextBlock] = Field(description="Text, or Gradio 6's list of text blocks.")
+
+
+class ChatInputs(ModeInputs):
+    messages: list[Message] | None = Field(None, description="The conversation so far; the last from the user.")
+    message: str | None = Field(None, description="Instead of messages: the new message ...")
+    history: list[Any] | None = Field(None, description="... after these [user, assistant] pairs or messages.")
+    system_prompt: str | None = Field(None, description="A Tech Assistant prompt of your own; the server's "
+                                                        "by default.")
+
+    def to_inputs(self) -> dict[str, Any]:
+        inputs = self.model_dump(exclude_none=True, exclude={"messages"})
+        if self.messages is not None:
+            if not self.messages:
+                raise InputError('messages must be a non-empty list of {"role", "content"} objects.')
+            last = self.messages[-1]
+            if last.role != "user":
+                raise InputError("The last of messages must come from the user (role \"user\").")
+            inputs["history"] = [m.model_dump() for m in self.messages[:-1]]
+            inputs["message"] = message_text(last.content)
+        return inputs
 
 
 class ChatMode:
-    name = "chat"
+    name: ClassVar[str] = "chat"
     stops: tuple[str, ...] = CHAT_STOPS
-    candidates = False  # whether params.n > 1 applies
+    candidates: ClassVar[bool] = False  # one reply
+    inputs: ClassVar[type[ModeInputs]] = ChatInputs
+    generated_field: ClassVar[str | None] = None  # the record's text is the reply itself
 
-    def build(self, inputs: Mapping[str, Any], ctx: ModeContext) -> Prepared:
-        prompt = _chat_prompt(inputs.get("system_prompt"), ctx.chat_prompt)
+    def __init__(self, prompt: TechAssistantPrompt):
+        self.prompt = prompt  # the server's few-shot prompt; a user may send their own
+
+    def build(self, inputs: Mapping[str, Any], ctx: ModeContext) -> Prepared[Breakdown]:
+        prompt = self._chat_prompt(inputs.get("system_prompt"))
         prepared = build_chat(prompt, history_pairs(inputs.get("history") or []), inputs.get("message", ""),
                               ctx.budget, ctx.count)
-        if prompt is not ctx.chat_prompt:  # the user's own prompt is part of what they shared
+        if prompt is not self.prompt:  # the user's own prompt is part of what they shared
             prepared = replace(prepared, inputs={**prepared.inputs, "system_prompt": inputs["system_prompt"]})
         return prepared
 
-    def present(self, prepared: Prepared, raw: str) -> Presented:
-        return Presented(raw.strip())
+    def present(self, prepared: Prepared[Any], raw: str) -> Shown:
+        reply = raw.strip()
+        return Shown(reply, reply)
 
     def offset(self, raw: str) -> int:
         return len(raw) - len(raw.lstrip())  # the reply is the raw text stripped
 
-    def deltas(self, prepared: Prepared, raw: Iterator[str]) -> Iterator[str]:
+    def deltas(self, prepared: Prepared[Any], raw: Iterator[str]) -> Iterator[str]:
         """The reply's deltas without the whitespace ``present`` strips: leading whitespace is dropped
         before the first delta, and trailing whitespace is held back until text follows it."""
         started, held = False, ""
@@ -53,21 +93,24 @@ class ChatMode:
                 yield kept
 
     def restore(self, record: Generation) -> Restored:
-        turns = [(user, record.text if reply is None else reply) for user, reply in record.inputs.get("messages", [])]
-        inputs = {"message": ""}
+        """The conversation as Gradio 6 messages, ending with the shared reply."""
+        conversation = []
+        for user, reply in record.inputs.get("messages", []):
+            conversation += [{"role": "user", "content": user},
+                             {"role": "assistant", "content": record.text if reply is None else reply}]
+        inputs: dict[str, Any] = {"message": "", "history": conversation}
         if "system_prompt" in record.inputs:
             inputs["system_prompt"] = record.inputs["system_prompt"]
-        return Restored(inputs, record.text, turns=tuple(turns), user_stops=user_stops(record, self.stops))
+        return Restored(inputs, user_params(record, self.stops))
 
-
-def _chat_prompt(custom: Any, default: TechAssistantPrompt) -> TechAssistantPrompt:
-    """The server's prompt, unless the user edited it in the UI or sent their own over the API."""
-    if custom is None or custom == default.text:
-        return default
-    try:
-        return parse_tech_assistant(check_text("The chat prompt", custom))
-    except ConfigError as exc:
-        raise InputError(exc.message) from None
+    def _chat_prompt(self, custom: Any) -> TechAssistantPrompt:
+        """The server's prompt, unless the user edited it in the UI or sent their own over the API."""
+        if custom is None or custom == self.prompt.text:
+            return self.prompt
+        try:
+            return parse_tech_assistant(check_text("The chat prompt", custom))
+        except ConfigError as exc:
+            raise InputError(exc.message) from None
 
 
 def history_pairs(raw: Any) -> list[tuple[str, str]]:
@@ -92,11 +135,18 @@ def history_pairs(raw: Any) -> list[tuple[str, str]]:
 
 
 def message_text(content: Any) -> str:
-    """Gradio 6 chat messages carry a list of {"type": "text", "text": ...} blocks."""
+    """Gradio 6 chat messages carry a list of {"type": "text", "text": ...} blocks; any block that is
+    not text (or whose text is not a string) is left out."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    if isinstance(content, dict):
-        return str(content.get("text", ""))
+        return "".join(_block_text(b) for b in content)
+    return _block_text(content)
+
+
+def _block_text(block: Any) -> str:
+    if isinstance(block, TextBlock):
+        return block.text
+    if isinstance(block, dict) and block.get("type", "text") == "text" and isinstance(block.get("text"), str):
+        return str(block["text"])
     return ""

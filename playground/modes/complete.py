@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from playground.modes.base import ModeContext, Presented, Restored, user_stops
+from pydantic import Field
+
+from playground.modes.base import ModeContext, ModeInputs, Restored, user_params
 from playground.prompting.complete import build_complete
 from playground.prompting.prepared import Prepared
-from playground.record import Generation
+from playground.record import Generation, Shown
+
+
+class CompleteInputs(ModeInputs):
+    prompt: str = Field(description="The text to continue, as is.")
 
 
 class CompleteMode:
-    name = "complete"
+    name: ClassVar[str] = "complete"
     stops: tuple[str, ...] = ()
-    candidates = True  # whether params.n > 1 applies
+    candidates: ClassVar[bool] = True
+    inputs: ClassVar[type[ModeInputs]] = CompleteInputs
+    generated_field: ClassVar[str | None] = None  # the record's text is the continuation itself
 
-    def build(self, inputs: Mapping[str, Any], ctx: ModeContext) -> Prepared:
+    def build(self, inputs: Mapping[str, Any], ctx: ModeContext) -> Prepared[None]:
         return build_complete(inputs.get("prompt", ""), ctx.budget, ctx.count)
 
-    def present(self, prepared: Prepared, raw: str) -> Presented:
-        return Presented(raw)
+    def present(self, prepared: Prepared[Any], raw: str) -> Shown:
+        return Shown(raw, raw)
 
     def offset(self, raw: str) -> int:
         return 0
 
-    def deltas(self, prepared: Prepared, raw: Iterator[str]) -> Iterator[str]:
+    def deltas(self, prepared: Prepared[Any], raw: Iterator[str]) -> Iterator[str]:
         return raw
 
     def restore(self, record: Generation) -> Restored:
-        prompt = record.inputs["prompt"]
-        return Restored({"prompt": prompt}, prompt + record.text, user_stops=user_stops(record, self.stops))
+        return Restored({"prompt": record.inputs["prompt"]}, user_params(record, self.stops))

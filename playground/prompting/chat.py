@@ -54,7 +54,7 @@ def build_chat(
     message: str,
     budget: Budget,
     count: TokenCounter,
-) -> Prepared:
+) -> Prepared[dict[str, int]]:
     check_text("The message", message)
     for user, assistant in history:
         check_text("A message in the history", user, allow_empty=True)
@@ -85,19 +85,20 @@ def build_chat(
     if first_turn:
         notices.append(f"The {first_turn} oldest turn(s) of this conversation no longer fit and were left out.")
     text = preamble + "".join(examples[first_example:]) + "".join(turns[first_turn:]) + question
+    breakdown = {  # tokens per part, for the context meter
+        "prompt": count(preamble) + sum(example_counts[first_example:]),
+        "history": sum(turn_counts[first_turn:]) + count(question),
+        "reply": budget.reply_for(total),
+        "free": budget.context_length - total - budget.reply_for(total),
+        "context": budget.context_length,
+    }
     return Prepared(
         Prompt.of(text),
         budget.reply_for(total),
+        breakdown,
         stops=CHAT_STOPS,
         notices=tuple(notices) + reply_notice(budget, total),
         inputs={"messages": [list(pair) for pair in history] + [[message, None]]},
         prompt_version=ta.version,
-        breakdown={
-            "prompt": count(preamble) + sum(example_counts[first_example:]),
-            "history": sum(turn_counts[first_turn:]) + count(question),
-            "reply": budget.reply_for(total),
-            "free": budget.context_length - total - budget.reply_for(total),
-            "context": budget.context_length,
-        },
     )
 

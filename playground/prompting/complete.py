@@ -7,10 +7,10 @@ from playground.prompting.budget import Budget, TokenCounter, check_text, reply_
 from playground.prompting.prepared import Prepared
 
 
-def build_complete(text: str, budget: Budget, count: TokenCounter) -> Prepared:
+def build_complete(text: str, budget: Budget, count: TokenCounter) -> Prepared[None]:
     check_text("The prompt", text)
     tokens = count(text)
     if tokens > budget.prompt_tokens:
         raise too_long("The prompt", tokens, budget, "Shorten it, or lower max_new_tokens.")
-    return Prepared(Prompt.of(text), budget.reply_for(tokens), notices=reply_notice(budget, tokens),
+    return Prepared(Prompt.of(text), budget.reply_for(tokens), None, notices=reply_notice(budget, tokens),
                     inputs={"prompt": text})

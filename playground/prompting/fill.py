@@ -47,7 +47,8 @@ def _fim_prompt(spec: ModelSpec, prefix: str, suffix: str, filename: str) -> Pro
     return Prompt.of(Special(fim.prefix), *header, prefix, Special(fim.suffix), suffix, Special(fim.middle))
 
 
-def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget, count: TokenCounter) -> Prepared:
+def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget,
+               count: TokenCounter) -> Prepared[tuple[str, str]]:
     check_text("The code", code)
     check_text("The filename", filename, allow_empty=True)
     if "\n" in filename or len(filename) > 256:
@@ -86,9 +87,9 @@ def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget, count:
     return Prepared(
         _fim_prompt(spec, kept_prefix, kept_suffix, filename if use_filename else ""),
         budget.reply_for(total),
+        (prefix, suffix),  # the user's code around the hole, split once
         notices=tuple(notices) + reply_notice(budget, total),
         inputs={"code": code, "filename": filename},
-        hole=(prefix, suffix),
     )
 
 

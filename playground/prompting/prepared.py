@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from playground.prompt import Prompt
 
+State = TypeVar("State")
+
 
 @dataclass(frozen=True)
-class Prepared:
+class Prepared(Generic[State]):
     prompt: Prompt
     reply_tokens: int  # max_new_tokens after budgeting
+    state: State  # the mode's own, for presenting and showing: fill's hole, chat's context breakdown
     stops: tuple[str, ...] = ()  # mode stop sequences, added to the user's
     notices: tuple[str, ...] = ()  # what was trimmed or dropped to fit, for the user
     inputs: dict[str, Any] = field(default_factory=dict)  # recorded with the generation
     prompt_version: str | None = None
-    breakdown: dict[str, int] = field(default_factory=dict)  # chat: tokens per part, for the context meter
-    hole: tuple[str, str] | None = None  # fill: the user's code before and after the hole, split once

@@ -19,7 +19,6 @@ from playground.store.shares import (
     CreatedShare,
     Share,
     ShareStore,
-    StoreHealth,
     is_share_id,
 )
 
@@ -32,7 +31,6 @@ __all__ = [
     "Share",
     "ShareStore",
     "SqlitePlan",
-    "StoreHealth",
     "applied_migrations",
     "backup_database",
     "fs_type_for",

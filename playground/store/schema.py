@@ -2,8 +2,10 @@
 
 The tables are created and changed only by the migrations in
 ``playground.store.migrations``; a test checks that these models and the
-migrated database agree. Timestamps are UTC-aware datetimes set in Python and
-stored as fixed-width ISO text, so they sort as text and never come back naive.
+migrated database agree. The ``schema_migrations`` ledger has no model here:
+only the migrations read and write it, in plain SQL. Timestamps are UTC-aware
+datetimes set in Python and stored as fixed-width ISO text, so they sort as
+text and never come back naive.
 """
 
 from __future__ import annotations
@@ -51,11 +53,3 @@ class ShareRow(Base):
     finish_reason: Mapped[str | None] = mapped_column(Text)  # added by m002, hence nullable
     app_version: Mapped[str | None] = mapped_column(Text)  # added by m002, hence nullable
 
-
-class SchemaMigration(Base):
-    """One applied migration, by name."""
-
-    __tablename__ = "schema_migrations"
-
-    name: Mapped[str] = mapped_column(Text, primary_key=True)
-    applied_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -27,22 +27,25 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, text
+from sqlalchemy import Connection, Engine, delete, insert, select
 
 from playground.errors import ShareForbiddenError, ShareNotFoundError, StoreError, StoreLockedError
 from playground.record import Generation
 from playground.store.backup import BackupResult, backup_database
 from playground.store.encoding import dump_record, load_record, scrub
-from playground.store.engine import JournalChoice, is_sqlite, open_engine, read_transaction, write_transaction
+from playground.store.engine import JournalChoice, open_engine, read_transaction, write_transaction
 from playground.store.faults import BUSY_MESSAGE, store_errors
-from playground.store.migrations import LATEST_VERSION, applied_migrations, migrate
+from playground.store.migrations import migrate
 from playground.store.schema import ShareRow
+
+RecordReader = Callable[[Mapping[str, Any]], Generation]  # stored JSON -> record
 
 logger = logging.getLogger("playground.store")
 
@@ -74,15 +77,6 @@ class Share:
     id: str
     created_at: datetime  # when it was shared (UTC-aware)
     generation: Generation
-
-
-@dataclass(frozen=True)
-class StoreHealth:
-    ok: bool
-    message: str  # "ok", or the StoreError message
-    journal_mode: str | None
-    schema_version: int | None
-    latest_version: int
 
 
 def hash_token(token: str) -> str:
@@ -186,8 +180,9 @@ class ShareStore:
             conn.execute(insert(ShareRow), values)
         return CreatedShare(id=share_id, delete_token=token, created_at=created_at)
 
-    def get_share(self, share_id: str) -> Share:
-        """The share with this id; ShareNotFoundError (one fixed message) for anything else."""
+    def get_share(self, share_id: str, read: RecordReader = Generation.from_dict) -> Share:
+        """The share with this id; ShareNotFoundError (one fixed message) for anything else. ``read``
+        turns the stored JSON into a record (the modes know where each keeps its generated part)."""
         if not is_share_id(share_id):
             raise ShareNotFoundError(NOT_FOUND_MESSAGE)
         self.ensure_schema()
@@ -198,14 +193,14 @@ class ShareStore:
         if row is None:
             raise ShareNotFoundError(NOT_FOUND_MESSAGE)
         try:
-            generation = Generation.from_dict(load_record(row.record_json))
-        except (ValueError, TypeError) as error:  # bad JSON, or fields this version does not know
+            generation = read(load_record(row.record_json))
+        except (ValueError, TypeError, KeyError) as error:  # bad JSON, or a shape this version cannot read
             logger.error("a stored share cannot be loaded: %s", error)  # its id would grant access: not logged
             raise StoreError(UNREADABLE_MESSAGE) from error
         return Share(id=share_id, created_at=row.created_at, generation=generation)
 
-    def get(self, share_id: str) -> Generation:
-        return self.get_share(share_id).generation
+    def get(self, share_id: str, read: RecordReader = Generation.from_dict) -> Generation:
+        return self.get_share(share_id, read).generation
 
     def delete(self, share_id: str, token: str | None) -> None:
         """Delete a share for good, given its delete token."""
@@ -226,26 +221,3 @@ class ShareStore:
     def backup(self, target: str | os.PathLike[str]) -> BackupResult:
         """Copy the live database to ``target`` with SQLite's backup API (atomic replace)."""
         return backup_database(self._engine, Path(target))
-
-    def health(self) -> StoreHealth:
-        """A cheap check for /health pages: can the database be read, and is the schema current?"""
-        try:
-            with store_errors("health check"):
-                with read_transaction(self._engine) as conn:
-                    journal = conn.exec_driver_sql("PRAGMA journal_mode").scalar() if is_sqlite(self._engine) else None
-                version = len(applied_migrations(self._engine))
-        except StoreError as error:
-            return StoreHealth(False, error.message, None, None, LATEST_VERSION)
-        except Exception as error:  # health must answer, never raise
-            logger.warning("share store health check failed: %s", error)
-            message = "Sharing is unavailable: the share database cannot be read."
-            return StoreHealth(False, message, None, None, LATEST_VERSION)
-        ok = version == LATEST_VERSION
-        message = "ok" if ok else "The share database schema is not current; sharing will migrate it on first use."
-        return StoreHealth(ok, message, str(journal) if journal is not None else None, version, LATEST_VERSION)
-
-    def count(self) -> int:
-        """How many shares are stored (for metrics and tests)."""
-        self.ensure_schema()
-        with store_errors("count shares"), read_transaction(self._engine) as conn:
-            return int(conn.execute(text("SELECT count(*) FROM shares")).scalar_one())

@@ -24,7 +24,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from playground.checks import MAX_CHECK_CHARS
 from playground.errors import (
     CheckUnavailableError,
-    InputError,
     InvalidParameterError,
     InvalidTextError,
     NotFoundError,
@@ -33,17 +32,16 @@ from playground.errors import (
     ShareNotFoundError,
 )
 from playground.metrics import Metrics
-from playground.modes.chat import message_text
-from playground.params import BOUNDS, MAX_STOP_SEQUENCES
+from playground.modes import validated
+from playground.params import MAX_STOP_SEQUENCES, PARAMS
 from playground.prompting.budget import check_text
 from playground.service import Playground, Run
 from playground.web.bodies import read_json_object
 from playground.web.errors import INTERNAL_MESSAGE, error_body, error_response, status_of
 from playground.web.limits import RateLimiter
+from playground.web.schemas import AttributionBody, Options
 
 log = logging.getLogger("playground.web.api")
-
-_INPUT_FIELDS = ("prompt", "code", "filename", "message", "history", "messages", "system_prompt")
 
 
 def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
@@ -121,9 +119,7 @@ def model_entries(playground: Playground) -> list[dict[str, Any]]:
 
 
 def _attribution_text(body: dict[str, Any]) -> str:
-    text = body.get("text")
-    if not isinstance(text, str):
-        raise InvalidParameterError('Send {"text": "..."}: the code to check, as a string.')
+    text = validated(AttributionBody, body, 'Send {"text": "..."}: the code to check, as a string.').text
     if len(text) > MAX_CHECK_CHARS:
         raise PromptTooLongError(f"The text is {len(text):,} characters; attribution checks at most "
                                  f"{MAX_CHECK_CHARS:,}. Send the part you want checked.")
@@ -133,25 +129,10 @@ def _attribution_text(body: dict[str, Any]) -> str:
         raise InvalidParameterError(exc.message) from None
 
 
-def _chat_messages(inputs: dict[str, Any]) -> None:
-    """``messages`` (role/content, last from the user) → the service's history + message."""
-    messages = inputs.pop("messages")
-    if not isinstance(messages, list) or not messages:
-        raise InputError('messages must be a non-empty list of {"role", "content"} objects.')
-    last = messages[-1]
-    if not isinstance(last, dict) or last.get("role") != "user":
-        raise InputError("The last of messages must come from the user (role \"user\").")
-    inputs["history"], inputs["message"] = messages[:-1], message_text(last.get("content", ""))
-
-
-def _start(playground: Playground, body: dict[str, Any]) -> Run:
-    inputs = {k: body[k] for k in _INPUT_FIELDS if k in body}
-    if "messages" in inputs:
-        _chat_messages(inputs)
-    params = body.get("params")
-    if params is not None and not isinstance(params, dict):
-        raise InputError("params must be an object, e.g. {\"temperature\": 0.2}.")
-    return playground.start(body.get("mode"), body.get("model"), inputs, params)
+def _start(playground: Playground, body: dict[str, Any]) -> tuple[Run, bool]:
+    """The run a body asks for, and whether to stream it; the mode checks its own inputs."""
+    options = validated(Options, body)
+    return playground.start(body.get("mode"), options.model, body, options.params), options.stream
 
 
 def _pump(run: Run, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[str, Any]]) -> None:
@@ -226,7 +207,8 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
 
     @router.get("/params")
     def params() -> dict[str, Any]:
-        return {"bounds": {k: asdict(v) for k, v in BOUNDS.items()}, "max_stop_sequences": MAX_STOP_SEQUENCES}
+        return {"bounds": {name: p.to_json() for name, p in PARAMS.items() if p.bound},
+                "max_stop_sequences": MAX_STOP_SEQUENCES}
 
     @router.get("/generations/{generation_id}")
     def generation(generation_id: str) -> dict[str, Any]:
@@ -243,17 +225,17 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
         if playground.checks is None:
             raise CheckUnavailableError("Attribution is turned off on this server (--attribution off).")
         report = await run_in_threadpool(playground.checks.check, text)
-        if "unavailable" in report:
-            raise CheckUnavailableError(report["unavailable"])
-        return JSONResponse(report)
+        if report.unavailable is not None:
+            raise CheckUnavailableError(report.unavailable)
+        return JSONResponse(report.to_dict())
 
     @router.post("/generate")
     async def generate(request: Request) -> Any:
         generations.check(request)
         body = await read_json_object(request)
         # Validating and tokenizing a long prompt takes a while: never on the event loop.
-        run = await run_in_threadpool(_start, playground, body)
-        if body.get("stream"):
+        run, stream = await run_in_threadpool(_start, playground, body)
+        if stream:
             headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "X-Generation-Id": run.id}
             return StreamingResponse(_stream_sse(run), media_type="text/event-stream", headers=headers)
         return await _whole(run, request)

@@ -17,6 +17,7 @@ from playground import __version__
 from playground.service import Playground
 from playground.web.api import api_router, install_error_handlers
 from playground.web.limits import WebLimits
+from playground.web.schemas import AttributionBody, ShareBody, document, generate_body
 from playground.web.shares import SHARE_HEADERS, share_router
 from playground.web.ui import CSS, HEAD, build_ui
 
@@ -76,6 +77,8 @@ def create_app(playground: Playground) -> FastAPI:
     limits = WebLimits.from_settings(settings.limits, settings.forwarded_for)
     app.include_router(share_router(playground, limits))
     app.include_router(api_router(playground, limits.generations))  # last: its catch-all answers unknown /api/ paths
+    document(app, {"/api/generate": generate_body(playground.modes), "/api/shares": ShareBody,
+                   "/api/attribution": AttributionBody})
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

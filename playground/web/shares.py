@@ -15,11 +15,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from playground.config import Settings
-from playground.errors import InputError, ShareNotFoundError, StoreError
+from playground.errors import ShareNotFoundError, StoreError
+from playground.modes import validated
 from playground.service import Playground
 from playground.store import NOT_FOUND_MESSAGE
 from playground.web.bodies import read_json_object
 from playground.web.limits import WebLimits
+from playground.web.schemas import ShareBody
 
 SHARE_HEADERS = {
     "X-Robots-Tag": "noindex, nofollow",
@@ -67,11 +69,9 @@ def share_router(playground: Playground, limits: WebLimits) -> APIRouter:
     @router.post("/api/shares")
     async def create(request: Request) -> JSONResponse:
         creations.check(request)
-        body = await read_json_object(request)
-        generation_id = body.get("generation_id")
-        if not isinstance(generation_id, str):
-            raise InputError('Send {"generation_id": "..."}: the id returned by /api/generate or shown in the UI.')
-        created = await run_in_threadpool(playground.share, generation_id)  # a database write: off the loop
+        body = validated(ShareBody, await read_json_object(request),
+                         'Send {"generation_id": "..."}: the id returned by /api/generate or shown in the UI.')
+        created = await run_in_threadpool(playground.share, body.generation_id)  # a database write: off the loop
         url = share_url(settings, request, created.id)
         if not created.is_new:  # shared before: the same link; its delete token was shown then
             return JSONResponse({"id": created.id, "url": url}, 200, headers=SHARE_HEADERS)

@@ -77,5 +77,5 @@ def test_a_message_that_cannot_fit_is_refused_with_numbers():
 
 def test_meter_breakdown_adds_up():
     prepared = build_chat(TA, [("a", "b")], "c", Budget(1000, 100, 900), chars)
-    b = prepared.breakdown
+    b = prepared.state
     assert b["prompt"] + b["history"] + b["free"] + b["reply"] == b["context"]

@@ -116,8 +116,8 @@ def test_strip_suffix_echo(middle, suffix, expected):
 
 def splice(code: str, middle: str) -> tuple[str, str | None]:
     """What the fill mode shows for ``middle`` generated into ``code``'s hole."""
-    shown = FillMode().present(Prepared(Prompt.of(""), 1, hole=split_hole(code)), middle)
-    return shown.text, shown.middle
+    shown = FillMode().present(Prepared(Prompt.of(""), 1, split_hole(code)), middle)
+    return shown.text, shown.generated
 
 
 def test_splice_puts_middle_in_the_hole():
@@ -137,17 +137,17 @@ def test_splice_round_trip(prefix, middle, suffix):
        st.text(alphabet="ab \n(){}:=", max_size=40), st.lists(st.integers(1, 7), max_size=30))
 def test_fill_deltas_join_into_the_recorded_middle(prefix, middle, suffix, cuts):
     """Streamed in any pieces, the deltas join into the middle the record keeps, echo of the suffix cut."""
-    prepared = Prepared(Prompt.of(""), 1, hole=(prefix, suffix))
+    prepared = Prepared(Prompt.of(""), 1, (prefix, suffix))
     pieces, rest = [], middle
     for size in cuts:
         pieces.append(rest[:size])
         rest = rest[size:]
     pieces.append(rest)
     shown = FillMode().present(prepared, middle)
-    assert "".join(FillMode().deltas(prepared, iter(pieces))) == shown.middle
+    assert "".join(FillMode().deltas(prepared, iter(pieces))) == shown.generated == shown.fields["middle"]
 
 
 def test_fill_deltas_hold_back_a_repeat_of_the_code_after_the_hole():
-    prepared = Prepared(Prompt.of(""), 1, hole=("def add(a, b):\n", "\nprint(add(1, 2))\n"))
+    prepared = Prepared(Prompt.of(""), 1, ("def add(a, b):\n", "\nprint(add(1, 2))\n"))
     pieces = ["    return a + b\n", "print(", "add(1, 2))\n", "print('more')\n"]
     assert list(FillMode().deltas(prepared, iter(pieces))) == ["    return a + b\n"]

@@ -1,15 +1,18 @@
-"""Test data for the store tests: plausible Generation records, and a store opener."""
+"""Test data for the store tests: plausible Generation records, and plain-SQL looks at a database file."""
 
 from __future__ import annotations
 
 import secrets
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 from playground.record import Generation
 
 
 def make_generation(**overrides: Any) -> Generation:
-    """A finished completion-mode generation; keyword arguments replace fields."""
+    """A finished completion-mode generation; keyword arguments replace fields of its JSON form."""
     fields: dict[str, Any] = {
         "id": secrets.token_urlsafe(16),
         "mode": "complete",
@@ -27,4 +30,16 @@ def make_generation(**overrides: Any) -> Generation:
         "timings": {"ttft_ms": 12.5, "total_ms": 80.25, "tokens_per_s": 250.0},
     }
     fields.update(overrides)
-    return Generation(**fields)
+    return Generation.from_dict(fields)
+
+
+def stored_share_count(db: Path) -> int:
+    """How many rows the shares table holds, read straight from the file rather than through the store."""
+    with closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute("SELECT count(*) FROM shares").fetchone()[0])
+
+
+def journal_mode(db: Path) -> str:
+    """The journal mode recorded in the database file (WAL persists across connections)."""
+    with closing(sqlite3.connect(db)) as conn:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])

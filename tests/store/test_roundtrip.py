@@ -23,7 +23,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from playground.record import Generation
+from playground.params import GenerationParams
+from playground.record import BackendSummary, Generation, Shown, Timings, Usage
 from playground.store import ShareStore
 from tests.store.store_factories import make_generation
 
@@ -50,6 +51,8 @@ JSON = st.recursive(
     max_leaves=6,
 )
 
+FLOATS = st.floats(allow_nan=False)
+SOME_TEXT = st.none() | TEXTS
 GENERATIONS = st.builds(
     Generation,
     id=TEXTS,
@@ -59,16 +62,20 @@ GENERATIONS = st.builds(
     app_version=TEXTS,
     inputs=st.dictionaries(TEXTS, JSON, max_size=4),
     raw_prompt=TEXTS,
-    prompt_version=st.none() | TEXTS,
-    params=st.dictionaries(TEXTS, JSON, max_size=5),
-    backend=st.dictionaries(TEXTS, JSON, max_size=4),
-    text=TEXTS,
-    middle=st.none() | TEXTS,
+    prompt_version=SOME_TEXT,
+    params=st.builds(GenerationParams, max_new_tokens=st.integers(0, 2**40), temperature=FLOATS, top_p=FLOATS,
+                     top_k=st.integers(-(2**40), 2**40), repetition_penalty=FLOATS,
+                     stop=st.lists(TEXTS, max_size=3).map(tuple), seed=st.none() | st.integers(0, 2**32 - 1),
+                     logprobs=st.integers(0, 5), n=st.integers(1, 8)),
+    backend=st.builds(BackendSummary, kind=TEXTS, endpoint=SOME_TEXT, dtype=SOME_TEXT, quantization=SOME_TEXT,
+                      revision=SOME_TEXT, placement=SOME_TEXT),
+    shown=st.builds(Shown, text=TEXTS, generated=TEXTS,
+                    fields=st.just({}) | st.builds(lambda middle: {"middle": middle}, SOME_TEXT)),
     finish_reason=st.sampled_from(["length", "eos", "stop", "cancelled", "error"]) | TEXTS,
-    error=st.none() | TEXTS,
+    error=SOME_TEXT,
     notices=st.lists(TEXTS, max_size=3),
-    usage=st.dictionaries(TEXTS, st.integers(min_value=0, max_value=2**40), max_size=3),
-    timings=st.dictionaries(TEXTS, st.none() | st.floats(allow_nan=False), max_size=3),
+    usage=st.builds(Usage, st.integers(min_value=0, max_value=2**40), st.integers(min_value=0, max_value=2**40)),
+    timings=st.builds(Timings, st.none() | FLOATS, FLOATS, st.none() | FLOATS),
 )
 
 
@@ -145,14 +152,22 @@ def random_generation(rng: random.Random) -> Generation:
     def mapping(n: int) -> dict[str, Any]:
         return {random_text(rng): random_json(rng) for _ in range(rng.randrange(n))}
 
+    def number() -> float:
+        return float(rng.choice([0.0, -0.0, math.inf, -math.inf, 5e-324, rng.uniform(-1e9, 1e9)]))
+
+    params = GenerationParams(rng.randint(1, 2**40), number(), number(), rng.randint(0, 2**40), number(),
+                              tuple(random_text(rng) for _ in range(rng.randrange(3))),
+                              rng.choice([None, rng.randint(0, 2**32 - 1)]), rng.randint(0, 5), rng.randint(1, 8))
+    fields = rng.choice([{}, {"middle": maybe_text()}])
     return Generation(
         id=random_text(rng), mode=rng.choice(["chat", "fill", "complete"]), model=random_text(rng),
         created_at=random_text(rng), app_version=random_text(rng), inputs=mapping(4),
-        raw_prompt=random_text(rng), prompt_version=maybe_text(), params=mapping(6), backend=mapping(5),
-        text=random_text(rng), middle=maybe_text(), finish_reason=random_text(rng), error=maybe_text(),
+        raw_prompt=random_text(rng), prompt_version=maybe_text(), params=params,
+        backend=BackendSummary(random_text(rng), maybe_text(), maybe_text(), maybe_text(), maybe_text(), maybe_text()),
+        shown=Shown(random_text(rng), random_text(rng), fields), finish_reason=random_text(rng), error=maybe_text(),
         notices=[random_text(rng) for _ in range(rng.randrange(3))],
-        usage={random_text(rng): rng.randint(0, 2**40) for _ in range(rng.randrange(3))},
-        timings={random_text(rng): rng.choice([None, rng.uniform(0, 1e6), -0.0]) for _ in range(rng.randrange(3))},
+        usage=Usage(rng.randint(0, 2**40), rng.randint(0, 2**40)),
+        timings=Timings(rng.choice([None, number()]), number(), rng.choice([None, number()])),
     )
 
 

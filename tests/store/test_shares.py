@@ -1,4 +1,4 @@
-"""ShareStore behaviour: ids, enumeration, deletion tokens, backup, health and the CLI."""
+"""ShareStore behaviour: ids, enumeration, deletion tokens, backup, journal and schema, and the CLI."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from playground.errors import ShareForbiddenError, ShareNotFoundError, StoreError
-from playground.store import NOT_FOUND_MESSAGE, ShareStore, is_share_id
+from playground.store import MIGRATIONS, NOT_FOUND_MESSAGE, ShareStore, is_share_id
 from playground.web.errors import status_of
-from tests.store.store_factories import make_generation
+from tests.store.store_factories import journal_mode, make_generation
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -127,9 +127,11 @@ def test_backup_refuses_to_overwrite_the_live_database(store: ShareStore, db_pat
         store.backup(db_path)
 
 
-def test_health_reports_journal_and_schema(store: ShareStore) -> None:
-    health = store.health()
-    assert health.ok and health.journal_mode == "wal" and health.schema_version == health.latest_version
+def test_a_new_store_is_in_wal_mode_with_every_migration_recorded(store: ShareStore, db_path: Path) -> None:
+    assert journal_mode(db_path) == "wal"
+    with sqlite3.connect(db_path) as conn:
+        recorded = [row[0] for row in conn.execute("SELECT name FROM schema_migrations ORDER BY applied_at, name")]
+    assert recorded == [m.__name__ for m in MIGRATIONS]
 
 
 def test_cli_migrate_backup_and_schema(tmp_path: Path) -> None:

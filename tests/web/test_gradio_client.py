@@ -125,7 +125,8 @@ def test_chat_returns_the_history_with_the_assistants_reply_last(client, nano_pl
     history = [{"role": "user", "content": [{"type": "text", "text": "hi"}]},  # Gradio 6 messages: content blocks
                {"role": "assistant", "content": [{"type": "text", "text": "Hello! How can I help?"}]}]
     question = "How do I reverse a list in Python?"
-    outputs = client.predict(question, history, nano_playground.chat_prompt.text, MODEL, *GREEDY, api_name="/chat")
+    chat_prompt = nano_playground.modes.named("chat").prompt.text
+    outputs = client.predict(question, history, chat_prompt, MODEL, *GREEDY, api_name="/chat")
     messages = returns(client, "/chat", outputs)["Tech Assistant"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
     texts = ["".join(block["text"] for block in m["content"]) for m in messages]

@@ -1,9 +1,9 @@
-"""The Gradio Blocks: chat, fill and complete tabs over one model selector and parameter panel, and
-a read-only Evaluate tab of saved HumanEval runs.
+"""The Gradio Blocks: one tab per mode over one model selector and parameter panel, and a read-only
+Evaluate tab of saved HumanEval runs.
 
-Each tab is a small builder (``chat``, ``fill``, ``complete``) returning a
-dataclass of its components, with module-level handlers that return
-``{component: update}`` mappings. Stop flags the run's cancel event, so the
+Each mode's tab (``TABS``) is a small builder returning a dataclass of its
+components, with module-level handlers that return ``{component: update}``
+mappings; a handler takes the parameter panel's values as one list. Stop flags the run's cancel event, so the
 model itself stops. A page opened as ``/?share=ID`` restores that generation
 read-only (``shared_view``).
 """
@@ -19,12 +19,23 @@ from playground.service import Playground
 from playground.web.limits import WebLimits
 from playground.web.ui import chat, complete, evaluate, fill
 from playground.web.ui.attribution_view import CSS as ATTRIBUTION_CSS
-from playground.web.ui.common import ActiveRuns, UiContext, bind, build_param_panel, stop_runs, wire_share
+from playground.web.ui.common import (
+    ActiveRuns,
+    ParamPanel,
+    TabKind,
+    UiContext,
+    bind,
+    build_param_panel,
+    stop_runs,
+    wire_share,
+)
 from playground.web.ui.parts import CSS as PARTS_CSS
 from playground.web.ui.parts import SUBMIT_SHORTCUT_JS, notice
 from playground.web.ui.probability_view import CSS as PROBABILITY_CSS
 from playground.web.ui.shared_view import TabView, restore, wire_shared_view
 
+# The modes' tabs, in the order shown: a mode's tab is found here by the mode's name.
+TABS: tuple[TabKind, ...] = (chat.TAB, fill.TAB, complete.TAB)
 HEAD = f"<script>{SUBMIT_SHORTCUT_JS}</script>"
 CSS = PARTS_CSS + ATTRIBUTION_CSS + PROBABILITY_CSS
 __all__ = ["CSS", "HEAD", "build_ui"]
@@ -50,20 +61,14 @@ def _waiting(playground: Playground, model_id: str) -> bool:
     return indexing or not playground.slot(model_id).info().loaded
 
 
-def model_defaults(playground: Playground, model_id: str) -> list[Any]:
-    d = playground.slot(model_id).spec.defaults
-    return [d.max_new_tokens, d.temperature, d.top_p, d.top_k, d.repetition_penalty]
-
-
 def poll_status(playground: Playground, status: gr.Markdown, timer: gr.Timer, model_id: str) -> dict[Any, Any]:
     return {status: model_status(playground, model_id), timer: gr.Timer(active=_waiting(playground, model_id))}
 
 
-def pick_model(playground: Playground, status: gr.Markdown, sliders: dict[str, gr.Slider],
-               model_id: str) -> dict[Any, Any]:
+def pick_model(playground: Playground, status: gr.Markdown, panel: ParamPanel, model_id: str) -> dict[Any, Any]:
     """A newly picked model: its status line, and its own default parameters in the sliders."""
-    defaults = dict(zip(sliders, model_defaults(playground, model_id), strict=True))
-    return {status: model_status(playground, model_id), **{sliders[n]: v for n, v in defaults.items()}}
+    defaults = playground.slot(model_id).spec.defaults
+    return {status: model_status(playground, model_id), **panel.show(defaults, panel.defaults_names)}
 
 
 def build_ui(playground: Playground, limits: WebLimits) -> gr.Blocks:
@@ -74,16 +79,14 @@ def build_ui(playground: Playground, limits: WebLimits) -> gr.Blocks:
             model = gr.Dropdown(list(playground.slots), value=first, label="Model", scale=1, elem_id="model")
             status = gr.Markdown(model_status(playground, first), elem_id="model-status")
         timer = gr.Timer(1.0, active=_waiting(playground, first))
-        params = build_param_panel(model_defaults(playground, first))
+        params = build_param_panel(playground.slot(first).spec.defaults)
         acknowledged = gr.BrowserState(False, storage_key="playground-share-ack")
         ctx = UiContext(playground, limits, ActiveRuns(), model, params, acknowledged)
         with gr.Tabs(selected="chat") as tabs:
-            with gr.Tab("Chat", id="chat"):
-                chat_tab = chat.build_chat_tab(ctx)
-            with gr.Tab("Fill in the middle", id="fill"):
-                fill_tab = fill.build_fill_tab(ctx)
-            with gr.Tab("Complete", id="complete"):
-                complete_tab = complete.build_complete_tab(ctx)
+            built = {}
+            for kind in TABS:
+                with gr.Tab(kind.title, id=kind.mode):
+                    built[kind.mode] = kind.build(ctx)
             with gr.Tab("Evaluate", id="evaluate") as evaluate_select:
                 evaluate_tab = evaluate.build_evaluate_tab(ctx)
         gr.Markdown(notice(playground.checks is not None), elem_id="notice")
@@ -93,28 +96,22 @@ def build_ui(playground: Playground, limits: WebLimits) -> gr.Blocks:
         generation: dict[str, Any] = {"concurrency_id": "generate",
                                       "concurrency_limit": playground.generation_concurrency}
         quiet: dict[str, Any] = {"api_visibility": "private", "concurrency_limit": None, "show_progress": "hidden"}
-        chat.wire_chat(ctx, chat_tab, generation, quiet)
-        fill.wire_fill(ctx, fill_tab, generation)
-        complete.wire_complete(ctx, complete_tab, generation)
-        evaluate.wire_evaluate(ctx, evaluate_tab, quiet, evaluate_select)
-        for tab in (chat_tab, fill_tab, complete_tab):
+        views = {}
+        for kind in TABS:
+            tab = built[kind.mode]
+            kind.wire(ctx, tab, generation, quiet)
             tab.stop.click(bind(stop_runs, ctx), None, None, **quiet)
             wire_share(ctx, tab.share)
-        views = {
-            "chat": TabView(chat_tab, chat.show_shared, bind(chat.regenerate, ctx, chat_tab),
-                            chat_tab.inputs(ctx), chat_tab.outputs),
-            "fill": TabView(fill_tab, fill.show_shared, bind(fill.fill, ctx, fill_tab),
-                            fill_tab.inputs(ctx), fill_tab.outputs),
-            "complete": TabView(complete_tab, complete.show_shared, bind(complete.complete, ctx, complete_tab),
-                                complete_tab.inputs(ctx), complete_tab.outputs),
-        }
+            rerun = bind(kind.rerun, ctx, tab, params=params.names(tab.mode))
+            views[kind.mode] = TabView(tab, kind.show_shared, rerun, tab.inputs(ctx), tab.outputs)
+        evaluate.wire_evaluate(ctx, evaluate_tab, quiet, evaluate_select)
         restore_outputs = wire_shared_view(ctx, tabs, views, generation)
-        model.change(bind(pick_model, playground, status, params.sliders), model, [status, *params.sliders.values()],
-                     api_visibility="private")
+        model.change(bind(pick_model, playground, status, params), model,
+                     [status, *(params.controls[n] for n in params.defaults_names)], api_visibility="private")
         timer.tick(bind(poll_status, playground, status, timer), model, [status, timer], **quiet)
-        meter_inputs = [chat_tab.message, chat_tab.chatbot, chat_tab.system_prompt, model,
-                        params.sliders["max_new_tokens"]]
+        chat_tab = built[chat.TAB.mode]
         demo.load(bind(restore, ctx, tabs, views), None, restore_outputs, **quiet).then(
-            bind(chat.meter, ctx, chat_tab), meter_inputs, chat_tab.meter, **quiet)
+            bind(chat.meter, ctx, chat_tab, params=params.names(chat_tab.mode)), chat.meter_inputs(ctx, chat_tab),
+            chat_tab.meter, **quiet)
         demo.unload(bind(stop_runs, ctx))
     return demo  # type: ignore[no-any-return]  # gradio types Blocks.__exit__ loosely

@@ -7,6 +7,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from playground.attribution import Report
+
 CSS = """
 .attr-line { margin: 4px 0 } .attr-warn { color:#b45309; font-weight:600 }
 .attr-view mark { background:#fde68a; padding:0 } .attr-view pre { white-space:pre-wrap; margin:4px 0 8px }
@@ -14,10 +16,11 @@ CSS = """
 """
 
 
-def attribution_html(report: dict[str, Any] | None, checked: str) -> str:
+def attribution_html(checked_report: Report | None, checked: str) -> str:
     """The attribution of ``checked`` (the generated part) as HTML; "" when attribution is off."""
-    if report is None:
+    if checked_report is None:
         return ""
+    report = checked_report.to_dict()
     if "unavailable" in report:
         return f'<div class="attr-line">Attribution not checked: {html.escape(str(report["unavailable"]))}</div>'
     matches = report.get("matches", [])

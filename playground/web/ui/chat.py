@@ -11,19 +11,21 @@ import gradio as gr
 
 from playground.errors import PlaygroundError, PromptTooLongError
 from playground.modes import Restored
-from playground.modes.chat import message_text
-from playground.record import Generation
+from playground.modes.chat import ChatMode, message_text
+from playground.params import from_ui
+from playground.record import Generation, tokens_to_json
 from playground.web.ui.attribution_view import attribution_html
 from playground.web.ui.common import (
     Banner,
+    ParamValues,
     SharePanel,
+    TabKind,
     UiContext,
     Updates,
     bind,
     build_banner,
     build_share_panel,
     finished,
-    params_from,
 )
 from playground.web.ui.parts import CHAT_EXAMPLES, meter_html, stats_line
 from playground.web.ui.probability_view import tokens_html
@@ -45,6 +47,7 @@ class ChatTab:
     share: SharePanel
     system_prompt: gr.Textbox
     raw: gr.Textbox
+    mode: ChatMode
 
     @property
     def editable(self) -> list[Any]:
@@ -56,7 +59,7 @@ class ChatTab:
 
     def inputs(self, ctx: UiContext) -> list[Any]:
         """What the public endpoint takes after the message, in order."""
-        return [self.chatbot, self.system_prompt, ctx.model, *ctx.params.inputs]
+        return [self.chatbot, self.system_prompt, ctx.model, *ctx.params.inputs(self.mode)]
 
     @property
     def outputs(self) -> list[Any]:
@@ -81,7 +84,9 @@ def build_chat_tab(ctx: UiContext) -> ChatTab:
     attribution = gr.HTML(elem_id="chat-attribution")
     share = build_share_panel("chat")
     gr.Examples(CHAT_EXAMPLES, message, label="Try")
-    prompt = ctx.playground.chat_prompt
+    mode = ctx.playground.modes.named("chat")
+    assert isinstance(mode, ChatMode)
+    prompt = mode.prompt
     with gr.Accordion("Tech Assistant prompt", open=False):
         system_prompt = gr.Textbox(value=prompt.text, lines=12, max_lines=30, elem_id="chat-prompt",
                                    label=f"Few-shot prompt ({prompt.version}); edit to try your own")
@@ -89,7 +94,7 @@ def build_chat_tab(ctx: UiContext) -> ChatTab:
         raw = gr.Textbox(lines=6, max_lines=20, interactive=False, elem_id="chat-raw", buttons=["copy"],
                          show_label=False)
     return ChatTab(banner, chatbot, meter, message, send, stop, regenerate, clear, stats, probabilities, attribution,
-                   share, system_prompt, raw)
+                   share, system_prompt, raw, mode)
 
 
 def _conversation(messages: list[dict[str, Any]] | None) -> list[dict[str, str]]:
@@ -98,21 +103,18 @@ def _conversation(messages: list[dict[str, Any]] | None) -> list[dict[str, str]]
             for m in (messages or []) if m.get("role") in ("user", "assistant")]
 
 
-def _inputs(ctx: UiContext, message: str, history: list[dict[str, str]], system_prompt: str) -> dict[str, Any]:
+def _inputs(tab: ChatTab, message: str, history: list[dict[str, str]], system_prompt: str) -> dict[str, Any]:
     inputs: dict[str, Any] = {"message": message, "history": history}
-    if system_prompt != ctx.playground.chat_prompt.text:
+    if system_prompt != tab.mode.prompt.text:
         inputs["system_prompt"] = system_prompt
     return inputs
 
 
 def send(ctx: UiContext, tab: ChatTab, message: str, history: list[dict[str, Any]] | None, system_prompt: str,
-         model: str, max_new_tokens: float, temperature: float, top_p: float, top_k: float,
-         repetition_penalty: float, stop: str, seed: str, probabilities: bool,
-         request: gr.Request) -> Iterator[Updates]:
+         model: str, values: ParamValues, request: gr.Request) -> Iterator[Updates]:
     """The public ``/chat`` endpoint: one reply to ``message`` after ``history``, streamed."""
     turns = _conversation(history)
-    params = params_from(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed, probabilities)
-    run = ctx.start("chat", model, _inputs(ctx, message, turns, system_prompt), params, request)
+    run = ctx.start(tab.mode, model, _inputs(tab, message, turns, system_prompt), values, request)
     shown = [*turns, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
     # Every update names the tab's shown outputs (Gradio rebuilds each one an update leaves out), except
     # the message box, cleared once: the user may type the next message meanwhile.
@@ -125,12 +127,15 @@ def send(ctx: UiContext, tab: ChatTab, message: str, history: list[dict[str, Any
     shown = [*shown[:-1], {"role": "assistant", "content": record.text}]
     yield {tab.chatbot: shown, tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id,
            tab.attribution: attribution_html(record.attribution, record.text),
-           tab.probabilities: tokens_html(record.tokens, branchable=False)}
+           tab.probabilities: _tokens(record)}
+
+
+def _tokens(record: Generation) -> str:
+    return tokens_html(None if record.tokens is None else tokens_to_json(record.tokens), branchable=False)
 
 
 def regenerate(ctx: UiContext, tab: ChatTab, history: list[dict[str, Any]] | None, system_prompt: str, model: str,
-               max_new_tokens: float, temperature: float, top_p: float, top_k: float, repetition_penalty: float,
-               stop: str, seed: str, probabilities: bool, request: gr.Request) -> Iterator[Updates]:
+               values: ParamValues, request: gr.Request) -> Iterator[Updates]:
     """A new reply to the last user message: the turns after it are dropped."""
     turns = _conversation(history)
     while turns and turns[-1]["role"] == "assistant":
@@ -138,23 +143,26 @@ def regenerate(ctx: UiContext, tab: ChatTab, history: list[dict[str, Any]] | Non
     if not turns:
         raise gr.Error("There is no message to regenerate a reply for yet.", print_exception=False)
     last = turns.pop()["content"]
-    yield from send(ctx, tab, last, turns, system_prompt, model, max_new_tokens, temperature, top_p, top_k,
-                    repetition_penalty, stop, seed, probabilities, request)
+    yield from send(ctx, tab, last, turns, system_prompt, model, values, request)
 
 
 def meter(ctx: UiContext, tab: ChatTab, message: str, history: list[dict[str, Any]] | None, system_prompt: str,
-          model: str, max_new_tokens: float) -> Updates:
+          model: str, values: ParamValues) -> Updates:
     """How the context is used: the prompt, the conversation and the reply, before anything is sent."""
     text = message if message and message.strip() else "?"
-    inputs = _inputs(ctx, text, _conversation(history), system_prompt)
+    inputs = _inputs(tab, text, _conversation(history), system_prompt)
     try:
-        plan = ctx.playground.plan("chat", model, inputs, {"max_new_tokens": max_new_tokens})
+        plan = ctx.playground.plan(tab.mode.name, model, inputs, from_ui(ctx.params.names(tab.mode), values))
     except PromptTooLongError as exc:
         return {tab.meter: meter_html(None, exc.message)}
     except PlaygroundError:
         return {tab.meter: ""}
     notes = " ".join(plan.prepared.notices)
-    return {tab.meter: meter_html(plan.prepared.breakdown) + (f"<div>{html.escape(notes)}</div>" if notes else "")}
+    return {tab.meter: meter_html(plan.prepared.state) + (f"<div>{html.escape(notes)}</div>" if notes else "")}
+
+
+def meter_inputs(ctx: UiContext, tab: ChatTab) -> list[Any]:
+    return [tab.message, tab.chatbot, tab.system_prompt, ctx.model, *ctx.params.inputs(tab.mode)]
 
 
 def clear(tab: ChatTab) -> Updates:
@@ -163,26 +171,28 @@ def clear(tab: ChatTab) -> Updates:
 
 
 def show_shared(tab: ChatTab, restored: Restored, record: Generation, candidate: int = 0) -> Updates:
-    messages = [{"role": role, "content": text} for user, reply in restored.turns
-                for role, text in (("user", user), ("assistant", reply))]
-    updates: Updates = {tab.chatbot: messages, tab.stats: stats_line(record), tab.raw: record.raw_prompt,
-                        tab.message: restored.inputs["message"],
+    updates: Updates = {tab.chatbot: restored.inputs["history"], tab.stats: stats_line(record),
+                        tab.raw: record.raw_prompt, tab.message: restored.inputs["message"],
                         tab.attribution: attribution_html(record.attribution, record.text),
-                        tab.probabilities: tokens_html(record.tokens, branchable=False)}
+                        tab.probabilities: _tokens(record)}
     if "system_prompt" in restored.inputs:
         updates[tab.system_prompt] = restored.inputs["system_prompt"]
     return updates
 
 
 def wire_chat(ctx: UiContext, tab: ChatTab, generation: dict[str, Any], quiet: dict[str, Any]) -> None:
-    inputs, outputs = tab.inputs(ctx), tab.outputs
-    sent = [tab.send.click(bind(send, ctx, tab), [tab.message, *inputs], outputs, api_name="chat", **generation),
-            tab.message.submit(bind(send, ctx, tab), [tab.message, *inputs], outputs, api_visibility="private",
-                               **generation)]
-    tab.regenerate.click(bind(regenerate, ctx, tab), inputs, outputs, api_visibility="private", **generation)
+    inputs, outputs, params = tab.inputs(ctx), tab.outputs, ctx.params.names(tab.mode)
+    answer = bind(send, ctx, tab, params=params)
+    sent = [tab.send.click(answer, [tab.message, *inputs], outputs, api_name="chat", **generation),
+            tab.message.submit(answer, [tab.message, *inputs], outputs, api_visibility="private", **generation)]
+    tab.regenerate.click(bind(regenerate, ctx, tab, params=params), inputs, outputs, api_visibility="private",
+                         **generation)
     tab.clear.click(bind(clear, tab), None, [tab.chatbot, tab.stats, tab.attribution, tab.raw, tab.share.record,
                                              tab.probabilities], api_visibility="private")
-    meter_inputs = [tab.message, tab.chatbot, tab.system_prompt, ctx.model, ctx.params.sliders["max_new_tokens"]]
+    measure = bind(meter, ctx, tab, params=params)
     for event in sent:
-        event.then(bind(meter, ctx, tab), meter_inputs, tab.meter, **quiet)
-    tab.message.input(bind(meter, ctx, tab), meter_inputs, tab.meter, trigger_mode="always_last", **quiet)
+        event.then(measure, meter_inputs(ctx, tab), tab.meter, **quiet)
+    tab.message.input(measure, meter_inputs(ctx, tab), tab.meter, trigger_mode="always_last", **quiet)
+
+
+TAB = TabKind("chat", "Chat", build_chat_tab, wire_chat, show_shared, regenerate)

@@ -10,14 +10,15 @@ import html
 import inspect
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 
 from playground.errors import PlaygroundError
-from playground.params import BOUNDS, MAX_STOP_SEQUENCES
+from playground.modes import Mode, Restored
+from playground.params import PARAMS, GenerationParams, Param, from_ui, ui_value
 from playground.record import Generation
 from playground.service import Playground, Run
 from playground.web.limits import WebLimits
@@ -25,23 +26,39 @@ from playground.web.shares import share_links
 from playground.web.streaming import coalesce
 from playground.web.ui.parts import SHARE_WARNING
 
-PARAM_NAMES = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty")
 Updates = dict[Any, Any]
+ParamValues = list[Any]  # a panel's control values, in the order of its ``names``
 
 
-def bind(handler: Callable[..., Any], *bound: Any) -> Callable[..., Any]:
+def bind(handler: Callable[..., Any], *bound: Any, params: Sequence[str] = ()) -> Callable[..., Any]:
     """``handler`` with its first arguments fixed, keeping what Gradio reads from a signature:
-    whether it streams (a generator function), the API's parameter names, and where gr.Request goes."""
+    whether it streams (a generator function), the API's parameter names, and where gr.Request goes.
+
+    With ``params``, the handler's ``values`` argument is spread into one API parameter per name (as
+    gradio_client calls them), and the handler gets them back as one list in that order."""
     signature = inspect.signature(handler, eval_str=True)
     rest = list(signature.parameters.values())[len(bound):]
+    if params:
+        at = [p.name for p in rest].index("values")
+        spread = [inspect.Parameter(PARAMS[name].api_name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Any)
+                  for name in params]
+        rest = [*rest[:at], *spread, *rest[at + 1:]]
+    outer = signature.replace(parameters=rest)
+
+    def packed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        given = outer.bind(*args, **kwargs).arguments
+        if params:
+            given["values"] = [given.pop(PARAMS[name].api_name) for name in params]
+        return given
+
     call: Callable[..., Any]
     if inspect.isgeneratorfunction(handler):
         def call(*args: Any, **kwargs: Any) -> Any:
-            yield from handler(*bound, *args, **kwargs)
+            yield from handler(*bound, **packed(args, kwargs))
     else:
         def call(*args: Any, **kwargs: Any) -> Any:
-            return handler(*bound, *args, **kwargs)
-    call.__signature__ = signature.replace(parameters=rest)  # type: ignore[attr-defined]
+            return handler(*bound, **packed(args, kwargs))
+    call.__signature__ = outer  # type: ignore[attr-defined]
     call.__annotations__ = {p.name: p.annotation for p in rest}
     call.__name__ = call.__qualname__ = handler.__name__
     return call
@@ -82,54 +99,64 @@ class ActiveRuns:
 
 @dataclass
 class ParamPanel:
-    sliders: dict[str, gr.Slider]
-    stop: gr.Textbox
-    seed: gr.Textbox
-    probabilities: gr.Checkbox
-    candidates: gr.Slider  # fill and complete only: chat gives one reply
+    """One control per declared parameter, by name, in declaration order."""
+
+    controls: dict[str, Any]
+
+    def names(self, mode: Mode) -> list[str]:
+        """The parameters a mode's endpoint takes, in order: candidates only where the mode gives them."""
+        return [name for name in self.controls if mode.candidates or not PARAMS[name].candidates]
+
+    def inputs(self, mode: Mode) -> list[Any]:
+        return [self.controls[name] for name in self.names(mode)]
 
     @property
-    def inputs(self) -> list[Any]:
-        """In the order the public endpoints take them, after the model (fill and complete add candidates)."""
-        return [*self.sliders.values(), self.stop, self.seed, self.probabilities]
+    def defaults_names(self) -> list[str]:
+        """The controls a model's own defaults set when it is picked: the sliders of the sampling knobs."""
+        return [name for name, p in PARAMS.items() if p.control == "slider" and not p.candidates]
+
+    def show(self, params: GenerationParams, names: Sequence[str] | None = None) -> Updates:
+        """Updates that show ``params`` in the controls (all, or ``names``)."""
+        return {self.controls[name]: ui_value(PARAMS[name], getattr(params, name))
+                for name in (self.controls if names is None else names)}
 
 
-def build_param_panel(defaults: list[Any]) -> ParamPanel:
-    probabilities = gr.Checkbox(False, label="Show probabilities: colour each token by how likely the model found "
-                                "it, with its alternatives", elem_id="param-probabilities")
+def _control(param: Param, value: Any) -> Any:
+    elem_id = f"param-{param.name}"
+    if param.control == "lines":
+        return gr.Textbox(value, label=param.help, lines=2, elem_id=elem_id)
+    if param.control == "seed":  # a Textbox, not a Number: an empty Number reads as 0, a fixed seed
+        return gr.Textbox(value, label=param.help, elem_id=elem_id)
+    if param.control == "toggle":
+        return gr.Checkbox(value, label=param.label, elem_id=elem_id)
+    assert param.bound is not None
+    return gr.Slider(param.bound.minimum, param.bound.maximum, value=value, step=param.bound.step,
+                     label=param.label or param.name, info=param.help, elem_id=elem_id)
+
+
+def build_param_panel(defaults: GenerationParams) -> ParamPanel:
+    """Toggles above the accordion; the sampling sliders in one row, the rest in the next."""
+    values = {name: ui_value(param, getattr(defaults, name)) for name, param in PARAMS.items()}
+    controls = {name: _control(p, values[name]) for name, p in PARAMS.items() if p.control == "toggle"}
     with gr.Accordion("Parameters", open=False):
         with gr.Row():
-            sliders = {
-                name: gr.Slider(BOUNDS[name].minimum, BOUNDS[name].maximum, value=value, step=BOUNDS[name].step,
-                                label=name, info=BOUNDS[name].help, elem_id=f"param-{name}")
-                for name, value in zip(PARAM_NAMES, defaults, strict=True)
-            }
+            controls.update({name: _control(p, values[name]) for name, p in PARAMS.items()
+                             if p.control == "slider" and not p.candidates})
         with gr.Row():
-            stop = gr.Textbox(label=f"Stop sequences (one per line, up to {MAX_STOP_SEQUENCES}; \\n for a newline)",
-                              lines=2, elem_id="param-stop")
-            # A Textbox, not a Number: an empty Number reads as 0, a fixed seed.
-            seed = gr.Textbox(label="Seed (empty: random; the one used is shown after each run)", value="",
-                              elem_id="param-seed")
-            bound = BOUNDS["n"]
-            candidates = gr.Slider(bound.minimum, bound.maximum, value=1, step=bound.step,
-                                   label="Candidates (fill and complete)", info=bound.help, elem_id="param-n")
-    return ParamPanel(sliders, stop, seed, probabilities, candidates)
+            controls.update({name: _control(p, values[name]) for name, p in PARAMS.items() if name not in controls})
+    return ParamPanel({name: controls[name] for name in PARAMS})
 
 
-def params_from(max_new_tokens: Any, temperature: Any, top_p: Any, top_k: Any, repetition_penalty: Any,
-                stop: str | None, seed: Any, probabilities: Any = False, candidates: Any = 1) -> dict[str, Any]:
-    """Widget values → raw params; GenerationParams.parse validates them in the service.
-    Showing probabilities asks for as many alternatives as the bounds allow."""
-    stops = [line.replace("\\n", "\n").replace("\\t", "\t") for line in (stop or "").splitlines() if line]
-    seed_text = "" if seed is None else str(seed).strip()
-    return {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "top_k": top_k,
-            "repetition_penalty": repetition_penalty, "stop": stops, "seed": seed_text or None,
-            "logprobs": int(BOUNDS["logprobs"].maximum) if probabilities else 0, "n": candidates}
+@dataclass(frozen=True)
+class TabKind:
+    """A mode's tab, as the Blocks find it: how to build, wire and fill it, and which handler re-runs it."""
 
-
-def stop_text(stops: tuple[str, ...]) -> str:
-    """Stop sequences as the stop box shows them: one a line, newlines and tabs escaped."""
-    return "\n".join(s.replace("\n", "\\n").replace("\t", "\\t") for s in stops)
+    mode: str  # the mode's name, which is also the tab's id
+    title: str
+    build: Callable[[UiContext], Any]
+    wire: Callable[[UiContext, Any, dict[str, Any], dict[str, Any]], None]  # (ctx, tab, generation, quiet)
+    show_shared: Callable[[Any, Restored, Generation, int], Updates]  # the last: which candidate to show
+    rerun: Callable[..., Iterator[Updates]]  # (ctx, tab, *inputs, values, request), bound by the Blocks
 
 
 @dataclass
@@ -143,12 +170,13 @@ class UiContext:
     params: ParamPanel
     acknowledged: gr.BrowserState
 
-    def start(self, mode: str, model_id: str, inputs: dict[str, Any], params: dict[str, Any],
+    def start(self, mode: Mode, model_id: str, inputs: dict[str, Any], values: ParamValues,
               request: gr.Request) -> Run:
+        """A run of ``mode``; ``values`` are the panel's controls for that mode, in its order."""
         try:
             if request.request is not None:  # None only for calls made inside the server itself
                 self.limits.generations.check(request.request)
-            run = self.playground.start(mode, model_id, inputs, params)
+            run = self.playground.start(mode.name, model_id, inputs, from_ui(self.params.names(mode), values))
         except PlaygroundError as exc:
             raise user_error(exc, request) from None
         self.active.add(request.session_hash or "", run)
@@ -237,9 +265,10 @@ def share_candidate(ctx: UiContext, panel: SharePanel, record_id: str | None, ca
 def wire_weighing(ctx: UiContext, tab: Any, run: Callable[..., Any], branch: Callable[..., Any],
                   pick: Callable[..., Any], editor: Any, picked: list[Any], generation: dict[str, Any]) -> None:
     """A tab's probability and candidate views: a clicked alternative puts its branch into ``editor`` and
-    runs ``run`` again; a candidate's Apply updates ``picked``, its Share then shares the generation."""
+    runs ``run`` (the tab's bound handler) again; a candidate's Apply updates ``picked``, its Share then
+    shares the generation."""
     tab.probabilities.branch(bind(branch, tab), tab.weighed, editor, api_visibility="private").success(
-        bind(run, ctx, tab), tab.inputs(ctx), tab.outputs, api_visibility="private", **generation)
+        run, tab.inputs(ctx), tab.outputs, api_visibility="private", **generation)
     chosen = tab.candidates.pick(bind(pick, tab), tab.weighed, [*picked, tab.share.candidate, tab.candidates],
                                  api_visibility="private")
     chosen.success(bind(share_candidate, ctx, tab.share), [tab.share.record, tab.share.candidate, ctx.acknowledged],

@@ -8,19 +8,20 @@ from typing import Any
 
 import gradio as gr
 
-from playground.modes import Restored
-from playground.record import Generation
+from playground.modes import Mode, Restored
+from playground.record import Generation, tokens_to_json
 from playground.web.ui.attribution_view import attribution_html
 from playground.web.ui.common import (
     Banner,
+    ParamValues,
     SharePanel,
+    TabKind,
     UiContext,
     Updates,
     bind,
     build_banner,
     build_share_panel,
     finished,
-    params_from,
     wire_weighing,
 )
 from playground.web.ui.parts import COMPLETE_EXAMPLE, COMPLETE_EXAMPLES, stats_line
@@ -47,6 +48,7 @@ class CompleteTab:
     attribution: gr.HTML
     share: SharePanel
     weighed: gr.State  # {"prompt", "tokens", "candidates"} of the result shown, for branching and applying
+    mode: Mode
 
     @property
     def editable(self) -> list[Any]:
@@ -57,7 +59,7 @@ class CompleteTab:
         return [self.run]
 
     def inputs(self, ctx: UiContext) -> list[Any]:
-        return [self.prompt, ctx.model, *ctx.params.inputs, ctx.params.candidates]
+        return [self.prompt, ctx.model, *ctx.params.inputs(self.mode)]
 
     @property
     def outputs(self) -> list[Any]:
@@ -81,17 +83,14 @@ def build_complete_tab(ctx: UiContext) -> CompleteTab:
     share = build_share_panel("complete")
     gr.Examples(COMPLETE_EXAMPLES, prompt, label="Try")
     return CompleteTab(banner, prompt, run, stop, result, stats, probabilities, candidates, attribution, share,
-                       gr.State(None))
+                       gr.State(None), ctx.playground.modes.named("complete"))
 
 
-def complete(ctx: UiContext, tab: CompleteTab, prompt: str, model: str, max_new_tokens: float, temperature: float,
-             top_p: float, top_k: float, repetition_penalty: float, stop: str, seed: str, probabilities: bool,
-             candidates: float, request: gr.Request) -> Iterator[Updates]:
+def complete(ctx: UiContext, tab: CompleteTab, prompt: str, model: str, values: ParamValues,
+             request: gr.Request) -> Iterator[Updates]:
     """The public ``/complete`` endpoint: the prompt and its continuation, streamed (several candidates
     arrive together, ranked)."""
-    params = params_from(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed, probabilities,
-                         candidates)
-    run = ctx.start("complete", model, {"prompt": prompt}, params, request)
+    run = ctx.start(tab.mode, model, {"prompt": prompt}, values, request)
     waiting = f"Generating {run.params.n} candidates…" if run.params.n > 1 else "Generating…"
     # Every update names all the tab's shown outputs: Gradio rebuilds each one an update leaves out.
     shown: Updates = {tab.result: prompt, tab.stats: waiting, tab.attribution: "", tab.probabilities: "",
@@ -105,12 +104,14 @@ def complete(ctx: UiContext, tab: CompleteTab, prompt: str, model: str, max_new_
 
 def _shown(tab: CompleteTab, record: Generation, prompt: str, candidate: int = 0) -> Updates:
     """The result as one of its candidates (the best by default), with what the model weighed."""
-    chosen = (record.candidates or [{}])[candidate] if record.candidates else {}
-    text, tokens = chosen.get("text", record.text), chosen.get("tokens", record.tokens)
-    weighed = {"prompt": prompt, "tokens": tokens, "candidates": record.candidates}
-    return {tab.result: prompt + text, tab.probabilities: tokens_html(tokens, branchable=True),
+    chosen = record.candidates[candidate] if record.candidates else None
+    text = chosen.shown.text if chosen else record.text
+    tokens = chosen.tokens if chosen and record.tokens is not None else record.tokens
+    token_data = None if tokens is None else tokens_to_json(tokens)
+    weighed = {"prompt": prompt, "tokens": token_data, "candidates": record.candidates}
+    return {tab.result: prompt + text, tab.probabilities: tokens_html(token_data, branchable=True),
             tab.candidates: candidates_html(record.candidates, candidate), tab.weighed: weighed,
-            tab.attribution: attribution_html(record.attribution, record.text)}
+            tab.attribution: attribution_html(record.attribution, record.generated)}
 
 
 def show_shared(tab: CompleteTab, restored: Restored, record: Generation, candidate: int = 0) -> Updates:
@@ -134,11 +135,15 @@ def pick(tab: CompleteTab, weighed: dict[str, Any] | None, event: gr.EventData) 
         raise gr.Error("That candidate is no longer shown; generate again.", print_exception=False)
     if getattr(event, "action", "") == "share":
         return {tab.share.candidate: index}
-    text = weighed["prompt"] + candidates[index]["text"]
+    text = weighed["prompt"] + candidates[index].shown.text
     return {tab.prompt: gr.update(value=text, interactive=True), tab.result: text, tab.share.candidate: None,
             tab.candidates: candidates_html(candidates, index)}
 
 
-def wire_complete(ctx: UiContext, tab: CompleteTab, generation: dict[str, Any]) -> None:
-    tab.run.click(bind(complete, ctx, tab), tab.inputs(ctx), tab.outputs, api_name="complete", **generation)
-    wire_weighing(ctx, tab, complete, branch, pick, tab.prompt, [tab.prompt, tab.result], generation)
+def wire_complete(ctx: UiContext, tab: CompleteTab, generation: dict[str, Any], quiet: dict[str, Any]) -> None:
+    run = bind(complete, ctx, tab, params=ctx.params.names(tab.mode))
+    tab.run.click(run, tab.inputs(ctx), tab.outputs, api_name="complete", **generation)
+    wire_weighing(ctx, tab, run, branch, pick, tab.prompt, [tab.prompt, tab.result], generation)
+
+
+TAB = TabKind("complete", "Complete", build_complete_tab, wire_complete, show_shared, complete)

@@ -8,20 +8,21 @@ from typing import Any
 
 import gradio as gr
 
-from playground.modes import Restored
+from playground.modes import Mode, Restored
 from playground.prompting.fill import FILL_MARKER, split_hole
-from playground.record import Generation
+from playground.record import Generation, tokens_to_json
 from playground.web.ui.attribution_view import attribution_html
 from playground.web.ui.common import (
     Banner,
+    ParamValues,
     SharePanel,
+    TabKind,
     UiContext,
     Updates,
     bind,
     build_banner,
     build_share_panel,
     finished,
-    params_from,
     wire_weighing,
 )
 from playground.web.ui.parts import FILL_EXAMPLE, FILL_EXAMPLES, LANGUAGES, language_for, mark_middle, stats_line
@@ -53,6 +54,7 @@ class FillTab:
     share: SharePanel
     raw: gr.Textbox
     weighed: gr.State  # {"code", "tokens", "candidates"} of the result shown, for branching and applying
+    mode: Mode
 
     @property
     def editable(self) -> list[Any]:
@@ -63,7 +65,7 @@ class FillTab:
         return [self.run]
 
     def inputs(self, ctx: UiContext) -> list[Any]:
-        return [self.code, self.filename, ctx.model, *ctx.params.inputs, ctx.params.candidates]
+        return [self.code, self.filename, ctx.model, *ctx.params.inputs(self.mode)]
 
     @property
     def outputs(self) -> list[Any]:
@@ -95,17 +97,14 @@ def build_fill_tab(ctx: UiContext) -> FillTab:
         raw = gr.Textbox(lines=8, interactive=False, elem_id="fill-raw", buttons=["copy"],
                          label="Exactly what the model was given")
     return FillTab(banner, filename, language, code, run, stop, mark, result, middle, stats, probabilities,
-                   candidates, attribution, share, raw, gr.State(None))
+                   candidates, attribution, share, raw, gr.State(None), ctx.playground.modes.named("fill"))
 
 
-def fill(ctx: UiContext, tab: FillTab, code: str, filename: str, model: str, max_new_tokens: float,
-         temperature: float, top_p: float, top_k: float, repetition_penalty: float, stop: str, seed: str,
-         probabilities: bool, candidates: float, request: gr.Request) -> Iterator[Updates]:
+def fill(ctx: UiContext, tab: FillTab, code: str, filename: str, model: str, values: ParamValues,
+         request: gr.Request) -> Iterator[Updates]:
     """The public ``/fill`` endpoint: the code with its hole filled, streamed (several candidates arrive
     together, ranked)."""
-    params = params_from(max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed, probabilities,
-                         candidates)
-    run = ctx.start("fill", model, {"code": code, "filename": filename}, params, request)
+    run = ctx.start(tab.mode, model, {"code": code, "filename": filename}, values, request)
     waiting = f"Generating {run.params.n} candidates…" if run.params.n > 1 else "Generating…"
     # Every update names all the tab's shown outputs: Gradio rebuilds each one an update leaves out.
     updates: Updates = {tab.result: "", tab.middle: "", tab.mark: "", tab.stats: waiting, tab.raw: run.raw_prompt,
@@ -113,7 +112,7 @@ def fill(ctx: UiContext, tab: FillTab, code: str, filename: str, model: str, max
     yield updates
     for raw in ctx.stream(run, request):
         shown = run.present(raw)
-        yield {**updates, tab.result: shown.text, tab.middle: shown.middle}
+        yield {**updates, tab.result: shown.text, tab.middle: shown.generated}
     record = finished(run)
     yield {tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id,
            **_shown(tab, record, code)}
@@ -121,14 +120,15 @@ def fill(ctx: UiContext, tab: FillTab, code: str, filename: str, model: str, max
 
 def _shown(tab: FillTab, record: Generation, code: str, candidate: int = 0) -> Updates:
     """The result as one of its candidates (the best by default), with what the model weighed."""
-    chosen = (record.candidates or [{}])[candidate] if record.candidates else {}
-    text, middle = chosen.get("text", record.text), chosen.get("middle", record.middle) or ""
-    tokens = chosen.get("tokens", record.tokens)
-    return {tab.result: text, tab.middle: middle, tab.mark: mark_middle(code, middle),
-            tab.probabilities: tokens_html(tokens, branchable=True),
-            tab.candidates: candidates_html(record.candidates, candidate, fill=True),
-            tab.weighed: {"code": code, "tokens": tokens, "candidates": record.candidates},
-            tab.attribution: attribution_html(record.attribution, record.middle or "")}
+    chosen = record.candidates[candidate] if record.candidates else None
+    shown = chosen.shown if chosen else record.shown
+    tokens = chosen.tokens if chosen and record.tokens is not None else record.tokens
+    token_data = None if tokens is None else tokens_to_json(tokens)
+    return {tab.result: shown.text, tab.middle: shown.generated, tab.mark: mark_middle(code, shown.generated),
+            tab.probabilities: tokens_html(token_data, branchable=True),
+            tab.candidates: candidates_html(record.candidates, candidate),
+            tab.weighed: {"code": code, "tokens": token_data, "candidates": record.candidates},
+            tab.attribution: attribution_html(record.attribution, record.generated)}
 
 
 def show_shared(tab: FillTab, restored: Restored, record: Generation, candidate: int = 0) -> Updates:
@@ -154,10 +154,9 @@ def pick(tab: FillTab, weighed: dict[str, Any] | None, event: gr.EventData) -> U
         raise gr.Error("That candidate is no longer shown; fill again.", print_exception=False)
     if getattr(event, "action", "") == "share":
         return {tab.share.candidate: index}
-    chosen = candidates[index]
-    return {tab.code: gr.update(value=chosen["text"], interactive=True), tab.result: chosen["text"],
-            tab.middle: chosen["middle"], tab.share.candidate: None,
-            tab.candidates: candidates_html(candidates, index, fill=True)}
+    chosen = candidates[index].shown
+    return {tab.code: gr.update(value=chosen.text, interactive=True), tab.result: chosen.text,
+            tab.middle: chosen.generated, tab.share.candidate: None, tab.candidates: candidates_html(candidates, index)}
 
 
 def highlight(tab: FillTab, language: str) -> Updates:
@@ -165,10 +164,14 @@ def highlight(tab: FillTab, language: str) -> Updates:
     return {box: gr.Code(language=mode) for box in (tab.code, tab.result, tab.middle)}  # type: ignore[arg-type]
 
 
-def wire_fill(ctx: UiContext, tab: FillTab, generation: dict[str, Any]) -> None:
-    tab.run.click(bind(fill, ctx, tab), tab.inputs(ctx), tab.outputs, api_name="fill", **generation)
-    wire_weighing(ctx, tab, fill, branch, pick, tab.code, [tab.code, tab.result, tab.middle], generation)
+def wire_fill(ctx: UiContext, tab: FillTab, generation: dict[str, Any], quiet: dict[str, Any]) -> None:
+    run = bind(fill, ctx, tab, params=ctx.params.names(tab.mode))
+    tab.run.click(run, tab.inputs(ctx), tab.outputs, api_name="fill", **generation)
+    wire_weighing(ctx, tab, run, branch, pick, tab.code, [tab.code, tab.result, tab.middle], generation)
     tab.filename.change(lambda name: language_for(name) or "plain text", tab.filename, tab.language,
                         api_visibility="private")
     tab.language.change(bind(highlight, tab), tab.language, [tab.code, tab.result, tab.middle],
                         api_visibility="private")
+
+
+TAB = TabKind("fill", "Fill in the middle", build_fill_tab, wire_fill, show_shared, fill)

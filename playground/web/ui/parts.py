@@ -102,14 +102,14 @@ def language_for(filename: str | None) -> str | None:
 
 
 def stats_line(record: Generation) -> str:
-    timings, usage = record.timings, record.usage
-    parts = [f"{usage['completion_tokens']} tokens"]
-    if timings.get("tokens_per_s"):
-        parts.append(f"{timings['tokens_per_s']:.1f} tok/s")
-    if timings.get("ttft_ms") is not None:
-        parts.append(f"first token {timings['ttft_ms']:.0f} ms")
+    timings = record.timings
+    parts = [f"{record.usage.completion_tokens} tokens"]
+    if timings.tokens_per_s:
+        parts.append(f"{timings.tokens_per_s:.1f} tok/s")
+    if timings.ttft_ms is not None:
+        parts.append(f"first token {timings.ttft_ms:.0f} ms")
     parts.append(f"finish: {record.finish_reason}")
-    parts.append(f"seed {record.params.get('seed')}")
+    parts.append(f"seed {record.params.seed}")
     parts.append(f"id {record.id}")  # API clients share it with POST /api/shares
     line = " · ".join(parts)
     extra = [record.error] if record.error else []

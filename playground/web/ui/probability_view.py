@@ -16,6 +16,8 @@ from typing import Any
 
 import gradio as gr
 
+from playground.record import Candidate
+
 # Probability bands, most likely first: (lower bound, css class, legend).
 _BANDS = ((0.9, "p-high", "≥ 90 %"), (0.5, "p-good", "50–90 %"), (0.2, "p-mid", "20–50 %"),
           (0.05, "p-low", "5–20 %"), (0.0, "p-rare", "< 5 %"))
@@ -116,20 +118,21 @@ def _alternative(index: int, rank: int, alt: dict[str, Any], token: dict[str, An
     return f'<span class="alt">{"✓ " if chosen else ""}{body}</span>'
 
 
-def candidates_html(candidates: list[dict[str, Any]] | None, shown: int = 0, fill: bool = False) -> str:
-    """Ranked candidates, each with its score and Apply / Copy / Share; ``shown`` is the one in the result."""
+def candidates_html(candidates: list[Candidate] | None, shown: int = 0) -> str:
+    """Ranked candidates (the part each generated), each with its score and Apply / Copy / Share;
+    ``shown`` is the one in the result."""
     if not candidates:
         return ""
     cards = []
     for index, candidate in enumerate(candidates):
-        text = candidate["middle"] if fill else candidate["text"]
-        score = candidate.get("mean_logprob")
+        score = candidate.mean_logprob
         scored = f"mean log-prob {score:.3f} (≈{_percent(score)} a token)" if score is not None else "no score"
-        count = f" · ×{candidate['count']}" if candidate.get("count", 1) > 1 else ""
+        count = f" · ×{candidate.count}" if candidate.count > 1 else ""
         mark = " · shown above" if index == shown else ""
         cards.append(
             f'<div class="cand" data-rank="{index + 1}"><div class="cand-head">#{index + 1} · {scored}{count} · '
-            f"finish: {html.escape(str(candidate['finish_reason']))}{mark}</div><pre>{html.escape(text)}</pre>"
+            f"finish: {html.escape(candidate.finish_reason)}{mark}</div>"
+            f"<pre>{html.escape(candidate.shown.generated)}</pre>"
             f'<button data-action="apply" data-index="{index}">Apply</button>'
             f'<button data-action="copy" data-index="{index}">Copy</button>'
             f'<button data-action="share" data-index="{index}">Share</button></div>')

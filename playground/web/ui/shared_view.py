@@ -15,10 +15,9 @@ from typing import Any, Protocol
 import gradio as gr
 
 from playground.errors import PlaygroundError
-from playground.modes import Restored, mode_named
-from playground.params import GenerationParams
+from playground.modes import Restored
 from playground.record import Generation
-from playground.web.ui.common import PARAM_NAMES, Banner, UiContext, Updates, bind, stop_text
+from playground.web.ui.common import Banner, UiContext, Updates, bind
 from playground.web.ui.parts import share_banner
 
 
@@ -49,7 +48,7 @@ def restore(ctx: UiContext, tabs: gr.Tabs, views: Mapping[str, TabView], request
         return {tabs: gr.skip()}  # an empty dict would read as one missing value
     try:
         record = ctx.playground.open_share(share_id)
-        mode = mode_named(record.mode)
+        mode = ctx.playground.modes.named(record.mode)
     except PlaygroundError as exc:
         gr.Warning(html.escape(exc.message))
         return {tabs: gr.skip()}
@@ -77,13 +76,7 @@ def _candidate(raw: str | None, record: Generation) -> int:
 
 
 def _params(ctx: UiContext, record: Generation, restored: Restored) -> Updates:
-    defaults = GenerationParams().to_dict()
-    values = {name: record.params.get(name, defaults[name]) for name in PARAM_NAMES}
-    updates: Updates = {ctx.params.sliders[name]: value for name, value in values.items()}
-    updates[ctx.params.stop] = stop_text(restored.user_stops)
-    updates[ctx.params.seed] = str(record.params.get("seed", ""))
-    updates[ctx.params.probabilities] = bool(record.params.get("logprobs"))
-    updates[ctx.params.candidates] = record.params.get("n", 1)
+    updates = ctx.params.show(restored.params)
     if record.model in ctx.playground.slots:
         updates[ctx.model] = record.model
     return updates
@@ -102,7 +95,7 @@ def restore_outputs(ctx: UiContext, tabs: gr.Tabs, views: Mapping[str, TabView])
     """Every component ``restore`` may update (Gradio needs them listed)."""
     shown = {c for view in views.values() for c in view.rerun_outputs + view.tab.editable + view.tab.run_buttons}
     banners = [c for view in views.values() for c in (view.tab.banner.group, view.tab.banner.text)]
-    return [tabs, ctx.model, *ctx.params.inputs, ctx.params.candidates, *shown, *banners]
+    return [tabs, ctx.model, *ctx.params.controls.values(), *shown, *banners]
 
 
 def wire_shared_view(ctx: UiContext, tabs: gr.Tabs, views: Mapping[str, TabView],
