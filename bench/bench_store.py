@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from playground.record import Generation  # noqa: E402
 from playground.store import ShareStore  # noqa: E402
-from playground.store.engine import JournalChoice  # noqa: E402
+from playground.store.database import JournalChoice  # noqa: E402
 
 CONFIGS: list[tuple[str, JournalChoice]] = [("WAL/NORMAL", "wal"), ("DELETE/FULL", "delete")]
 

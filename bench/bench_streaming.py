@@ -3,7 +3,7 @@
 Four paths generate the same greedy continuation of the same prompt, interleaved
 round by round (raw, backend, REST, Gradio, raw, ...):
   raw      model.generate(min_new_tokens = max_new_tokens = N), no streamer, on a fresh thread
-  backend  LocalBackend.stream through playground.generation.run_stream (same process, same model)
+  backend  LocalBackend.stream through playground.stream.run_stream (same process, same model)
   rest     POST /api/generate {"stream": true} (SSE) on the real app
   gradio   the app's /complete endpoint through gradio_client
 tokens/s = each path's own token count (raw: output length; others: usage.completion_tokens,
@@ -54,13 +54,13 @@ from gradio_client import Client  # noqa: E402
 
 from playground.backends.local import LocalBackend  # noqa: E402
 from playground.config import Settings  # noqa: E402
-from playground.generation import Outcome, run_stream  # noqa: E402
 from playground.loading import load_model  # noqa: E402
 from playground.params import GenerationParams  # noqa: E402
 from playground.prompt import Prompt  # noqa: E402
 from playground.registry import load_registry  # noqa: E402
 from playground.service import Playground
 from playground.slots import ModelSlot  # noqa: E402
+from playground.stream import Outcome, run_stream  # noqa: E402
 from playground.tech_assistant import load_tech_assistant  # noqa: E402
 from support.servers import serve  # noqa: E402
 

@@ -30,7 +30,6 @@ from playground.errors import (
     StoreError,
     UnknownModelError,
 )
-from playground.generation import Outcome, run_candidates, run_stream
 from playground.metrics import IdHasher, Metrics, log_generation
 from playground.modes import Mode, ModeContext, Modes
 from playground.params import GenerationParams
@@ -42,6 +41,7 @@ from playground.prompting.prepared import Prepared
 from playground.record import BackendSummary, Candidate, Generation, Shown, Timings, Usage, tokens_to_json
 from playground.slots import ModelSlot, RecentGenerations
 from playground.store import CreatedShare, ShareStore
+from playground.stream import Outcome, run_candidates, run_stream
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ CLI: ``python -m playground.store {migrate,backup,schema}``.
 """
 
 from playground.store.backup import BackupResult, backup_database
-from playground.store.engine import SqlitePlan, fs_type_for, is_network_fs, open_engine, plan_for
+from playground.store.database import SqlitePlan, fs_type_for, is_network_fs, open_database, plan_for
 from playground.store.migrations import LATEST_VERSION, MIGRATIONS, applied_migrations, migrate
 from playground.store.shares import (
     NOT_FOUND_MESSAGE,
@@ -37,6 +37,6 @@ __all__ = [
     "is_network_fs",
     "is_share_id",
     "migrate",
-    "open_engine",
+    "open_database",
     "plan_for",
 ]

@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from playground.errors import PlaygroundError
 from playground.store.backup import backup_database
-from playground.store.engine import open_engine
+from playground.store.database import open_database
 from playground.store.faults import store_errors
 from playground.store.migrations import LATEST_VERSION, migrate
 
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def current_schema_sql() -> str:
     """The CREATE statements of a freshly migrated database, so docs cannot drift from code."""
-    engine = open_engine(":memory:")
+    engine = open_database(":memory:")
     try:
         migrate(engine)
         with engine.connect() as conn:
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "schema":
             print(current_schema_sql())
             return 0
-        engine = open_engine(args.db)
+        engine = open_database(args.db)
         try:
             if args.command == "migrate":
                 with store_errors("migrate"):

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Engine, inspect, text
 
 from playground.errors import StoreError
-from playground.store.engine import read_transaction, write_transaction
+from playground.store.database import read_transaction, write_transaction
 
 logger = logging.getLogger("playground.store")
 

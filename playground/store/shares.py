@@ -39,8 +39,8 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 from playground.errors import ShareForbiddenError, ShareNotFoundError, StoreError, StoreLockedError
 from playground.record import Generation
 from playground.store.backup import BackupResult, backup_database
+from playground.store.database import JournalChoice, open_database, read_transaction, write_transaction
 from playground.store.encoding import dump_record, load_record, scrub
-from playground.store.engine import JournalChoice, open_engine, read_transaction, write_transaction
 from playground.store.faults import BUSY_MESSAGE, store_errors
 from playground.store.migrations import migrate
 from playground.store.schema import ShareRow
@@ -90,8 +90,8 @@ def is_share_id(value: object) -> bool:
 class ShareStore:
     """Shared generations in one database. Thread-safe; one instance per database."""
 
-    def __init__(self, engine: Engine, *, lock_timeout_s: float = 5.0):
-        self._engine = engine
+    def __init__(self, database: Engine, *, lock_timeout_s: float = 5.0):
+        self._database = database  # SQLAlchemy's connection pool for the store's database
         self._lock_timeout_s = lock_timeout_s  # how long a writer queues inside this process
         self._write_lock = threading.Lock()
         self._schema_lock = threading.Lock()
@@ -108,7 +108,7 @@ class ShareStore:
         mounts_text: str | None = None,
     ) -> ShareStore:
         """Open (creating and migrating if needed) the store; database trouble is logged, not raised."""
-        engine = open_engine(
+        engine = open_database(
             url_or_path,
             busy_timeout_ms=busy_timeout_ms,
             max_page_count=max_page_count,
@@ -123,11 +123,11 @@ class ShareStore:
         return store
 
     @property
-    def engine(self) -> Engine:
-        return self._engine
+    def database(self) -> Engine:
+        return self._database
 
     def close(self) -> None:
-        self._engine.dispose()
+        self._database.dispose()
 
     def ensure_schema(self) -> None:
         """Migrate once per store; retried on the next call if it failed."""
@@ -135,7 +135,7 @@ class ShareStore:
             return
         with self._schema_lock, store_errors("migrate"):
             if not self._schema_ready:
-                migrate(self._engine)
+                migrate(self._database)
                 self._schema_ready = True
 
     @contextmanager
@@ -144,7 +144,7 @@ class ShareStore:
         if not self._write_lock.acquire(timeout=self._lock_timeout_s):
             raise StoreLockedError(BUSY_MESSAGE)
         try:
-            with write_transaction(self._engine) as conn:
+            with write_transaction(self._database) as conn:
                 yield conn
         finally:
             self._write_lock.release()
@@ -186,7 +186,7 @@ class ShareStore:
         if not is_share_id(share_id):
             raise ShareNotFoundError(NOT_FOUND_MESSAGE)
         self.ensure_schema()
-        with store_errors("open share"), read_transaction(self._engine) as conn:
+        with store_errors("open share"), read_transaction(self._database) as conn:
             row = conn.execute(
                 select(ShareRow.created_at, ShareRow.record_json).where(ShareRow.id == share_id)
             ).first()
@@ -220,4 +220,4 @@ class ShareStore:
 
     def backup(self, target: str | os.PathLike[str]) -> BackupResult:
         """Copy the live database to ``target`` with SQLite's backup API (atomic replace)."""
-        return backup_database(self._engine, Path(target))
+        return backup_database(self._database, Path(target))

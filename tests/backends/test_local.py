@@ -8,9 +8,9 @@ import time
 import pytest
 
 from playground.backends.base import Chunk, Finished
-from playground.generation import Outcome, StopCutter, run_candidates, run_stream
 from playground.params import GenerationParams
 from playground.prompt import Prompt, Special
+from playground.stream import Outcome, StopCutter, run_candidates, run_stream
 
 
 def collect(backend, prompt, params, cancel=None, time_limit_s=60.0):

@@ -23,7 +23,7 @@ def test_32_threads_x_100_shares_all_acknowledged_and_readable(tmp_path: Path) -
     db = tmp_path / "shares.db"
     stores = [ShareStore.open(db) for _ in range(STORES)]
     for store in stores:  # each store's own connection runs in WAL, so readers never wait on writers
-        with store.engine.connect() as conn:
+        with store.database.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     acknowledged: list[list[tuple[str, str]]] = [[] for _ in range(THREADS)]
     errors: list[BaseException] = []

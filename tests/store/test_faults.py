@@ -12,7 +12,7 @@ import pytest
 
 from playground.errors import ShareNotFoundError, StoreCorruptError, StoreError, StoreFullError, StoreLockedError
 from playground.store import ShareStore
-from playground.store.engine import JournalChoice
+from playground.store.database import JournalChoice
 from playground.web.errors import status_of
 from tests.store.store_factories import make_generation
 

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from playground.errors import StoreError
-from playground.store import LATEST_VERSION, MIGRATIONS, ShareStore, applied_migrations, migrate, open_engine
+from playground.store import LATEST_VERSION, MIGRATIONS, ShareStore, applied_migrations, migrate, open_database
 from playground.store.schema import Base
 from playground.store.shares import hash_token
 from tests.store.store_factories import make_generation
@@ -24,7 +24,7 @@ def schema_of(db: Path) -> list[tuple[str, str, str, str]]:
 
 def fresh_schema(tmp_path: Path) -> list[tuple[str, str, str, str]]:
     db = tmp_path / "fresh.db"
-    engine = open_engine(db)
+    engine = open_database(db)
     assert migrate(engine) == [m.__name__ for m in MIGRATIONS]
     assert migrate(engine) == []  # idempotent
     engine.dispose()
@@ -56,7 +56,7 @@ def test_versions_are_append_only_and_named_in_order() -> None:
 @pytest.mark.parametrize("start", range(LATEST_VERSION + 1))
 def test_migrating_from_each_earlier_version_gives_the_fresh_schema_and_keeps_data(tmp_path: Path, start: int) -> None:
     db = tmp_path / "old.db"
-    engine = open_engine(db)
+    engine = open_database(db)
     migrate(engine, upto=start)
     assert len(applied_migrations(engine)) == start
     engine.dispose()
@@ -68,10 +68,10 @@ def test_migrating_from_each_earlier_version_gives_the_fresh_schema_and_keeps_da
 
     store = ShareStore.open(db)  # migrates to the latest version
     assert schema_of(db) == fresh_schema(tmp_path)
-    assert applied_migrations(store.engine) == [m.__name__ for m in MIGRATIONS]
+    assert applied_migrations(store.database) == [m.__name__ for m in MIGRATIONS]
     for share_id, _token, record in old_shares:
         assert store.get(share_id).to_dict() == record
-        with store.engine.connect() as conn:
+        with store.database.connect() as conn:
             query = text("SELECT finish_reason, app_version FROM shares WHERE id = :i")
             row = conn.execute(query, {"i": share_id}).one()
         assert tuple(row) == (record["finish_reason"], "0.0.9")  # m002 backfilled the new columns
@@ -108,7 +108,7 @@ def test_the_migration_ledger_has_the_shape_migrate_writes(tmp_path: Path) -> No
 
 def test_a_database_from_a_newer_version_is_refused_with_advice(tmp_path: Path) -> None:
     db = tmp_path / "new.db"
-    engine = open_engine(db)
+    engine = open_database(db)
     migrate(engine)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO schema_migrations VALUES ('m999_from_the_future', '2030-01-01T00:00:00+00:00')"))
@@ -131,5 +131,5 @@ def test_two_stores_migrating_at_once_apply_each_migration_once(tmp_path: Path) 
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == LATEST_VERSION
     for store in stores:
-        assert applied_migrations(store.engine) == [m.__name__ for m in MIGRATIONS]
+        assert applied_migrations(store.database) == [m.__name__ for m in MIGRATIONS]
         store.close()

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from playground.errors import ConfigError
-from playground.store import fs_type_for, is_network_fs, open_engine, plan_for
-from playground.store.engine import parse_mounts, to_url, write_transaction
+from playground.store import fs_type_for, is_network_fs, open_database, plan_for
+from playground.store.database import parse_mounts, to_url, write_transaction
 
 MOUNTS = """\
 /dev/vda / ext4 rw,relatime 0 0
@@ -81,7 +81,7 @@ def test_plan_for_local_and_network_and_forced() -> None:
 
 
 def _pragmas(engine_path: Path, **kwargs: object) -> tuple[str, int, int]:
-    engine = open_engine(engine_path, **kwargs)  # type: ignore[arg-type]
+    engine = open_database(engine_path, **kwargs)  # type: ignore[arg-type]
     try:
         with engine.connect() as conn:
             journal = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
@@ -107,7 +107,7 @@ def test_network_fs_gets_rollback_journal_and_full_sync(tmp_path: Path, caplog: 
 
 
 def test_writes_begin_immediate(tmp_path: Path) -> None:
-    engine = open_engine(tmp_path / "a.db")
+    engine = open_database(tmp_path / "a.db")
     statements: list[str] = []
     from sqlalchemy import event
 

@@ -150,7 +150,7 @@ def _sqlite_file(url: URL) -> str | None:
     return database
 
 
-def open_engine(
+def open_database(
     url_or_path: str | os.PathLike[str],
     *,
     busy_timeout_ms: int = 5000,
