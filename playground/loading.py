@@ -284,11 +284,7 @@ def load_model(
     cuda = torch.cuda.is_available()
     dtype = choose_dtype(settings.dtype, cuda)
     quant = quantization_config(settings.quantize, dtype, cuda)
-    if settings.device_map and not cuda and _names_gpu(settings.device_map, settings.max_memory):
-        raise ConfigError(
-            "--device-map/--max-memory name a GPU but this machine has no CUDA device. "
-            "Drop them to load on the CPU, or run on a GPU machine."
-        )
+    _check_devices(settings, cuda)
     hub = _hub_kwargs(settings, spec)
     try:
         progress.step("config", f"Reading the config of {source}")
@@ -324,6 +320,14 @@ def load_model(
     revision = getattr(config, "_commit_hash", None) or (_weights_digest(source) if Path(source).is_dir() else None)
     progress.step("ready", f"{spec.id} is ready ({plan.summary()})")
     return LoadedModel(spec, model, tokenizer, plan, dtype, settings.quantize, revision)
+
+
+def _check_devices(settings: Settings, cuda: bool) -> None:
+    if settings.device_map and not cuda and _names_gpu(settings.device_map, settings.max_memory):
+        raise ConfigError(
+            "--device-map/--max-memory name a GPU but this machine has no CUDA device. "
+            "Drop them to load on the CPU, or run on a GPU machine."
+        )
 
 
 def _names_gpu(device_map: DeviceMap, max_memory: Any) -> bool:

@@ -72,6 +72,12 @@ class Outcome:
     track: TokenTrack = field(default_factory=TokenTrack)  # the tokens behind the raw text, when asked for
     candidates: list[CandidateOutcome] = field(default_factory=list)  # params.n > 1: one per candidate, by index
 
+    def end(self, finished: Finished) -> None:
+        """The backend's ending: its counts, reason, error and notices."""
+        self.prompt_tokens = finished.prompt_tokens or 0
+        self.completion_tokens = finished.completion_tokens or 0
+        self.error, self.finish_reason, self.notices = finished.error, finished.reason, finished.notices
+
     @property
     def tokens_per_s(self) -> float | None:
         """Decode speed after the first token, the figure users compare across engines."""
@@ -127,11 +133,7 @@ def run_stream(
                     outcome.timed_out = True
                     cancel.set()
             elif isinstance(event, Finished):
-                outcome.prompt_tokens = event.prompt_tokens or 0
-                outcome.completion_tokens = event.completion_tokens or 0
-                outcome.error = event.error
-                outcome.finish_reason = event.reason
-                outcome.notices = event.notices
+                outcome.end(event)
     finally:
         events.close()  # a closed consumer (stop button, closed tab) reaches the backend here
         outcome.total_ms = (clock() - start) * 1000
@@ -183,9 +185,7 @@ def run_candidates(
                 if all(c.cutter is not None and c.cutter.stopped for c in candidates):
                     cancel.set()
             elif isinstance(event, Finished):
-                outcome.prompt_tokens = event.prompt_tokens or 0
-                outcome.completion_tokens = event.completion_tokens or 0
-                outcome.error, outcome.finish_reason, outcome.notices = event.error, event.reason, event.notices
+                outcome.end(event)
                 for candidate, reason in zip(candidates, event.reasons or (event.reason,) * len(candidates),
                                              strict=False):
                     candidate.finish_reason = reason

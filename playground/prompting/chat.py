@@ -48,6 +48,13 @@ def _turn(user: str, assistant: str) -> str:
     return f"Human: {user}\n\nAssistant: {assistant}\n\n"
 
 
+def _check_conversation(history: Sequence[tuple[str, str]], message: str) -> None:
+    check_text("The message", message)
+    for user, assistant in history:
+        check_text("A message in the history", user, allow_empty=True)
+        check_text("A reply in the history", assistant, allow_empty=True)
+
+
 def build_chat(
     ta: TechAssistantPrompt,
     history: Sequence[tuple[str, str]],
@@ -55,10 +62,7 @@ def build_chat(
     budget: Budget,
     count: TokenCounter,
 ) -> Prepared[dict[str, int]]:
-    check_text("The message", message)
-    for user, assistant in history:
-        check_text("A message in the history", user, allow_empty=True)
-        check_text("A reply in the history", assistant, allow_empty=True)
+    _check_conversation(history, message)
     preamble = ta.preamble + "\n\n"
     question = f"Human: {message}\n\nAssistant:"
     fixed = count(preamble) + count(question)

@@ -78,9 +78,9 @@ def health_answer(playground: Playground) -> JSONResponse:
         status = "failed" if slot.progress.error else "loading"
         return JSONResponse({"status": status, "model": slot.spec.id, "progress": slot.progress.to_dict()}, 503)
     info = slot.info()
-    engine = info.extra.get("engine")
-    if engine in ("restarting", "failed"):  # the model's process died: coming back, or could not load again
-        return JSONResponse({"status": engine, "model": slot.spec.id, "progress": slot.progress.to_dict()}, 503)
+    state = info.engine_state
+    if state in ("restarting", "failed"):  # the model's process died: coming back, or could not load again
+        return JSONResponse({"status": state, "model": slot.spec.id, "progress": slot.progress.to_dict()}, 503)
     body: dict[str, Any] = {"status": "ok", "model": slot.spec.id, "backend": info.backend}
     if playground.checks is not None:
         body["attribution"] = playground.checks.status()["state"]
@@ -190,8 +190,20 @@ def _sse(data: dict[str, Any]) -> str:
 
 
 def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
+    """The JSON API under /api: what the server is (health, models, parameters) and what it does."""
     router = APIRouter(prefix="/api")
+    _state_routes(router, playground)
+    _work_routes(router, playground, generations)
 
+    @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def unknown(rest: str) -> None:
+        # Last under /api: an empty or slash-bearing id would otherwise fall through to Gradio's 404.
+        raise NotFoundError("There is nothing at this address. The API is listed at /api/docs.")
+
+    return router
+
+
+def _state_routes(router: APIRouter, playground: Playground) -> None:
     @router.get("/health")
     def health() -> JSONResponse:
         return health_answer(playground)
@@ -217,6 +229,8 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
             raise ShareNotFoundError("No recent generation has this id; it may have been evicted. Generate again.")
         return record.to_dict()
 
+
+def _work_routes(router: APIRouter, playground: Playground, generations: RateLimiter) -> None:
     @router.post("/attribution")
     async def attribution(request: Request) -> JSONResponse:
         """Check any text against the code indexes, in the record's attribution shape."""
@@ -239,13 +253,6 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
             headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "X-Generation-Id": run.id}
             return StreamingResponse(_stream_sse(run), media_type="text/event-stream", headers=headers)
         return await _whole(run, request)
-
-    @router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
-    def unknown(rest: str) -> None:
-        # Last under /api: an empty or slash-bearing id would otherwise fall through to Gradio's 404.
-        raise NotFoundError("There is nothing at this address. The API is listed at /api/docs.")
-
-    return router
 
 
 async def _stream_sse(run: Run) -> AsyncIterator[str]:

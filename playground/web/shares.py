@@ -20,7 +20,7 @@ from playground.modes import validated
 from playground.service import Playground
 from playground.store import NOT_FOUND_MESSAGE
 from playground.web.bodies import read_json_object
-from playground.web.limits import WebLimits
+from playground.web.limits import RateLimiter, WebLimits
 from playground.web.schemas import ShareBody
 
 SHARE_HEADERS = {
@@ -62,9 +62,16 @@ def not_found() -> JSONResponse:
 
 
 def share_router(playground: Playground, limits: WebLimits) -> APIRouter:
+    """The share JSON routes and the pages a share link opens."""
+    router = APIRouter()
+    _json_routes(router, playground, limits)
+    _page_routes(router, playground, limits.share_lookups)
+    return router
+
+
+def _json_routes(router: APIRouter, playground: Playground, limits: WebLimits) -> None:
     settings = playground.settings
     creations, lookups = limits.share_creations, limits.share_lookups
-    router = APIRouter()
 
     @router.post("/api/shares")
     async def create(request: Request) -> JSONResponse:
@@ -98,6 +105,8 @@ def share_router(playground: Playground, limits: WebLimits) -> APIRouter:
             return not_found()
         return Response(status_code=204, headers=SHARE_HEADERS)
 
+
+def _page_routes(router: APIRouter, playground: Playground, lookups: RateLimiter) -> None:
     @router.get("/s/{share_id}")
     def page(share_id: str, request: Request) -> Response:
         lookups.check(request)
@@ -115,8 +124,6 @@ def share_router(playground: Playground, limits: WebLimits) -> APIRouter:
     def delete_page(share_id: str) -> HTMLResponse:
         return HTMLResponse(_delete_page(share_id), headers={**SHARE_HEADERS, "Content-Security-Policy":
                             _DELETE_PAGE_CSP})
-
-    return router
 
 
 def share_links(settings: Settings, request: Any, share_id: str, delete_token: str) -> tuple[str, str]:

@@ -27,7 +27,7 @@ from playground.web.ui.common import (
     build_share_panel,
     finished,
 )
-from playground.web.ui.parts import CHAT_EXAMPLES, meter_html, stats_line
+from playground.web.ui.parts import CHAT_EXAMPLES, stats_line
 from playground.web.ui.probability_view import tokens_html
 
 
@@ -196,3 +196,21 @@ def wire_chat(ctx: UiContext, tab: ChatTab, generation: dict[str, Any], quiet: d
 
 
 TAB = TabKind("chat", "Chat", build_chat_tab, wire_chat, show_shared, regenerate)
+
+
+def meter_html(breakdown: dict[str, int] | None, warning: str | None = None) -> str:
+    if warning:
+        return f'<div class="ctx-meter ctx-over" role="status">{html.escape(warning)}</div>'
+    if not breakdown:
+        return ""
+    context = max(breakdown["context"], 1)
+    used = breakdown["prompt"] + breakdown["history"] + breakdown["reply"]
+    bar = "".join(
+        f'<span class="ctx-{name}" style="width:{100 * breakdown[name] / context:.1f}%"></span>'
+        for name in ("prompt", "history", "reply")
+    )
+    return (
+        f'<div class="ctx-meter" role="status"><div class="ctx-bar">{bar}</div>'
+        f"Context: {breakdown['prompt']} prompt + {breakdown['history']} conversation + "
+        f"{breakdown['reply']} reply = {used} of {context} tokens ({max(context - used, 0)} free)</div>"
+    )

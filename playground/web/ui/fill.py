@@ -25,7 +25,7 @@ from playground.web.ui.common import (
     finished,
     wire_weighing,
 )
-from playground.web.ui.parts import FILL_EXAMPLE, FILL_EXAMPLES, LANGUAGES, language_for, mark_middle, stats_line
+from playground.web.ui.parts import FILL_EXAMPLE, FILL_EXAMPLES, LANGUAGES, language_for, stats_line
 from playground.web.ui.parts import verbatim_code as code_box
 from playground.web.ui.probability_view import (
     branch_point,
@@ -175,3 +175,12 @@ def wire_fill(ctx: UiContext, tab: FillTab, generation: dict[str, Any], quiet: d
 
 
 TAB = TabKind("fill", "Fill in the middle", build_fill_tab, wire_fill, show_shared, fill)
+
+
+def mark_middle(code: str, middle: str) -> str:
+    """Say which lines of the result the model wrote."""
+    if not middle.strip():
+        return "The model wrote nothing for the hole."
+    first = code.split(FILL_MARKER)[0].count("\n") + 1
+    last = first + middle.rstrip("\n").count("\n")
+    return f"Lines {first}–{last} of the result were generated (shown on their own below)."

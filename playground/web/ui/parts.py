@@ -7,7 +7,6 @@ from typing import Any
 
 import gradio as gr
 
-from playground.prompting.fill import FILL_MARKER
 from playground.record import Generation
 
 # gr.Code highlights only these; java/go/rust raise, so they fall back to plain text.
@@ -117,38 +116,11 @@ def stats_line(record: Generation) -> str:
     return line + "".join(f"\n\n> {html.escape(n)}" for n in extra)
 
 
-def meter_html(breakdown: dict[str, int] | None, warning: str | None = None) -> str:
-    if warning:
-        return f'<div class="ctx-meter ctx-over" role="status">{html.escape(warning)}</div>'
-    if not breakdown:
-        return ""
-    context = max(breakdown["context"], 1)
-    used = breakdown["prompt"] + breakdown["history"] + breakdown["reply"]
-    bar = "".join(
-        f'<span class="ctx-{name}" style="width:{100 * breakdown[name] / context:.1f}%"></span>'
-        for name in ("prompt", "history", "reply")
-    )
-    return (
-        f'<div class="ctx-meter" role="status"><div class="ctx-bar">{bar}</div>'
-        f"Context: {breakdown['prompt']} prompt + {breakdown['history']} conversation + "
-        f"{breakdown['reply']} reply = {used} of {context} tokens ({max(context - used, 0)} free)</div>"
-    )
-
-
 CSS = """
 .ctx-bar { display:flex; height:8px; background:#e5e7eb; border-radius:4px; overflow:hidden; margin-bottom:4px }
 .ctx-prompt { background:#6366f1 } .ctx-history { background:#22c55e } .ctx-reply { background:#f59e0b }
 .ctx-over { color:#b91c1c; font-weight:600 }
 """
-
-
-def mark_middle(code: str, middle: str) -> str:
-    """Say which lines of the result the model wrote."""
-    if not middle.strip():
-        return "The model wrote nothing for the hole."
-    first = code.split(FILL_MARKER)[0].count("\n") + 1
-    last = first + middle.rstrip("\n").count("\n")
-    return f"Lines {first}–{last} of the result were generated (shown on their own below)."
 
 
 def share_banner(record: Generation, served: bool) -> str:
