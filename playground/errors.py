@@ -168,3 +168,10 @@ class StoreFullError(StoreError):
 
 class StoreCorruptError(StoreError):
     kind = "store_corrupt"
+
+
+def quoted(value: object, limit: int = 40) -> str:
+    """A client's value as an error message may show it: ASCII (no lone surrogate can leak out), and
+    at most ``limit`` characters, so a huge value is never echoed back or logged whole."""
+    text = ascii(value) if not isinstance(value, int) or abs(value) < 10**40 else "a number too large to show"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
-from playground.errors import InvalidParameterError
+from playground.errors import InvalidParameterError, quoted
 
 _WHOLE = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: "²" is a digit to str.isdigit, not to int()
 _NUMBER = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?")
@@ -78,12 +78,6 @@ def declare(default: Any, help: str, parse: Callable[[str, Any], Any], **facts: 
 # -- parsers of untrusted values (JSON or UI), one per kind of parameter --------------------------
 
 
-def _shown(value: Any) -> str:
-    """A value as an error message may show it: short, ASCII-safe (no lone surrogates can leak out)."""
-    text = ascii(value) if not isinstance(value, int) or abs(value) < 10**40 else "a number too large"
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
 def _fmt(number: float) -> str:
     return str(int(number)) if float(number).is_integer() else str(number)
 
@@ -94,7 +88,7 @@ def _bounded(name: str, value: float) -> Any:
     bound = param.bound
     if not bound.minimum <= value <= bound.maximum:
         raise InvalidParameterError(f"{name} must be between {_fmt(bound.minimum)} and {_fmt(bound.maximum)}, "
-                                    f"got {_shown(value)}. {param.help}")
+                                    f"got {quoted(value)}. {param.help}")
     return value
 
 
@@ -107,18 +101,18 @@ def as_int(name: str, value: Any) -> int:
         return value
     if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
         return int(value)
-    raise InvalidParameterError(f"{name} must be a whole number, not {_shown(value)}.")
+    raise InvalidParameterError(f"{name} must be a whole number, not {quoted(value)}.")
 
 
 def as_float(name: str, value: Any) -> float:
     if isinstance(value, bool):
         raise InvalidParameterError(f"{name} must be a number, not {value!r}.")
     if isinstance(value, str) and not _NUMBER.fullmatch(value.strip()):
-        raise InvalidParameterError(f"{name} must be a number, not {_shown(value)}.")
+        raise InvalidParameterError(f"{name} must be a number, not {quoted(value)}.")
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise InvalidParameterError(f"{name} must be a number, not {_shown(value)}.") from None
+        raise InvalidParameterError(f"{name} must be a number, not {quoted(value)}.") from None
     if not math.isfinite(number):
         raise InvalidParameterError(f"{name} must be a finite number.")
     return number
@@ -236,7 +230,7 @@ class GenerationParams:
         raw = dict(raw or {})
         unknown = set(raw) - set(PARAMS)
         if unknown:
-            raise InvalidParameterError(f"Unknown parameter(s): {', '.join(sorted(_shown(u) for u in unknown))}. "
+            raise InvalidParameterError(f"Unknown parameter(s): {', '.join(sorted(quoted(u) for u in unknown))}. "
                                         f"Allowed: {', '.join(PARAMS)}.")
         values = (defaults or cls())._values()
         for name, value in raw.items():

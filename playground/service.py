@@ -29,6 +29,7 @@ from playground.errors import (
     ShareNotFoundError,
     StoreError,
     UnknownModelError,
+    quoted,
 )
 from playground.metrics import IdHasher, Metrics, log_generation
 from playground.modes import Mode, ModeContext, Modes
@@ -258,7 +259,7 @@ class Playground:
             raise InputError("model must be a model id (text), as listed by GET /api/models.")
         slot = self.slots.get(model_id or self.default_model)
         if slot is None:
-            raise UnknownModelError(f"Model {model_id!r} is not served here. Available: {', '.join(self.slots)}.")
+            raise UnknownModelError(f"Model {quoted(model_id)} is not served here. Available: {', '.join(self.slots)}.")
         return slot
 
     @property

@@ -63,6 +63,9 @@ class ModelSlot:
         finally:
             with self._lock:
                 self._waiting -= 1
+        if cancel.is_set():  # stopped while waiting, though the model came free first: it is not run
+            self._gate.release()
+            raise BusyError("Cancelled while waiting for the model.")
 
     def release(self) -> None:
         self._gate.release()

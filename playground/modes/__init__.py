@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from playground.errors import InputError
+from playground.errors import InputError, quoted
 from playground.modes.base import Mode, ModeContext, ModeInputs, Restored, validated
 from playground.modes.chat import ChatMode
 from playground.modes.complete import CompleteMode
@@ -45,8 +45,7 @@ class Modes(Mapping[str, Mode]):
         """The mode called ``name``; an InputError listing the modes for anything else."""
         mode = self._modes.get(name) if isinstance(name, str) else None
         if mode is None:
-            shown = ascii(name) if len(ascii(name)) <= 40 else ascii(name)[:37] + "..."
-            raise InputError(f"Unknown mode {shown}; use one of {', '.join(self._modes)}.")
+            raise InputError(f"Unknown mode {quoted(name)}; use one of {', '.join(self._modes)}.")
         return mode
 
     def read_record(self, data: Mapping[str, Any]) -> Generation:
