@@ -11,11 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
-if TYPE_CHECKING:  # imported when a remote backend is made: a local-only app never loads the clients
-    from playground.backends.remote_common import RemoteBackend
+from playground.backends.registry import BackendKind, Order, kind_of
 from playground.checks import AttributionCheck
 from playground.config import Settings
 from playground.config_types import ExtraModel
@@ -29,33 +26,31 @@ from playground.tech_assistant import load_tech_assistant
 log = logging.getLogger("playground.bootstrap")
 
 
-def _origin(url: str | None) -> tuple[str, str, int | None] | None:
-    if not url:
-        return None
-    parts = urlsplit(url)
-    return parts.scheme, parts.hostname or "", parts.port
+def make_slot(spec: ModelSpec, settings: Settings, backend: str, endpoint: str | None,
+              models: dict[str, ModelSpec]) -> tuple[ModelSlot, threading.Thread | None]:
+    """A slot for ``spec`` on the registered ``backend``. A backend that loads weights is made on a thread
+    (returned): until it serves the slot has none, and health says "loading" with the progress."""
+    kind = kind_of(backend)
+    slot = ModelSlot(spec, concurrency=settings.remote_concurrency if kind.remote else 1,
+                     max_queue=settings.max_queue)
+    order = Order(spec, settings, endpoint, slot.progress, models)
+    if not kind.loads:
+        served = kind.make(order)
+        slot.spec, slot.backend = served.spec, served.backend
+        return slot, None
+    thread = threading.Thread(target=_load, args=(slot, kind, order), name="model-loader", daemon=True)
+    thread.start()
+    return slot, thread
 
 
-def remote_backend(spec: ModelSpec, settings: Settings, kind: str, endpoint: str) -> RemoteBackend:
-    """A TGI or OpenAI-compatible backend for ``spec`` at ``endpoint``. The endpoint token goes only to
-    the origin of ``--endpoint``: an extra model elsewhere must not receive another server's secret."""
-    token = settings.endpoint_token if _origin(endpoint) == _origin(settings.endpoint) else None
-    options = {"token": token, "timeouts": settings.timeouts, "concurrency": settings.remote_concurrency}
-    if kind == "tgi":
-        from playground.backends.tgi import TgiBackend
-
-        return TgiBackend(spec, endpoint, **options)  # type: ignore[arg-type]  # typed by RemoteBackend
-    from playground.backends.openai_compat import OpenAiCompletionsBackend
-
-    return OpenAiCompletionsBackend(spec, endpoint, **options)  # type: ignore[arg-type]
-
-
-def remote_slot(spec: ModelSpec, settings: Settings, kind: str, endpoint: str) -> ModelSlot:
-    backend = remote_backend(spec, settings, kind, endpoint)
-    backend.start_probe()  # health and the model list say now whether the engine answers
-    slot = ModelSlot(spec, backend, concurrency=settings.remote_concurrency, max_queue=settings.max_queue)
-    slot.progress.step("ready", f"{spec.id} served by {endpoint}")
-    return slot
+def _load(slot: ModelSlot, kind: BackendKind, order: Order) -> None:
+    try:
+        served = kind.make(order)
+    except PlaygroundError as exc:
+        slot.progress.fail(exc.message)
+        log.error("Loading %s failed: %s", order.settings.model, exc.message)
+        return
+    slot.spec, slot.backend = served.spec, served.backend
 
 
 def _spec_for(name: str, registry: dict[str, ModelSpec], *, remote: bool = False) -> ModelSpec:
@@ -81,62 +76,17 @@ def _extra_slots(extras: tuple[ExtraModel, ...], settings: Settings, registry: d
         if spec.id == taken or spec.id in slots:
             raise ConfigError(f"--extra-models names {spec.id!r} twice, or as the main model (--model); "
                               "give each model its own id.")
-        slots[spec.id] = remote_slot(spec, settings, extra.kind, extra.endpoint)
+        slots[spec.id], _ = make_slot(spec, settings, extra.kind, extra.endpoint, registry)
     return slots
-
-
-def _load_local(slot: ModelSlot, registry: dict[str, ModelSpec], settings: Settings) -> None:
-    from playground.backends.local import LocalBackend
-    from playground.loading import load_model
-
-    try:
-        loaded = load_model(settings.model, registry, settings, slot.progress)
-    except PlaygroundError as exc:
-        slot.progress.fail(exc.message)
-        log.error("Loading %s failed: %s", settings.model, exc.message)
-        return
-    slot.spec = loaded.spec
-    slot.backend = LocalBackend(loaded)
-
-
-def _load_in_engine(slot: ModelSlot, settings: Settings) -> None:
-    """Start the engine process; the slot gets its backend once the model serves (health stays 503 until
-    then, as with in-process loading), and keeps it through restarts, which health reports."""
-    from playground.engine.client import EngineBackend
-
-    def ready(spec: ModelSpec) -> None:
-        slot.spec = spec
-        slot.backend = engine
-
-    engine = EngineBackend(settings, slot.progress, on_ready=ready)
-    if not engine.wait_ready():
-        log.error("Loading %s failed: %s", settings.model, slot.progress.error)
-
-
-def _main_slot(spec: ModelSpec, settings: Settings,
-               registry: dict[str, ModelSpec]) -> tuple[ModelSlot, threading.Thread | None]:
-    if settings.backend == "fake":
-        from playground.backends.fake import FakeBackend
-
-        backend = FakeBackend(model_id=spec.id, context_length=spec.context_length)
-        return ModelSlot(spec, backend, max_queue=settings.max_queue), None
-    if settings.backend in ("tgi", "openai"):
-        return remote_slot(spec, settings, settings.backend, settings.endpoint or ""), None
-    slot = ModelSlot(spec, max_queue=settings.max_queue)
-    load, args = (_load_in_engine, (slot, settings)) if settings.engine == "process" else \
-        (_load_local, (slot, registry, settings))
-    thread = threading.Thread(target=load, args=args, name="model-loader", daemon=True)
-    thread.start()
-    return slot, thread
 
 
 def build_playground(settings: Settings, *, wait: bool = False) -> tuple[Playground, threading.Thread | None]:
     """Create the playground; a local model starts loading on a thread (joined when ``wait``)."""
     registry = load_registry()
     chat_prompt = load_tech_assistant(settings.chat_prompt, settings.hf_token)
-    spec = _spec_for(settings.model, registry, remote=settings.backend in ("tgi", "openai"))
+    spec = _spec_for(settings.model, registry, remote=kind_of(settings.backend).remote)
     extra = _extra_slots(settings.extra_models, settings, registry, spec.id)  # refuses clashing ids first
-    slot, thread = _main_slot(spec, settings, registry)
+    slot, thread = make_slot(spec, settings, settings.backend, settings.endpoint, registry)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = ShareStore.open(settings.database)
     if thread is not None and wait:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from playground.backends.registry import NAMES as BACKEND_NAMES
+from playground.backends.registry import kind_of
 from playground.config_types import (
     DeviceMap,
     ExtraModel,
@@ -26,7 +28,6 @@ from playground.config_types import (
 )
 from playground.errors import ConfigError
 
-BACKENDS = ("local", "tgi", "openai", "fake")
 ENGINES = ("process", "inprocess")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 QUANTIZATIONS = ("none", "8bit", "4bit")
@@ -39,7 +40,7 @@ class Settings:
     port: int = 7860
     model: str = "nano-starcoder"  # registry id, hub id or local folder
     revision: str | None = None  # hub branch, tag or commit
-    backend: str = "local"  # local | tgi | openai | fake
+    backend: str = "local"  # a name in backends.registry.BACKENDS
     # A local model runs in its own engine process: the web server answers at once and keeps its own
     # interpreter, and a crashed model is restarted without taking the app down. inprocess: for debugging.
     engine: str = "process"
@@ -143,8 +144,8 @@ _OPTIONS: dict[str, Option] = {
     "--port": Option("PLAYGROUND_PORT", _int, "port to listen on", "port"),
     "--model": Option("PLAYGROUND_MODEL", _text, "registry id (see models/), hub id or local folder", "model"),
     "--revision": Option("PLAYGROUND_REVISION", _text, "hub branch, tag or commit to load", "revision"),
-    "--backend": Option("PLAYGROUND_BACKEND", _choice(BACKENDS), "where the model runs: " + ", ".join(BACKENDS),
-                        "backend"),
+    "--backend": Option("PLAYGROUND_BACKEND", _choice(BACKEND_NAMES),
+                        "where the model runs: " + ", ".join(BACKEND_NAMES), "backend"),
     "--engine": Option("PLAYGROUND_ENGINE", _choice(ENGINES), "a local model runs in its own process (process) or "
                        "in the web server's (inprocess, for debugging)", "engine"),
     "--endpoint": Option("PLAYGROUND_ENDPOINT", _text, "base URL of a TGI or OpenAI-compatible server", "endpoint"),
@@ -250,13 +251,14 @@ def load_settings(argv: Sequence[str] | None = None, environ: Mapping[str, str] 
 def _check(settings: Settings) -> None:
     if not 0 < settings.port < 65536:
         raise ConfigError(f"--port must be between 1 and 65535, got {settings.port}.")
-    if settings.backend in ("tgi", "openai") and not settings.endpoint:
+    kind = kind_of(settings.backend)
+    if kind.remote and not settings.endpoint:
         raise ConfigError(
             f"--backend {settings.backend} needs --endpoint (or PLAYGROUND_ENDPOINT), e.g. http://localhost:8080."
         )
     if settings.endpoint and not settings.endpoint.startswith(("http://", "https://")):
         raise ConfigError(f"--endpoint must start with http:// or https://, got {settings.endpoint!r}.")
-    if settings.quantize != "none" and settings.backend != "local":
+    if settings.quantize != "none" and not kind.loads:
         raise ConfigError("--quantize applies to --backend local only; a remote engine quantizes on its own side.")
     positive = {"--generation-timeout": settings.generation_timeout_s,
                 "--first-token-timeout": settings.timeouts.first_token_s, "--idle-timeout": settings.timeouts.idle_s}

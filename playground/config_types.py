@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from playground.backends.registry import REMOTE
 from playground.errors import ConfigError
 
 DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
-REMOTE_KINDS = ("tgi", "openai")
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class ExtraModel:
     """One more remote model for the selector: ``ID=tgi:URL`` or ``ID=openai:URL``."""
 
     model: str
-    kind: Literal["tgi", "openai"]
+    kind: str  # a remote backend's name in backends.registry.BACKENDS
     endpoint: str
 
 
@@ -92,12 +92,12 @@ def parse_extra_models(name: str, text: str) -> tuple[ExtraModel, ...]:
             continue
         model, _, target = part.partition("=")
         kind, _, url = target.partition(":")
-        if not model.strip() or kind not in REMOTE_KINDS or not url.startswith(("http://", "https://")):
+        if not model.strip() or kind not in REMOTE or not url.startswith(("http://", "https://")):
             raise ConfigError(
                 f"{name} entries look like starcoder=tgi:http://host:8080 or starcoder2-15b=openai:http://host:8000/v1;"
                 f" could not read {part!r}."
             )
-        entries.append(ExtraModel(model.strip(), kind, url))  # type: ignore[arg-type]  # checked above
+        entries.append(ExtraModel(model.strip(), kind, url))
     return tuple(entries)
 
 

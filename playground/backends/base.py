@@ -16,6 +16,8 @@ from playground.params import GenerationParams
 from playground.prompt import Prompt
 
 FinishReason = Literal["length", "eos", "stop", "cancelled", "error"]
+# The engine process of a local model (``engine.client``): loading, serving, coming back after a crash, or gone.
+EngineState = Literal["starting", "ready", "restarting", "failed"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class BackendInfo:
     """What ``/api/models`` and shares report about the serving side."""
 
     model_id: str
-    backend: str  # "local", "tgi", "openai", "fake"
+    backend: str  # its name in ``backends.registry.BACKENDS``
     context_length: int
     loaded: bool
     dtype: str | None = None
@@ -87,7 +89,11 @@ class BackendInfo:
     max_new_tokens_limit: int | None = None
     max_stop_sequences: int | None = None
     concurrency: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Only a model in its own engine process has a process state; None: nothing of ours can crash apart.
+    engine_state: EngineState | None = None
+    engine_restarts: int = 0
+    flavour: str | None = None  # an OpenAI-compatible server: which engine it answered as (vllm, llama.cpp ...)
+    extra: dict[str, Any] = field(default_factory=dict)  # what the engine said about itself, for operators
 
 
 class Backend(Protocol):

@@ -2,15 +2,17 @@
 
 What each real engine does was measured against it (``docs/engines.md``):
 
-* vLLM takes ``top_k`` and ``repetition_penalty`` in the body, and its
-  ``stop_reason`` says whether a stop string ended the text;
-* llama.cpp's server (llama-cpp-python) takes ``top_k`` and spells the
-  penalty ``repeat_penalty``; a knob left out gets llama.cpp's own default
-  (top_k 40, top_p 0.95, penalty 1.1), so neutral values are always sent;
-  it reports a stop string as plain ``stop``; it has ``/extras/tokenize``;
+* vLLM takes every knob past the standard fields in the body, under our
+  names, and its ``stop_reason`` says whether a stop string ended the text;
+* llama.cpp's server (llama-cpp-python) takes them too, one spelled its own
+  way; a knob left out gets llama.cpp's own default, which is not neutral,
+  so the neutral value is always sent; it reports a stop string as plain
+  ``stop``; it has ``/extras/tokenize``;
 * ``transformers serve`` refuses any field outside the OpenAI schema (422)
   and samples only when asked through its ``generation_config`` field;
 * anything else gets the standard fields only.
+
+Each flavour's ``fields`` is its table from knob names to the engine's own.
 
 Token probabilities and candidates, measured the same way: llama.cpp's
 ``logprobs`` are the model's raw distribution (before its penalties and
@@ -26,29 +28,46 @@ they are cut on our side (the stream stage), which then reports ``stop``.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from playground.backends.wire import Sampling
+from playground.backends.wire import GENERATE, Field, Sampling, spelled
+
+# The completions API's own sampling fields, by knob. Temperature 0 is greedy in this API, so it is
+# always sent: an engine's default temperature is not 0.
+STANDARD: Mapping[str, Field] = {
+    "temperature": Field("temperature", off=0.0),
+    "top_p": Field("top_p"),
+}
 
 
 @dataclass(frozen=True)
 class Flavour:
     name: str
     takes_n: bool = False  # one request returns n candidates (others get n requests at once)
-    spelling: dict[str, str] = field(default_factory=dict)  # our knob -> the engine's field, for extensions
-    neutral: dict[str, Any] = field(default_factory=dict)  # sent when a knob is off: the engine's default is not
+    # This engine's own table: knobs past ``STANDARD``, sent in the body as extensions under its names, and
+    # standard knobs whose engine default is not neutral, sent at ``off`` while they are off. A knob on
+    # that has no row here (nor in ``STANDARD``) is not applied, and the record says so.
+    fields: Mapping[str, Field] = field(default_factory=dict)
     reports_stop_reason: bool = False  # "stop" plus which string: only then are stops sent to the engine
     tokenize: str | None = None  # route that counts tokens exactly, relative to the server root
-    generation_config: bool = False  # sampling knobs go in a generation_config JSON field
+    # Sampling knobs go in a generation_config JSON field, named as in this table.
+    generation_config: Mapping[str, Field] | None = None
 
 
 GENERIC = Flavour("openai-compatible")
-VLLM = Flavour("vllm", takes_n=True, spelling={"top_k": "top_k", "repetition_penalty": "repetition_penalty"},
-               reports_stop_reason=True, tokenize="/tokenize")
-LLAMA_CPP = Flavour("llama.cpp", spelling={"top_k": "top_k", "repetition_penalty": "repeat_penalty"},
-                    neutral={"top_k": 0, "top_p": 1.0, "repeat_penalty": 1.0}, tokenize="/extras/tokenize")
-TRANSFORMERS = Flavour("transformers serve", generation_config=True)
+VLLM = Flavour("vllm", takes_n=True, reports_stop_reason=True, tokenize="/tokenize", fields={
+    "top_k": Field("top_k"),
+    "repetition_penalty": Field("repetition_penalty"),
+})
+# A knob left out gets llama.cpp's own default, not a neutral one: every row has its neutral ``off``.
+LLAMA_CPP = Flavour("llama.cpp", tokenize="/extras/tokenize", fields={
+    "top_k": Field("top_k", off=0),  # llama.cpp's default: 40
+    "repetition_penalty": Field("repeat_penalty", off=1.0),  # default 1.1
+    "top_p": Field("top_p", off=1.0),  # default 0.95
+})
+TRANSFORMERS = Flavour("transformers serve", generation_config=GENERATE)
 
 
 def identify(openapi: Any, models: list[dict[str, Any]]) -> Flavour:
@@ -76,34 +95,24 @@ def completion_request(request: Sampling, flavour: Flavour, refused: frozenset[s
     """``request`` in ``flavour``'s terms; ``refused`` holds fields this engine already turned down."""
     kwargs: dict[str, Any] = {
         "max_tokens": request.max_new_tokens,
-        "temperature": request.temperature or 0.0,  # 0 is greedy in this API
+        **spelled(request.knobs, STANDARD),
         "stream_options": {"include_usage": True},  # exact token counts in a last chunk, where the engine sends one
     }
     # logprobs = k: each token's own log-probability and the k best alternatives (0: the token's alone).
-    optional = {"top_p": request.top_p, "seed": request.seed, "logprobs": request.logprobs if request.weigh else None,
+    optional = {"seed": request.seed, "logprobs": request.logprobs if request.weigh else None,
                 "n": request.n if request.n > 1 else None}
     kwargs.update({name: value for name, value in optional.items() if value is not None})
     if request.stop and flavour.reports_stop_reason:
         kwargs["stop"] = list(request.stop)
-    extra: dict[str, Any] = {}
-    wanted = {"top_k": request.top_k, "repetition_penalty": request.repetition_penalty}
-    not_applied = []
-    if flavour.generation_config and not request.greedy:
-        config = {"do_sample": True, "temperature": request.temperature, **{k: v for k, v in
-                  {"top_p": request.top_p, **wanted}.items() if v is not None}}
-        extra["generation_config"] = json.dumps(config)
+    if flavour.generation_config is not None and not request.greedy:
+        # transformers serve samples only when its generation_config asks it to.
+        config = {"do_sample": True, **spelled(request.knobs, flavour.generation_config, off=False)}
+        extra: dict[str, Any] = {"generation_config": json.dumps(config)}
+        taken = set(flavour.generation_config)
     else:
-        for knob, value in wanted.items():
-            name = flavour.spelling.get(knob)
-            if value is not None and (name is None or name in refused):
-                not_applied.append(knob)
-            elif name is not None and name not in refused:
-                extra[name] = value if value is not None else flavour.neutral.get(name)
-        for name, value in flavour.neutral.items():
-            if name in kwargs or name in extra or name in refused:
-                continue
-            extra[name] = value
-    extra = {k: v for k, v in extra.items() if v is not None}
+        extra = _extensions(request.knobs, flavour, kwargs, refused)
+        taken = {knob for knob, row in flavour.fields.items() if row.name not in refused}
+    not_applied = [knob for knob in request.knobs if knob not in STANDARD and knob not in taken]
     for name in refused & set(kwargs):
         kwargs.pop(name)
         if name == "logprobs":
@@ -111,6 +120,18 @@ def completion_request(request: Sampling, flavour: Flavour, refused: frozenset[s
     if extra:
         kwargs["extra_body"] = extra
     return Request(kwargs, tuple(not_applied))
+
+
+def _extensions(knobs: Mapping[str, Any], flavour: Flavour, sent: Mapping[str, Any],
+                refused: frozenset[str]) -> dict[str, Any]:
+    """The body fields past the OpenAI schema: the flavour's extensions first, then the neutral values of
+    standard knobs that are off. A field the engine refused is never sent again."""
+    extensions = {knob: row for knob, row in flavour.fields.items() if knob not in STANDARD}
+    extra = {name: value for name, value in spelled(knobs, extensions).items() if name not in refused}
+    for knob, row in flavour.fields.items():
+        if knob in STANDARD and row.off is not None and row.name not in sent and row.name not in refused:
+            extra[row.name] = row.off
+    return extra
 
 
 def not_applied_notice(knobs: tuple[str, ...], engine: str) -> str:

@@ -7,9 +7,9 @@ percent of raw ``generate``. A StoppingCriteria reads the cancel event, so
 Stop frees the model at the next token instead of after max_new_tokens.
 
 Token log-probabilities are read from the distribution the token was drawn
-from, taken after the repetition penalty and before temperature, top-k and
-top-p (a logits processor of ours runs between the two; transformers applies
-custom processors before its sampling warpers). So the numbers are the
+from, taken after the penalties and before the sampling warpers (a logits
+processor of ours runs between the two; transformers applies custom
+processors before its warpers). So the numbers are the
 model's own view of the text, alternatives the sampler cut off still show,
 and under greedy decoding the chosen token is always the top alternative.
 Several candidates (``params.n``) come from one batched ``generate``.
@@ -27,9 +27,10 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from playground.backends.base import Alternative, BackendInfo, Chunk, EventStream, Finished, FinishReason, TokenInfo
+from playground.backends.wire import GENERATE
 from playground.errors import GenerationFailedError, PromptTooLongError
 from playground.loading import LoadedModel
-from playground.params import GenerationParams
+from playground.params import PARAMS, GenerationParams
 from playground.prompt import Prompt, Special, Text
 
 log = logging.getLogger("playground.backends.local")
@@ -80,12 +81,12 @@ class _TokenQueue:
     Without a weigher each step is a bare id (the fast path of a plain generation); with one, a Step.
     """
 
-    def __init__(self, weigher: _Weigher | None = None, top_k: int = 0) -> None:
+    def __init__(self, weigher: _Weigher | None = None, alternatives: int = 0) -> None:
         # SimpleQueue: a put per token, and Queue's condition variable cost ~8 % of the engine's GIL (profiled).
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._prompt_seen = False
         self._weigher = weigher
-        self._top_k = top_k
+        self._alternatives = alternatives  # the best tokens listed beside each chosen one
 
     def put(self, value: torch.Tensor) -> None:
         if not self._prompt_seen:
@@ -97,8 +98,8 @@ class _TokenQueue:
         ids = value.reshape(-1).to(self._weigher.logprobs.device)
         logprobs = self._weigher.logprobs
         chosen = logprobs.gather(1, ids.unsqueeze(1)).squeeze(1).tolist()
-        if self._top_k:
-            values, indices = logprobs.topk(self._top_k, dim=-1)
+        if self._alternatives:
+            values, indices = logprobs.topk(self._alternatives, dim=-1)
             tops = [list(zip(i, v, strict=True)) for i, v in zip(indices.tolist(), values.tolist(), strict=True)]
         else:
             tops = [[] for _ in chosen]
@@ -113,8 +114,8 @@ class _StepRecorder(_TokenQueue):
     kept as they are, and turned into Steps once ``generate`` returns. Nothing per step crosses to the
     consumer's thread, so no Python there competes with the batched model for the interpreter."""
 
-    def __init__(self, weigher: _Weigher | None = None, top_k: int = 0) -> None:
-        super().__init__(weigher, top_k)
+    def __init__(self, weigher: _Weigher | None = None, alternatives: int = 0) -> None:
+        super().__init__(weigher, alternatives)
         self._ids: list[torch.Tensor] = []
         self._chosen: list[torch.Tensor] = []
         self._tops: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -128,8 +129,8 @@ class _StepRecorder(_TokenQueue):
         logprobs = self._weigher.logprobs if self._weigher is not None else None
         if logprobs is not None:
             self._chosen.append(logprobs.gather(1, ids.to(logprobs.device).unsqueeze(1)).squeeze(1))
-            if self._top_k:
-                self._tops.append(logprobs.topk(self._top_k, dim=-1))
+            if self._alternatives:
+                self._tops.append(logprobs.topk(self._alternatives, dim=-1))
 
     def steps(self) -> list[Step]:
         if not self._ids:
@@ -304,14 +305,13 @@ class LocalBackend:
             "min_new_tokens": 0,
             "eos_token_id": self.eos_ids,
             "pad_token_id": self.eos_ids[0] if self.eos_ids else None,
-            "repetition_penalty": params.repetition_penalty,
             "do_sample": not params.greedy,
         }
-        if params.greedy:
-            # Explicit neutral values: otherwise generation_config's sampling defaults warn and linger.
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        else:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
+        # Every knob gets a value (None clears it), so the model's own generation_config defaults never apply;
+        # greedy clears the sampling knobs, which transformers would otherwise warn are unused.
+        knobs = params.knobs()
+        for knob, row in GENERATE.items():
+            kwargs[row.name] = None if params.greedy and PARAMS[knob].knob == "sampling" else knobs.get(knob, row.off)
         return kwargs
 
     def _generate(

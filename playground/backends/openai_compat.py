@@ -1,6 +1,6 @@
-"""The OpenAI-compatible completions backend (vLLM, SGLang, llama.cpp's server).
+"""OpenAI-compatible completions (vLLM, SGLang, llama.cpp's server) for the shared remote driver.
 
-It uses the ``openai`` package against ``{endpoint}/v1/completions``, which
+``OpenAiProtocol`` uses the ``openai`` package against ``{endpoint}/v1/completions``, which
 takes a raw prompt and so serves FIM as well as chat. The limits come from
 ``GET /v1/models``: vLLM adds ``max_model_len`` to each entry; where it is
 missing the registry's context length is used. The request's ``model`` is the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,8 +26,9 @@ import openai
 from playground.backends.base import Alternative, Chunk, Event, Finished, FinishReason, TokenInfo
 from playground.backends.flavours import GENERIC, LLAMA_CPP, completion_request, identify, not_applied_notice
 from playground.backends.pump import EventSource, socket_of
-from playground.backends.remote_common import RemoteBackend, get_json
+from playground.backends.remote_common import RemoteBackend
 from playground.backends.remote_errors import misconfigured
+from playground.backends.remote_protocol import Link, get_json
 from playground.backends.wire import RemoteLimits, Sampling
 from playground.errors import PlaygroundError
 from playground.registry import ModelSpec
@@ -71,51 +73,51 @@ def refused_fields(exc: openai.APIStatusError) -> frozenset[str]:
     return frozenset(n for n in names if n)
 
 
-class OpenAiCompletionsBackend(RemoteBackend):
-    """A model behind an OpenAI-compatible ``/v1/completions`` endpoint.
+class OpenAiProtocol:
+    """Speaks to an OpenAI-compatible ``/v1/completions`` endpoint (an ``EngineProtocol``).
 
-    ``endpoint`` may end in ``/v1`` or not; the other options are ``RemoteBackend``'s.
+    The link's endpoint may end in ``/v1`` or not.
     """
 
-    backend_name = "openai"
+    name = "openai"
 
     def __init__(
         self,
-        spec: ModelSpec,
-        endpoint: str,
-        *,
+        link: Link,
         model_name: str | None = None,  # the server's name for the model; None: taken from /v1/models
         max_stop_sequences: int = 4,  # the OpenAI API's limit; vLLM takes more, but the client cuts anyway
-        **kwargs: Any,
     ):
-        base = endpoint.rstrip("/")
-        self.api_base = base if base.endswith("/v1") else base + "/v1"
+        self.link = link
+        self.api_base = link.endpoint if link.endpoint.endswith("/v1") else link.endpoint + "/v1"
         self.model_name = model_name
         self.stop_limit = max_stop_sequences
-        self._client: openai.OpenAI | None = None
         self.flavour = GENERIC
+        self._client: openai.OpenAI | None = None
+        self._client_lock = threading.Lock()
         self._refused: frozenset[str] = frozenset()  # fields this engine turned down once: never sent again
         self._pinned: str | None = None  # the model name a single-model engine insisted on
+        self._listed: str | None = None  # the model name the engine listed when its limits were last read
         self._counted: dict[str, int] = {}  # the engine's token counts, by text
         self._tokenize_failed = False
         self._identified = False  # the engine's flavour is read once, not on every probe
-        super().__init__(spec, endpoint, **kwargs)
 
-    def _read_limits(self) -> RemoteLimits:
-        listing = get_json(self.http, f"{self.api_base}/models", self.token, self.timeouts.connect_s,
-                           allow_missing=True)
+    # -- limits --
+    def read_limits(self) -> RemoteLimits:
+        listing = get_json(self.link, f"{self.api_base}/models", allow_missing=True)
         entries = [e for e in (listing or {}).get("data", []) if isinstance(e, dict) and "id" in e]
         entry = self._pick(entries)
         if not self._identified:
             self.flavour, self._identified = identify(self._openapi(), entries), True
-        total = int(entry.get("max_model_len") or self.spec.context_length)
+        total = int(entry.get("max_model_len") or self.link.spec.context_length)
+        self._listed = self.model_name or entry.get("id") or self.link.spec.source
         return RemoteLimits(
             max_total_tokens=total,
             max_input_tokens=max(1, total - 1),
             max_new_tokens=max(1, total - 1),
             max_stop_sequences=self.stop_limit,
-            server_model=self.model_name or entry.get("id") or self.spec.source,
-            extra={"served_models": [e["id"] for e in entries], "engine": self.flavour.name},
+            server_model=self._listed,
+            flavour=self.flavour.name,
+            extra={"served_models": [e["id"] for e in entries]},
         )
 
     def _openapi(self) -> Any:
@@ -123,56 +125,58 @@ class OpenAiCompletionsBackend(RemoteBackend):
         It only sharpens what is sent, so a server that answers it badly is served as a generic one."""
         root = self.api_base.removesuffix("/v1")
         try:
-            return get_json(self.http, f"{root}/openapi.json", self.token, self.timeouts.connect_s, allow_missing=True)
+            return get_json(self.link, f"{root}/openapi.json", allow_missing=True)
         except PlaygroundError as exc:
-            logger.info("%s: no usable /openapi.json (%s); treating it as a generic engine", self.endpoint,
+            logger.info("%s: no usable /openapi.json (%s); treating it as a generic engine", self.link.endpoint,
                         exc.message)
             return None
 
     def _pick(self, entries: list[dict[str, Any]]) -> dict[str, Any]:
         if not entries:
             return {}  # no listing (or an empty one): the registry entry and model_name decide
-        wanted = [self.model_name] if self.model_name else [self.spec.source, self.spec.id]
+        spec = self.link.spec
+        wanted = [self.model_name] if self.model_name else [spec.source, spec.id]
         for name in wanted:
             for entry in entries:
                 if entry["id"] == name:
                     return entry
         if self.model_name:
             served = ", ".join(e["id"] for e in entries)
-            raise misconfigured(self.endpoint, f"serves {served}, not {self.model_name}; fix the model name")
+            raise misconfigured(self.link.endpoint, f"serves {served}, not {self.model_name}; fix the model name")
         return entries[0]
 
-    def client(self) -> openai.OpenAI:
-        with self._limits_lock:
-            return self._client or self._make_client()
-
-    def _make_client(self) -> openai.OpenAI:
-        if self._client is None:
-            self._client = openai.OpenAI(
-                base_url=self.api_base,
-                # An explicit placeholder: never pick up OPENAI_API_KEY for an unrelated server.
-                api_key=self.token or "not-needed",
-                max_retries=0,
-                timeout=self.read_backstop_s,
-                http_client=self.http,
-                # A cancelled stream's socket is shut down: it must not be a pooled one.
-                default_headers={"Connection": "close"},
-            )
-        return self._client
-
-    def close(self) -> None:
-        self._client = None
-        super().close()  # the injected HTTP client, which the openai client only borrows
-
+    # -- what the driver asks --
     @property
     def native_candidates(self) -> bool:
         return self.flavour.takes_n
 
     @property
     def samples_at_once(self) -> bool:
-        return not self.flavour.generation_config  # transformers serve: one process-wide seed
+        return self.flavour.generation_config is None  # transformers serve: one process-wide seed
 
-    def _source(self, text: str, wanted: Sampling, limits: RemoteLimits) -> EventSource:
+    @property
+    def counts_exactly(self) -> bool:
+        return self.flavour.tokenize is not None and not self._tokenize_failed
+
+    def client(self) -> openai.OpenAI:
+        with self._client_lock:
+            if self._client is None:
+                self._client = openai.OpenAI(
+                    base_url=self.api_base,
+                    # An explicit placeholder: never pick up OPENAI_API_KEY for an unrelated server.
+                    api_key=self.link.token or "not-needed",
+                    max_retries=0,
+                    timeout=self.link.read_backstop_s,
+                    http_client=self.link.http,
+                    # A cancelled stream's socket is shut down: it must not be a pooled one.
+                    default_headers={"Connection": "close"},
+                )
+            return self._client
+
+    def close(self) -> None:
+        self._client = None  # it only borrows the link's HTTP client, which the backend closes
+
+    def source(self, text: str, wanted: Sampling, limits: RemoteLimits) -> EventSource:
         client = self.client()
 
         def events(register: Callable[[Any], None]) -> Iterator[Event]:
@@ -195,29 +199,25 @@ class OpenAiCompletionsBackend(RemoteBackend):
 
         return events
 
-    @property
-    def _engine_counts(self) -> bool:
-        return self.flavour.tokenize is not None and not self._tokenize_failed
-
-    def _count_on_engine(self, text: str) -> int | None:
+    def count(self, text: str) -> int | None:
         """Exact counts from the engine's tokenize route (llama.cpp's ``/extras/tokenize``, vLLM's
         ``/tokenize``), remembered per text; None, and never asked again, if the route fails."""
-        if not self._engine_counts or self.flavour.tokenize is None:
+        if not self.counts_exactly or self.flavour.tokenize is None:
             return None
         cached = self._counted.get(text)  # one read: another thread may clear the cache meanwhile
         if cached is not None:
             return cached
         root = self.api_base.removesuffix("/v1")
-        body = {"input": text} if self.flavour is LLAMA_CPP else {"model": self._model_name(), "prompt": text}
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        model = self._pinned or self._listed or self.link.spec.source
+        body = {"input": text} if self.flavour is LLAMA_CPP else {"model": model, "prompt": text}
         try:
-            response = self.http.post(root + self.flavour.tokenize, json=body, headers=headers,
-                                      timeout=self.timeouts.connect_s)
+            response = self.link.http.post(root + self.flavour.tokenize, json=body, headers=self.link.auth,
+                                           timeout=self.link.timeouts.connect_s)
             tokens = response.json()["tokens"] if response.status_code == 200 else None
         except (httpx2.HTTPError, ValueError, KeyError, TypeError):
             tokens = None
         if not isinstance(tokens, list):
-            logger.info("%s has no working tokenize route; token counts will be estimated", self.endpoint)
+            logger.info("%s has no working tokenize route; token counts will be estimated", self.link.endpoint)
             self._tokenize_failed = True
             return None
         if len(self._counted) > 4096:  # bounded: a fill counts each line of the code once
@@ -225,12 +225,8 @@ class OpenAiCompletionsBackend(RemoteBackend):
         self._counted[text] = len(tokens)
         return len(tokens)
 
-    def _model_name(self) -> str:
-        limits = self._limits
-        return self._pinned or (limits.server_model if limits else None) or self.spec.source
-
     def _model(self, limits: RemoteLimits) -> str:
-        return self._pinned or limits.server_model or self.spec.source
+        return self._pinned or limits.server_model or self.link.spec.source
 
     def _learn(self, exc: openai.APIStatusError) -> bool:
         """What a refusal teaches, kept for every later request: fields the engine does not take, or the
@@ -238,10 +234,10 @@ class OpenAiCompletionsBackend(RemoteBackend):
         refused = refused_fields(exc)
         pinned = pinned_model(exc)
         if refused:
-            logger.info("%s refused %s; retrying without them", self.endpoint, sorted(refused))
+            logger.info("%s refused %s; retrying without them", self.link.endpoint, sorted(refused))
             self._refused |= refused
         if pinned and pinned != self._pinned:
-            logger.info("%s serves only %r; retrying with that name", self.endpoint, pinned)
+            logger.info("%s serves only %r; retrying with that name", self.link.endpoint, pinned)
             self._pinned = pinned
             return True
         return bool(refused)
@@ -280,3 +276,13 @@ def _details(logprobs: Any, alternatives: int) -> tuple[TokenInfo, ...]:
         ranked = sorted((top or {}).items(), key=lambda item: -item[1])[:alternatives]
         out.append(TokenInfo(text, float(logprob), tuple(Alternative(t, float(lp)) for t, lp in ranked)))
     return tuple(out)
+
+
+class OpenAiCompletionsBackend(RemoteBackend):
+    """A model behind an OpenAI-compatible ``/v1/completions`` endpoint; ``model_name`` and
+    ``max_stop_sequences`` as ``OpenAiProtocol``'s, the other options as ``RemoteBackend``'s."""
+
+    def __init__(self, spec: ModelSpec, endpoint: str, *, model_name: str | None = None,
+                 max_stop_sequences: int = 4, **options: Any):
+        super().__init__(spec, endpoint, lambda link: OpenAiProtocol(link, model_name, max_stop_sequences),
+                         **options)

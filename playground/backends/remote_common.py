@@ -1,10 +1,12 @@
-"""What the TGI and OpenAI-compatible backends share: limits, clamping, the
-stream driver with its timeouts, retries and cancellation, and error messages.
+"""The one remote backend: limits, clamping, the stream driver with its timeouts,
+retries and cancellation, and error messages, for any engine protocol.
 
-A remote backend only says how to read the engine's limits and how to open
-one streaming request, as a generator of the base ``Chunk``/``Finished``
-events run in a worker thread; ``remote_errors.classify`` translates the
-client libraries' exceptions. ``RemoteBackend.stream`` does the rest:
+``RemoteBackend`` holds an ``EngineProtocol`` (``remote_protocol``): TGI's or
+the OpenAI-compatible one. The protocol says how to read the engine's limits
+and how to open one streaming request, as a generator of the base
+``Chunk``/``Finished`` events run in a worker thread;
+``remote_errors.classify`` translates the client libraries' exceptions.
+``RemoteBackend.stream`` does the rest:
 
 * the worker thread pushes events to a queue; the caller's thread polls it, so
   a stalled server cannot block cancellation (a blocked socket read cannot
@@ -27,17 +29,17 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Generator
-from typing import Any
+from collections.abc import Callable, Generator
 
 import httpx2
 
 from playground.backends.base import BackendInfo, Chunk, Event, EventStream, Finished
 from playground.backends.candidates import fan_out
-from playground.backends.pump import EventSource, Pump
-from playground.backends.remote_errors import auth_refused, classify, truncated, unavailable
+from playground.backends.pump import Pump
+from playground.backends.remote_errors import classify, truncated, unavailable
+from playground.backends.remote_protocol import EngineProtocol, Link
 from playground.backends.tokens import ESTIMATED_NOTICE, count_with, local_tokenizer
-from playground.backends.wire import RemoteLimits, Sampling, estimate_tokens, sampling
+from playground.backends.wire import RemoteLimits, estimate_tokens, sampling
 from playground.config_types import RemoteTimeouts
 from playground.errors import (
     BackendBusyError,
@@ -56,46 +58,19 @@ logger = logging.getLogger(__name__)
 _POLL_S = 0.1  # how often a waiting stream looks at the cancel flag and its deadlines
 
 
-
-
-def get_json(http: httpx2.Client, url: str, token: str | None, timeout_s: float, *,
-             allow_missing: bool = False) -> Any:
-    """Plain GET of a JSON document, with failures turned into messages naming the URL.
-
-    ``allow_missing``: a 404 returns None (the server lacks that optional route).
-    """
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        response = http.get(url, headers=headers, timeout=timeout_s)
-    except httpx2.HTTPError as exc:
-        reason = "connection refused or host unknown" if isinstance(exc, httpx2.ConnectError) else (
-            "it did not answer in time" if isinstance(exc, httpx2.TimeoutException) else type(exc).__name__)
-        raise unavailable(url, reason) from exc
-    if response.status_code in (401, 403):
-        raise auth_refused(url, response.status_code)
-    if response.status_code == 404 and allow_missing:
-        return None
-    if response.status_code != 200:
-        raise unavailable(url, f"HTTP {response.status_code} from {url}")
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise unavailable(url, f"{url} did not answer with JSON") from exc
-
-
-# -- the backend skeleton ----------------------------------------------------------
+# -- the backend ---------------------------------------------------------------------
 
 
 class RemoteBackend:
-    """Shared body of the remote backends; subclasses open requests and map errors."""
+    """A model served by a remote engine that ``protocol`` speaks to."""
 
-    backend_name = "remote"
     _RETRY = object()
 
     def __init__(
         self,
         spec: ModelSpec,
         endpoint: str,
+        protocol: Callable[[Link], EngineProtocol],  # e.g. TgiProtocol: made once the link is set up
         *,
         token: str | None = None,
         timeouts: RemoteTimeouts = RemoteTimeouts(),
@@ -109,15 +84,18 @@ class RemoteBackend:
             raise BackendUnavailableError(f"The endpoint {endpoint!r} must be an http:// or https:// URL.")
         self.spec = spec
         self.endpoint = endpoint.rstrip("/")
-        self.token = token or None
         self.timeouts = timeouts
         self.concurrency = concurrency
         self.busy_retries = busy_retries
         self.retry_backoff_s = retry_backoff_s
-        # Shared by this backend's concurrent streams (thread-safe); never follows a redirect elsewhere.
-        self.http = http or httpx2.Client(follow_redirects=False, timeout=None)
-        # A read blocked longer than this ends the worker thread even if nobody shuts its socket.
-        self.read_backstop_s = max(timeouts.first_token_s, timeouts.idle_s) + 5.0
+        self.link = Link(
+            spec=spec, endpoint=self.endpoint, token=token or None, timeouts=timeouts,
+            # Never follows a redirect elsewhere: the token must not travel to another host.
+            http=http or httpx2.Client(follow_redirects=False, timeout=None),
+            read_backstop_s=max(timeouts.first_token_s, timeouts.idle_s) + 5.0,
+        )
+        self.protocol = protocol(self.link)
+        self.backend_name = self.protocol.name
         self._limits: RemoteLimits | None = None
         self._stale = True  # re-read the limits before the next request
         self._last_error: PlaygroundError | None = None
@@ -136,13 +114,6 @@ class RemoteBackend:
 
         threading.Thread(target=probe, name=f"{self.backend_name}-probe", daemon=True).start()
 
-    # -- subclass hooks --
-    def _read_limits(self) -> RemoteLimits:
-        raise NotImplementedError
-
-    def _source(self, text: str, request: Sampling, limits: RemoteLimits) -> EventSource:
-        raise NotImplementedError
-
     def _classify(self, exc: BaseException) -> PlaygroundError:
         error = classify(exc, self.endpoint)
         if not isinstance(exc, PlaygroundError):
@@ -158,7 +129,7 @@ class RemoteBackend:
         the limits already known; the result is swapped in under it.
         """
         try:
-            limits = self._read_limits()
+            limits = self.protocol.read_limits()
         except PlaygroundError as exc:
             with self._limits_lock:
                 self._last_error = exc
@@ -189,6 +160,7 @@ class RemoteBackend:
             max_new_tokens_limit=limits.max_new_tokens if limits else None,
             max_stop_sequences=limits.max_stop_sequences if limits else None,
             concurrency=self.concurrency,
+            flavour=limits.flavour if limits else None,
             extra={
                 "server_model": limits.server_model if limits else None,
                 "server_version": limits.version if limits else None,
@@ -199,21 +171,13 @@ class RemoteBackend:
 
     @property
     def exact_counts(self) -> bool:
-        return self._tokenizer is not None or self._engine_counts
+        return self._tokenizer is not None or self.protocol.counts_exactly
 
     def count_tokens(self, prompt: Prompt) -> int:
         if self._tokenizer is not None:
             return count_with(self._tokenizer, self.render(prompt))
-        exact = self._count_on_engine(self.render(prompt))
+        exact = self.protocol.count(self.render(prompt))
         return exact if exact is not None else estimate_tokens(prompt, self.spec)
-
-    def _count_on_engine(self, text: str) -> int | None:
-        """The engine's own count, where it has a tokenize route (subclasses); None where it has not."""
-        return None
-
-    @property
-    def _engine_counts(self) -> bool:
-        return False
 
     def render(self, prompt: Prompt) -> str:
         # The engine tokenizes the text itself, so special-token spellings the user typed are broken.
@@ -221,24 +185,15 @@ class RemoteBackend:
 
     def close(self) -> None:
         self._probe_stop.set()
-        self.http.close()
+        self.protocol.close()
+        self.link.http.close()  # the backend's own client, which the protocol only borrows
 
     # -- streaming --
-    @property
-    def native_candidates(self) -> bool:
-        """Whether one request to this engine returns ``n`` candidates (else n requests are made)."""
-        return False
-
-    @property
-    def samples_at_once(self) -> bool:
-        """Whether concurrent seeded requests keep their own random streams (see ``candidates.fan_out``)."""
-        return True
-
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> EventStream:
-        if params.n > 1 and not self.native_candidates:
+        if params.n > 1 and not self.protocol.native_candidates:
             weigh = params.wants_logprobs  # each request makes one, but its score ranks it
             yield from fan_out(lambda one: self._stream_one(prompt, one, cancel, weigh), params, cancel,
-                               at_once=self.samples_at_once)
+                               at_once=self.protocol.samples_at_once)
         else:
             yield from self._stream_one(prompt, params, cancel)
 
@@ -247,7 +202,7 @@ class RemoteBackend:
         limits = self._require_limits()
         text = self.render(prompt)
         prompt_tokens = self.count_tokens(prompt)
-        source = self._source(text, sampling(params, limits, prompt_tokens, weigh), limits)
+        source = self.protocol.source(text, sampling(params, limits, prompt_tokens, weigh), limits)
         retries = 0
         while True:
             if cancel.is_set():
@@ -301,7 +256,7 @@ class RemoteBackend:
                 yield self._finished(value, prompt_tokens, completion)
                 return None
             elif kind == "end":
-                error = self.truncated_error()
+                error = truncated(self.endpoint)
                 if not yielded:
                     raise error
                 yield Finished("error", prompt_tokens, completion, self._interrupted(completion, error))
@@ -330,9 +285,6 @@ class RemoteBackend:
             notices.append(f"The reply reached the end of the model's context: {prompt} prompt + {made} reply "
                            f"tokens = {total}.")
         return Finished(engine.reason, prompt, made, engine.error, tuple(notices), engine.reasons)
-
-    def truncated_error(self) -> GenerationFailedError:
-        return truncated(self.endpoint)
 
     def _timeout_error(self, first: bool) -> BackendTimeoutError:
         if first:

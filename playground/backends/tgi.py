@@ -1,12 +1,13 @@
-"""The text-generation-inference backend, through ``huggingface_hub.InferenceClient``.
+"""Text-generation-inference for the shared remote driver (``TgiProtocol``), through ``InferenceClient``.
 
 ``InferenceClient(base_url=URL).text_generation(..., stream=True)`` POSTs
 ``{"inputs", "parameters", "stream": true}`` to the base URL itself (TGI's
 ``POST /``, which answers like ``/generate_stream``). The limits come from a
 plain ``GET /info``: the client's ``get_endpoint_info()`` refuses a bare URL.
 
-TGI's rules (0 < top_p < 1, temperature > 0, at most ``max_stop_sequences``
-stops, prompt + ``max_new_tokens`` <= ``max_total_tokens``) are met here, so a
+TGI's rules (a nucleus below 1, a temperature above 0, at most
+``max_stop_sequences`` stops, prompt + ``max_new_tokens`` <=
+``max_total_tokens``) are met here, so a
 valid request from the playground is a valid request for the engine. The
 server's ``truncate`` is never used: it keeps the *last* tokens and would cut
 ``<fim_prefix>``; trimming is the prompting layer's job.
@@ -26,8 +27,9 @@ from huggingface_hub.utils import hf_raise_for_status  # type: ignore[attr-defin
 
 from playground.backends.base import Alternative, Chunk, Event, Finished, FinishReason, TokenInfo
 from playground.backends.pump import EventSource, socket_of
-from playground.backends.remote_common import RemoteBackend, get_json
+from playground.backends.remote_common import RemoteBackend
 from playground.backends.remote_errors import misconfigured
+from playground.backends.remote_protocol import Link, get_json
 from playground.backends.wire import RemoteLimits, Sampling, tgi_parameters
 from playground.registry import ModelSpec
 
@@ -87,75 +89,91 @@ class _EngineClient(InferenceClient):
             raise InferenceTimeoutError(f"Inference call timed out: {request_parameters.url}") from error
 
 
-class TgiBackend(RemoteBackend):
-    """A model served by text-generation-inference at ``endpoint``; options as ``RemoteBackend``."""
+class TgiProtocol:
+    """Speaks to text-generation-inference at the link's endpoint (an ``EngineProtocol``)."""
 
-    backend_name = "tgi"
+    name = "tgi"
+    counts_exactly = False  # not asked: counts come from the model's tokenizer file, or are estimated
+    native_candidates = False  # TGI makes one text per request
+    samples_at_once = True  # its seeds are per request
 
-    def _read_limits(self) -> RemoteLimits:
-        info = get_json(self.http, f"{self.endpoint}/info", self.token, self.timeouts.connect_s)
+    def __init__(self, link: Link):
+        self.link = link
+
+    def read_limits(self) -> RemoteLimits:
+        endpoint = self.link.endpoint
+        info = get_json(self.link, f"{endpoint}/info")
         if not isinstance(info, dict) or "max_total_tokens" not in info:
-            raise misconfigured(self.endpoint, "does not answer /info like text-generation-inference")
-        return limits_from_info(info, self.spec)
+            raise misconfigured(endpoint, "does not answer /info like text-generation-inference")
+        return limits_from_info(info, self.link.spec)
+
+    def count(self, text: str) -> int | None:
+        return None
+
+    def close(self) -> None:
+        pass  # each request's client is closed with its stream
 
     def _engine_client(self) -> _EngineClient:
         # Connection: close - a cancelled stream's socket is shut down, so it must
         # never be a pooled one another request could pick up.
         headers = {"Connection": "close"}
-        if self.token is None:
+        if self.link.token is None:
             # Without this the hub client would send the machine's own HF token
             # to whatever URL the endpoint is.
             headers["Authorization"] = ""
-        return _EngineClient(
-            self.http, base_url=self.endpoint, timeout=self.read_backstop_s, token=self.token, headers=headers
-        )
+        return _EngineClient(self.link.http, base_url=self.link.endpoint, timeout=self.link.read_backstop_s,
+                             token=self.link.token, headers=headers)
 
-    def _source(self, text: str, request: Sampling, limits: RemoteLimits) -> EventSource:
+    def source(self, text: str, request: Sampling, limits: RemoteLimits) -> EventSource:
         def events(register: Callable[[Any], None]) -> Iterator[Event]:
             client = self._engine_client()
             try:
-                yield from self._events(client, text, request, limits, register)
+                yield from _events(client, text, request, limits, register)
             finally:
                 client.close()  # type: ignore[no-untyped-call]
 
         return events
 
-    def _events(
-        self,
-        client: _EngineClient,
-        text: str,
-        request: Sampling,
-        limits: RemoteLimits,
-        register: Callable[[Any], None],
-    ) -> Iterator[Event]:
-        parameters = tgi_parameters(request)
-        notices: tuple[str, ...] = ()
-        for attempt in (1, 2):
-            got_token = False
-            try:
-                stream = client.text_generation(text, stream=True, details=True, **parameters)
-                register(socket_of(client.response))
-                for output in stream:
-                    got_token = True
-                    yield _chunk(output, request)
-                    if output.details is not None:
-                        details = output.details
-                        reason = _FINISH.get(str(details.finish_reason), "eos")
-                        yield Finished(reason, getattr(details, "input_length", None), details.generated_tokens,
-                                       notices=notices)
-                        return
-                return  # no final event: the driver reports a truncated stream
-            except (ValidationError, HfHubHTTPError) as exc:
-                refit = _refit(str(exc), parameters, limits) if attempt == 1 and not got_token else None
-                if refit is None and attempt == 1 and "top_n_tokens" in str(exc):
-                    # A server started with a lower --max-top-n-tokens: its own limit is in the message.
-                    refit = _fewer_alternatives(str(exc), parameters)
-                    notices = (f"The engine gives at most {refit.get('top_n_tokens', 0)} alternatives per token; "
-                               "that many are shown.",) if refit is not None else ()
-                if refit is None:
-                    raise
-                logger.info("TGI refused the request as sent (%s); retrying with %s", exc, refit)
-                parameters = refit
+
+class TgiBackend(RemoteBackend):
+    """A model served by text-generation-inference at ``endpoint``; options as ``RemoteBackend``'s."""
+
+    def __init__(self, spec: ModelSpec, endpoint: str, **options: Any):
+        super().__init__(spec, endpoint, TgiProtocol, **options)
+
+
+def _events(client: _EngineClient, text: str, request: Sampling, limits: RemoteLimits,
+            register: Callable[[Any], None]) -> Iterator[Event]:
+    """One generation's events; a refusal TGI explains (too many tokens, too many alternatives) is
+    asked again once, within the limit its message gives."""
+    parameters = tgi_parameters(request)
+    notices: tuple[str, ...] = ()
+    for attempt in (1, 2):
+        got_token = False
+        try:
+            stream = client.text_generation(text, stream=True, details=True, **parameters)
+            register(socket_of(client.response))
+            for output in stream:
+                got_token = True
+                yield _chunk(output, request)
+                if output.details is not None:
+                    details = output.details
+                    reason = _FINISH.get(str(details.finish_reason), "eos")
+                    yield Finished(reason, getattr(details, "input_length", None), details.generated_tokens,
+                                   notices=notices)
+                    return
+            return  # no final event: the driver reports a truncated stream
+        except (ValidationError, HfHubHTTPError) as exc:
+            refit = _refit(str(exc), parameters, limits) if attempt == 1 and not got_token else None
+            if refit is None and attempt == 1 and "top_n_tokens" in str(exc):
+                # A server started with a lower --max-top-n-tokens: its own limit is in the message.
+                refit = _fewer_alternatives(str(exc), parameters)
+                notices = (f"The engine gives at most {refit.get('top_n_tokens', 0)} alternatives per token; "
+                           "that many are shown.",) if refit is not None else ()
+            if refit is None:
+                raise
+            logger.info("TGI refused the request as sent (%s); retrying with %s", exc, refit)
+            parameters = refit
 
 
 def _chunk(output: Any, request: Sampling) -> Chunk:

@@ -17,12 +17,11 @@ import multiprocessing
 import queue
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
-from playground.backends.base import BackendInfo, Chunk, EventStream, Finished
+from playground.backends.base import BackendInfo, Chunk, EngineState, EventStream, Finished
 from playground.config import Settings
 from playground.engine import protocol as p
 from playground.engine import worker
@@ -63,14 +62,12 @@ class _Inbox:
 
 
 class EngineBackend:
-    """A local model served by an engine process. ``state``: starting, ready, restarting or failed."""
+    """A local model served by an engine process, whose ``state`` ``info()`` reports."""
 
-    def __init__(self, settings: Settings, progress: LoadProgress,
-                 on_ready: Callable[[ModelSpec], None] | None = None):
+    def __init__(self, settings: Settings, progress: LoadProgress):
         self.settings = settings
         self.progress = progress
-        self.on_ready = on_ready
-        self.state = "starting"
+        self.state: EngineState = "starting"
         self.spec: ModelSpec | None = None
         self._info: BackendInfo | None = None
         self._lock = threading.Lock()
@@ -114,8 +111,6 @@ class EngineBackend:
         elif tag == p.READY:
             self.spec, self._info = message[1], message[2]
             self.state, self._crashes = "ready", 0  # the loader's own "ready" step came as PROGRESS
-            if self.on_ready is not None:
-                self.on_ready(self.spec)
             self.ready.set()
         elif tag == p.FAILED:
             self.state = "failed"
@@ -165,9 +160,9 @@ class EngineBackend:
         if self._info is None:
             spec_id = self.spec.id if self.spec else self.settings.model
             return BackendInfo(model_id=spec_id, backend="local", context_length=0, loaded=False,
-                               extra={"engine": self.state})
-        return replace(self._info, loaded=self.state == "ready",
-                       extra={**self._info.extra, "engine": self.state, "engine_restarts": self.restarts})
+                               engine_state=self.state)
+        return replace(self._info, loaded=self.state == "ready", engine_state=self.state,
+                       engine_restarts=self.restarts)
 
     def render(self, prompt: Prompt) -> str:
         return prompt.render()  # as LocalBackend: specials become their ids, user text stays text
