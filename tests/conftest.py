@@ -113,3 +113,10 @@ def fake_server(tmp_path):
     yield start
     for server in servers:
         server.stop()
+
+
+def as_json(record):
+    """A record as clients get it (its JSON form), read by attribute: tests of the wire shape use it."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**record.to_dict())

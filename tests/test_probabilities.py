@@ -4,7 +4,6 @@ join into what the user sees, in every mode, and candidates are merged and ranke
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +20,7 @@ from playground.registry import FimTokens, ModelSpec
 from playground.service import Playground
 from playground.slots import ModelSlot
 from playground.tech_assistant import load_tech_assistant
+from tests.conftest import as_json
 
 
 @dataclass
@@ -47,11 +47,6 @@ INPUTS = {"complete": {"prompt": "x = "}, "fill": {"code": "def f():\n    <FILL_
 
 def generated(record) -> str:
     return record.middle if record.mode == "fill" else record.text
-
-
-def as_json(record):
-    """The record as clients get it (its JSON form), read by attribute."""
-    return SimpleNamespace(**record.to_dict())
 
 
 def run_all(playground: Playground, mode: str, params: dict):

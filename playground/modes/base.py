@@ -27,17 +27,18 @@ from playground.registry import ModelSpec
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def validated(model: type[Model], data: Any, message: str | None = None) -> Model:
-    """``data`` as ``model``; an InputError naming the first field at fault (never echoing its value),
-    or ``message`` when given."""
+def validated(model: type[Model], data: Any, message: str | None = None,
+              error: type[InputError] = InputError) -> Model:
+    """``data`` as ``model``; an ``error`` naming the first field at fault (never echoing its value),
+    or saying ``message`` when given."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         if message is not None:
-            raise InputError(message) from None
+            raise error(message) from None
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])[:40] or "The body"
-        raise InputError(f"{where}: {first['msg']}. The request bodies are described at /api/docs.") from None
+        raise error(f"{where}: {first['msg']}. The request bodies are described at /api/docs.") from None
 
 
 class ModeInputs(BaseModel):

@@ -119,7 +119,8 @@ def model_entries(playground: Playground) -> list[dict[str, Any]]:
 
 
 def _attribution_text(body: dict[str, Any]) -> str:
-    text = validated(AttributionBody, body, 'Send {"text": "..."}: the code to check, as a string.').text
+    text = validated(AttributionBody, body, 'Send {"text": "..."}: the code to check, as a string.',
+                     InvalidParameterError).text
     if len(text) > MAX_CHECK_CHARS:
         raise PromptTooLongError(f"The text is {len(text):,} characters; attribution checks at most "
                                  f"{MAX_CHECK_CHARS:,}. Send the part you want checked.")

@@ -15,6 +15,7 @@ from playground.slots import ModelSlot
 from playground.tech_assistant import load_tech_assistant
 from support.standins.common import StandinConfig
 from support.standins.fixtures import FAST_TIMEOUTS, RunningStandin, running_openai, running_tgi, starcoder_spec
+from tests.conftest import as_json
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,7 +38,7 @@ def generate(playground: Playground, mode: str, params: dict):
     run = playground.start(mode, None, inputs, params)
     pieces = list(run.pieces())
     assert run.record is not None
-    return run.record, pieces
+    return as_json(run.record), pieces
 
 
 def sent(standin: RunningStandin) -> list[dict]:

@@ -93,7 +93,7 @@ def test_a_stop_reaches_the_model_within_a_token(engine_server):
         if seen == 3:
             run.stop()
     assert run.record.finish_reason == "cancelled"
-    assert run.record.usage["completion_tokens"] < 20  # the engine stopped at once, it did not run to 500
+    assert run.record.usage.completion_tokens < 20  # the engine stopped at once, it did not run to 500
 
 
 def test_a_killed_engine_ends_the_stream_keeps_the_text_and_comes_back(engine_server):

@@ -23,6 +23,7 @@ from playground.service import Playground
 from playground.slots import ModelSlot
 from playground.tech_assistant import load_tech_assistant
 from support.engines import RunningEngine
+from tests.conftest import as_json
 from tests.engines.test_real_engines_smoke import llama_engine, transformers_engine  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.timeout(240)
@@ -50,7 +51,7 @@ def run(playground: Playground, mode: str, inputs: dict[str, object], params: di
     started = playground.start(mode, None, inputs, params)
     deltas = list(started)
     assert started.record is not None
-    return deltas, started.record
+    return deltas, as_json(started.record)
 
 
 def engine_answer(engine: RunningEngine, raw_prompt: str, max_tokens: int, penalty: float) -> str:

@@ -170,4 +170,4 @@ def test_graceful_shutdown_cancels_in_flight_generations(app):
         playground.shutdown(grace_s=5)
     record = playground.recent.get(generation_id)
     assert record is not None and record.finish_reason == "cancelled"
-    assert record.usage["completion_tokens"] < 500
+    assert record.usage.completion_tokens < 500

@@ -97,7 +97,7 @@ def test_while_the_index_builds_generations_run_and_say_so(tmp_path):
     playground.checks = AttributionCheck(tmp_path)  # not started: still indexing
     run = playground.start("complete", None, {"prompt": "def f():"})
     list(run)
-    assert run.record is not None and "still indexing" in run.record.attribution["unavailable"]
+    assert run.record is not None and "still indexing" in run.record.attribution.unavailable
 
 
 def test_attribution_off_records_null(fake_server):
