@@ -122,7 +122,7 @@ class ParamPanel:
 
 
 def _control(param: Param, value: Any) -> Any:
-    elem_id = f"param-{param.name}"
+    elem_id = f"param-{param.api_name}"  # as gradio_client names it
     if param.control == "lines":
         return gr.Textbox(value, label=param.help, lines=2, elem_id=elem_id)
     if param.control == "seed":  # a Textbox, not a Number: an empty Number reads as 0, a fixed seed

@@ -1,0 +1,205 @@
+"""What runs inside ``generate``: cancellation, the log-probability weigher, forbidden tokens, the
+streamer that hands each step on, and the incremental decoding of each sequence.
+
+The streamer calls its sink on the thread that runs ``generate``; the sink
+decodes the step and passes the text on at once (see ``LocalBackend``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import torch
+from transformers import LogitsProcessor, StoppingCriteria
+
+from playground.backends.base import Alternative, Chunk, FinishReason, TokenInfo
+
+
+class Vocabulary(Protocol):
+    """What a sequence needs to know of its model's tokens."""
+
+    eos_ids: list[int]
+    special_ids: set[int]
+
+    def alternative(self, token_id: int, logprob: float) -> Alternative: ...
+
+
+class CancelCriteria(StoppingCriteria):
+    def __init__(self, cancel: threading.Event):
+        self.cancel = cancel
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        flags = torch.full((input_ids.shape[0],), self.cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+        return flags  # type: ignore[return-value]  # transformers annotates BoolTensor, a legacy alias
+
+
+class Weigher(LogitsProcessor):
+    """Keeps the log-probabilities of the step being sampled; the streamer reads them once the token
+    is chosen. Placed by transformers after its penalties and before its sampling warpers."""
+
+    def __init__(self) -> None:
+        self.logprobs: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        self.logprobs = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+
+class Forbid(LogitsProcessor):
+    """Never samples these tokens; after the weigher, so reported log-probabilities stay the model's own."""
+
+    def __init__(self, token_ids: list[int]) -> None:
+        self.token_ids = token_ids
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores[:, self.token_ids] = -float("inf")
+        return scores
+
+
+# One generation step as the consumer reads it: per sequence, (token id, log-probability, top [(id, lp)]).
+Step = list[tuple[int, float | None, list[tuple[int, float]]]]
+
+
+class TokenSink:
+    """The streamer ``generate`` calls: the first put is the prompt, later puts are new tokens, each
+    handed to ``sink`` as a Step on the thread that runs ``generate``.
+    """
+
+    def __init__(self, sink: Callable[[Step], None], weigher: Weigher | None = None, alternatives: int = 0) -> None:
+        self.sink = sink
+        self._prompt_seen = False
+        self._weigher = weigher
+        self._alternatives = alternatives  # the best tokens listed beside each chosen one
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        if self._weigher is None or self._weigher.logprobs is None:
+            self.sink([(int(value.reshape(-1)[0]), None, [])])
+            return
+        ids = value.reshape(-1).to(self._weigher.logprobs.device)
+        logprobs = self._weigher.logprobs
+        chosen = logprobs.gather(1, ids.unsqueeze(1)).squeeze(1).tolist()
+        if self._alternatives:
+            values, indices = logprobs.topk(self._alternatives, dim=-1)
+            tops = [list(zip(i, v, strict=True)) for i, v in zip(indices.tolist(), values.tolist(), strict=True)]
+        else:
+            tops = [[] for _ in chosen]
+        self.sink(list(zip(ids.tolist(), chosen, tops, strict=True)))
+
+    def end(self) -> None:
+        pass  # the caller of generate knows when it returned, also when it raised
+
+
+class StepRecorder(TokenSink):
+    """The streamer for several candidates, which are ranked only at the end: each step's tensors are
+    kept as they are, and turned into Steps once ``generate`` returns (no Python per step and
+    candidate while the batched model runs)."""
+
+    def __init__(self, sink: Callable[[Step], None], weigher: Weigher | None = None, alternatives: int = 0) -> None:
+        super().__init__(sink, weigher, alternatives)
+        self._ids: list[torch.Tensor] = []
+        self._chosen: list[torch.Tensor] = []
+        self._tops: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        ids = value.reshape(-1)
+        self._ids.append(ids)
+        logprobs = self._weigher.logprobs if self._weigher is not None else None
+        if logprobs is not None:
+            self._chosen.append(logprobs.gather(1, ids.to(logprobs.device).unsqueeze(1)).squeeze(1))
+            if self._alternatives:
+                self._tops.append(logprobs.topk(self._alternatives, dim=-1))
+
+    def steps(self) -> list[Step]:
+        if not self._ids:
+            return []
+        ids = torch.stack(self._ids).tolist()
+        chosen = torch.stack(self._chosen).tolist() if self._chosen else [[None] * len(row) for row in ids]
+        if self._tops:
+            values = torch.stack([v for v, _ in self._tops]).tolist()
+            indices = torch.stack([i for _, i in self._tops]).tolist()
+            tops = [[list(zip(i, v, strict=True)) for i, v in zip(ri, rv, strict=True)]
+                    for ri, rv in zip(indices, values, strict=True)]
+        else:
+            tops = [[[] for _ in row] for row in ids]
+        return [list(zip(*columns, strict=True)) for columns in zip(ids, chosen, tops, strict=True)]
+
+
+class IncrementalDecoder:
+    """Decode a growing id list into text deltas without re-decoding everything.
+
+    Holds back text ending in U+FFFD (a multi-byte character split across
+    tokens) until the next token completes it. Special tokens never become text.
+    """
+
+    def __init__(self, tokenizer: Any, special_ids: set[int]):
+        self.tokenizer = tokenizer
+        self.special_ids = special_ids
+        self.ids: list[int] = []
+        self.prefix_offset = 0  # decode from here so leading-space rules match the real context
+        self.read_offset = 0  # text of ids before this is already emitted
+
+    def push(self, token_id: int) -> str:
+        if token_id in self.special_ids:
+            return ""
+        self.ids.append(token_id)
+        prefix_text = self.tokenizer.decode(self.ids[self.prefix_offset : self.read_offset])
+        new_text = self.tokenizer.decode(self.ids[self.prefix_offset :])
+        if new_text.endswith("\ufffd") or len(new_text) <= len(prefix_text):
+            return ""
+        self.prefix_offset, self.read_offset = self.read_offset, len(self.ids)
+        return new_text[len(prefix_text) :]
+
+    def flush(self) -> str:
+        prefix_text = self.tokenizer.decode(self.ids[self.prefix_offset : self.read_offset])
+        rest = self.tokenizer.decode(self.ids[self.prefix_offset :])[len(prefix_text) :]
+        self.prefix_offset = self.read_offset = len(self.ids)
+        return rest
+
+
+class Sequence:
+    """One of the sequences a generate call writes: its decoder, its pending tokens, how it ended."""
+
+    def __init__(self, decoder: IncrementalDecoder, vocabulary: Vocabulary):
+        self.decoder, self.vocabulary = decoder, vocabulary
+        self.pending: list[TokenInfo] = []  # tokens whose text is not out yet (part of a character)
+        self.count, self.ended, self.emitted = 0, False, False
+
+    def push(self, token_id: int, logprob: float | None, top: list[tuple[int, float]]) -> Chunk | None:
+        if self.ended:  # a finished sequence in a batch is padded until the others end
+            return None
+        self.count += 1
+        self.ended = token_id in self.vocabulary.eos_ids
+        text = self.decoder.push(token_id)
+        # Special tokens (an end of text, a stray <fim_middle>) have no text: they are not listed.
+        if logprob is not None and token_id not in self.vocabulary.special_ids:
+            alternatives = tuple(self.vocabulary.alternative(i, lp) for i, lp in top)
+            self.pending.append(TokenInfo(text, logprob, alternatives))
+        if not text:
+            return None
+        self.emitted = True
+        details, self.pending = tuple(self.pending), []
+        return Chunk(text, details=details)
+
+    def flush(self) -> Chunk | None:
+        """Text held back at the end (an unfinished character), with the tokens behind it."""
+        tail = self.decoder.flush()
+        if not tail:
+            return None
+        details = self.pending
+        if details:
+            details[-1] = TokenInfo(tail, details[-1].logprob, details[-1].top)
+        self.pending = []
+        return Chunk(tail, details=tuple(details))
+
+    def reason(self, cancel: threading.Event) -> FinishReason:
+        if self.ended:
+            return "eos"
+        return "cancelled" if cancel.is_set() else "length"
