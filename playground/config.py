@@ -10,6 +10,7 @@ the device map) are parsed here into the small typed objects of
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,6 +53,9 @@ class Settings:
     device_map: DeviceMap | None = None  # None: the whole model on one device
     max_memory: Mapping[str, str] | None = None  # {"0": "20GiB", "cpu": "64GiB"}
     quantize: str = "none"  # none | 8bit | 4bit (bitsandbytes, CUDA only)
+    # torch's intra-op threads for a local model; None: every core but one (at least one). On 2 cores a
+    # second model thread contended with the web process's own work and streamed slower (README, Performance).
+    cpu_threads: int | None = None
     data_dir: Path = Path("data")
     database_url: str | None = None  # any SQLAlchemy URL; default: SQLite under data_dir
     public_url: str | None = None  # absolute base for share links
@@ -67,6 +71,11 @@ class Settings:
     log_prompts: bool = False  # put prompt text in the generation log (off: it may hold secrets)
     log_key: str | None = field(default=None, repr=False)  # HMAC key for ids in logs; None: random per process
     log_level: str = "INFO"
+
+    @property
+    def model_threads(self) -> int:
+        """torch's intra-op threads for a local model."""
+        return self.cpu_threads or max(1, (os.cpu_count() or 2) - 1)
 
     @property
     def database(self) -> str:
@@ -160,6 +169,8 @@ _OPTIONS: dict[str, Option] = {
                            "per-device budget, e.g. 0=20GiB,1=20GiB,cpu=64GiB", "max_memory"),
     "--quantize": Option("PLAYGROUND_QUANTIZE", _choice(QUANTIZATIONS), "load in 8bit or 4bit with bitsandbytes (CUDA)",
                          "quantize"),
+    "--cpu-threads": Option("PLAYGROUND_CPU_THREADS", _int, "torch threads of a local model; default: all cores "
+                            "but one, left to the web process", "cpu_threads"),
     "--data-dir": Option("PLAYGROUND_DATA_DIR", _path, "where the share database lives", "data_dir"),
     "--database-url": Option("PLAYGROUND_DATABASE_URL", _text, "SQLAlchemy URL overriding the SQLite file",
                              "database_url"),
@@ -212,7 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="StarCoder Playground. Every flag also reads an env var, shown in brackets.",
     )
     for flag, option in _OPTIONS.items():
+        # metavar: argparse would print the dest (the flag itself) again, as "--host --HOST"
         parser.add_argument(flag, dest=flag, default=None, action="append" if option.repeat else "store",
+                            metavar=flag.lstrip("-").replace("-", "_").upper(),
                             help=f"{option.help} [{option.env}] (default: {_default(option.target)})")
     return parser
 
@@ -260,6 +273,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"--endpoint must start with http:// or https://, got {settings.endpoint!r}.")
     if settings.quantize != "none" and not kind.loads:
         raise ConfigError("--quantize applies to --backend local only; a remote engine quantizes on its own side.")
+    if settings.cpu_threads is not None and settings.cpu_threads < 1:
+        raise ConfigError("--cpu-threads must be at least 1 (or left out: every core but one).")
     positive = {"--generation-timeout": settings.generation_timeout_s,
                 "--first-token-timeout": settings.timeouts.first_token_s, "--idle-timeout": settings.timeouts.idle_s}
     for flag, number in positive.items():
