@@ -29,8 +29,8 @@ MAX_STOP_LENGTH = 64
 MAX_SEED = 2**32 - 1
 
 # How a UI shows a parameter: a slider within its bound, a box of lines, a seed box (empty: random),
-# or a toggle that asks for the bound's maximum when on.
-Control = Literal["slider", "lines", "seed", "toggle"]
+# a toggle that asks for the bound's maximum when on, or a checkbox for a yes/no.
+Control = Literal["slider", "lines", "seed", "toggle", "checkbox"]
 # How engines treat it: a sampling knob is sent only while sampling; an "always" knob whenever it is
 # not at its neutral value; None: the app itself acts on it (budget, stops, seeds, probabilities).
 Knob = Literal["sampling", "always"] | None
@@ -126,6 +126,14 @@ def bounded_float(name: str, value: Any) -> float:
     return float(_bounded(name, as_float(name, value)))
 
 
+def as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1) or (isinstance(value, str) and value.strip().lower() in ("true", "false", "0", "1")):
+        return str(value).strip().lower() in ("1", "true")
+    raise InvalidParameterError(f"{name} must be true or false, not {quoted(value)}.")
+
+
 def parse_seed(name: str, value: Any) -> int | None:
     if value is None or value == "" or value == -1:
         return None
@@ -182,6 +190,11 @@ class GenerationParams:
     n: int = declare(
         1, "Candidates to generate for fill and complete, ranked by mean token log-probability.", bounded_int,
         bound=Bound(1, 8, 1), ui_name="candidates", label="Candidates (fill and complete)", candidates=True)
+    heal: bool = declare(
+        True, "Token healing: the prompt's last token is taken back and the model's first token must begin with "
+        "its text, so a prompt that ends after a newline or indentation goes on as code would. Models run by "
+        "the app only; remote engines get the prompt as it is.", as_bool, control="checkbox",
+        label="Token healing")
 
     @property
     def greedy(self) -> bool:
@@ -260,7 +273,7 @@ def ui_value(param: Param, value: Any) -> Any:
         return "\n".join(s.replace("\n", "\\n").replace("\t", "\\t") for s in value)
     if param.control == "seed":
         return "" if value is None else str(value)
-    if param.control == "toggle":
+    if param.control in ("toggle", "checkbox"):
         return bool(value)
     return value
 
@@ -278,6 +291,8 @@ def from_ui(names: Sequence[str], values: Sequence[Any]) -> dict[str, Any]:
         elif param.control == "toggle":
             assert param.bound is not None
             raw[name] = int(param.bound.maximum) if value else 0
+        elif param.control == "checkbox":
+            raw[name] = bool(value)
         else:
             raw[name] = value
     return raw

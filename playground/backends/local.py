@@ -24,10 +24,12 @@ decoding the chosen token is always the top alternative. Several candidates
 
 from __future__ import annotations
 
+import bisect
 import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -37,6 +39,7 @@ from playground.backends.base import Alternative, BackendInfo, Chunk, Event, Eve
 from playground.backends.local_steps import (
     CancelCriteria,
     Forbid,
+    Healer,
     IncrementalDecoder,
     Sequence,
     Step,
@@ -55,6 +58,15 @@ log = logging.getLogger("playground.backends.local")
 _END = object()  # sentinel the worker thread of ``stream`` puts when the generation is over
 _CONSUMER_TIMEOUT_S = 120.0  # a generation silent this long is dead; never hang a request on it
 Emit = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class Healing:
+    """Token healing for one prompt: the text of the last token, taken back, and the tokens that may
+    come first in its place (those whose text begins with it)."""
+
+    text: str
+    allowed: list[int]
 
 
 class LocalBackend:
@@ -76,6 +88,7 @@ class LocalBackend:
         self._forbid = Forbid(sorted(sentinels)) if sentinels else None
         self._device = next(self.model.parameters()).device
         self._pieces: dict[int, str] = {}
+        self._texts: list[tuple[str, int]] | None = None  # every token's text, sorted, once healing asks
 
     def info(self) -> BackendInfo:
         plan = self.loaded.plan
@@ -125,12 +138,13 @@ class LocalBackend:
         """The generation as a generator on the caller's thread, the model on a worker thread."""
         input_ids, max_new = self._fit(prompt, params)
         events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        healing = self._healing(prompt, input_ids, params)
         failure: list[BaseException] = []
 
         def run() -> None:
             try:
                 with self._lock:
-                    self._run(input_ids, max_new, params, cancel, events.put)
+                    self._run(input_ids, max_new, params, cancel, events.put, healing)
             except BaseException as exc:  # noqa: BLE001 - re-raised on the consumer's thread
                 failure.append(exc)
             finally:
@@ -152,8 +166,9 @@ class LocalBackend:
         """Run the model on the calling thread, handing each event to ``emit`` as it is made: Chunks,
         then one Finished. Raises (PlaygroundError) only before the first Chunk."""
         input_ids, max_new = self._fit(prompt, params)
+        healing = self._healing(prompt, input_ids, params)
         with self._lock:
-            self._run(input_ids, max_new, params, cancel, emit)
+            self._run(input_ids, max_new, params, cancel, emit, healing)
 
     def _fit(self, prompt: Prompt, params: GenerationParams) -> tuple[list[int], int]:
         """The prompt's ids and the new tokens that fit after them in the model's context."""
@@ -184,9 +199,40 @@ class LocalBackend:
             kwargs[row.name] = None if params.greedy and PARAMS[knob].knob == "sampling" else knobs.get(knob, row.off)
         return kwargs
 
+    def _healing(self, prompt: Prompt, input_ids: list[int], params: GenerationParams) -> Healing | None:
+        """What token healing takes back from the end of this prompt, if anything: only a text token
+        (never a special one) that a longer token of the vocabulary extends."""
+        if not params.heal or len(input_ids) < 2 or not prompt.segments or not isinstance(prompt.segments[-1], Text):
+            return None
+        last = input_ids[-1]
+        text = self.tokenizer.decode([last])
+        if last in self.special_ids or not text or "\ufffd" in text:
+            return None
+        allowed = self._extending(text)
+        if len(allowed) < 2:  # nothing but the token itself: nothing to heal
+            return None
+        return Healing(text, allowed)
+
+    def _extending(self, text: str) -> list[int]:
+        """The tokens whose text begins with ``text`` (special tokens and partial characters excluded)."""
+        if self._texts is None:
+            pieces = ((self.tokenizer.decode([i]), i) for i in range(len(self.tokenizer)) if i not in self.special_ids)
+            self._texts = sorted((piece, i) for piece, i in pieces if piece and "\ufffd" not in piece)
+        start = bisect.bisect_left(self._texts, (text, -1))
+        found = []
+        for piece, token_id in self._texts[start:]:
+            if not piece.startswith(text):
+                break
+            found.append(token_id)
+        return found
+
     def _run(self, input_ids: list[int], max_new: int, params: GenerationParams, cancel: threading.Event,
-             emit: Emit) -> None:
-        sequences = [Sequence(IncrementalDecoder(self.tokenizer, self.special_ids), self) for _ in range(params.n)]
+             emit: Emit, healing: Healing | None = None) -> None:
+        healed = healing.text if healing else ""
+        if healing:
+            input_ids = input_ids[:-1]  # taken back: the first new token will stand for it
+        sequences = [Sequence(IncrementalDecoder(self.tokenizer, self.special_ids), self, healed)
+                     for _ in range(params.n)]
 
         def on_step(step: Step) -> None:
             for chunk in self._chunks(sequences, step):
@@ -196,7 +242,8 @@ class LocalBackend:
         streamer = (StepRecorder if params.n > 1 else TokenSink)(on_step, weigher, params.logprobs)
         kwargs = self._generate_kwargs(input_ids, max_new, params)
         kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([CancelCriteria(cancel)]))
-        processors = [p for p in (weigher, self._forbid) if p is not None]
+        healer = Healer(healing.allowed, len(input_ids)) if healing else None
+        processors = [p for p in (weigher, healer, self._forbid) if p is not None]
         if processors:
             kwargs["logits_processor"] = LogitsProcessorList(processors)
         if params.n > 1:
@@ -219,8 +266,10 @@ class LocalBackend:
             if tail is not None:
                 emit(Chunk(tail.text, 0, tail.details, index))
         reasons = tuple(s.reason(cancel) for s in sequences)
-        emit(Finished(reasons[0], len(input_ids), sum(s.count for s in sequences),
-                      reasons=reasons if params.n > 1 else ()))
+        notices = (f"Token healing: the prompt's last token ({healed!r}) was taken back and the first token "
+                   "written had to begin with it.",) if healed else ()
+        emit(Finished(reasons[0], len(input_ids) + bool(healed), sum(s.count for s in sequences),
+                      notices=notices, reasons=reasons if params.n > 1 else ()))
 
     @staticmethod
     def _chunks(sequences: list[Sequence], step: Step) -> Iterator[Chunk]:

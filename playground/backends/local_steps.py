@@ -47,6 +47,22 @@ class Weigher(LogitsProcessor):
         return scores
 
 
+class Healer(LogitsProcessor):
+    """Token healing: at the first generated position only the tokens in ``allowed`` (those whose text
+    begins with the text of the prompt token that was taken back) can be chosen. After the weigher, so
+    the numbers reported for that token are the model's own."""
+
+    def __init__(self, allowed: list[int], prompt_length: int) -> None:
+        self.allowed, self.prompt_length = allowed, prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if input_ids.shape[1] != self.prompt_length:
+            return scores
+        mask = torch.full_like(scores, -float("inf"))
+        mask[:, self.allowed] = 0
+        return scores + mask  # type: ignore[return-value]
+
+
 class Forbid(LogitsProcessor):
     """Never samples these tokens; after the weigher, so reported log-probabilities stay the model's own."""
 
@@ -167,8 +183,9 @@ class IncrementalDecoder:
 class Sequence:
     """One of the sequences a generate call writes: its decoder, its pending tokens, how it ended."""
 
-    def __init__(self, decoder: IncrementalDecoder, vocabulary: Vocabulary):
+    def __init__(self, decoder: IncrementalDecoder, vocabulary: Vocabulary, healed: str = ""):
         self.decoder, self.vocabulary = decoder, vocabulary
+        self.healed = healed  # text the prompt lost to token healing: the first token repeats it, unshown
         self.pending: list[TokenInfo] = []  # tokens whose text is not out yet (part of a character)
         self.count, self.ended, self.emitted = 0, False, False
 
@@ -177,10 +194,16 @@ class Sequence:
             return None
         self.count += 1
         self.ended = token_id in self.vocabulary.eos_ids
-        text = self.decoder.push(token_id)
-        # Special tokens (an end of text, a stray <fim_middle>) have no text: they are not listed.
-        if logprob is not None and token_id not in self.vocabulary.special_ids:
+        text, healing = self.decoder.push(token_id), self.healed
+        if healing:  # the healed token: its text goes on from the prompt, where the taken-back text still is
+            text, self.healed = text[len(healing):], healing[len(text):]
+        # Special tokens (an end of text, a stray <fim_middle>) have no text: they are not listed; neither is a
+        # healed token that only gave the prompt's text back.
+        if logprob is not None and token_id not in self.vocabulary.special_ids and (text or not healing):
             alternatives = tuple(self.vocabulary.alternative(i, lp) for i, lp in top)
+            if healing:  # what else could have gone on from the prompt, as continuations of it
+                alternatives = tuple(Alternative(a.text[len(healing):], a.logprob) for a in alternatives
+                                     if a.text.startswith(healing) and len(a.text) > len(healing))
             self.pending.append(TokenInfo(text, logprob, alternatives))
         if not text:
             return None

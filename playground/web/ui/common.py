@@ -129,6 +129,8 @@ def _control(param: Param, value: Any) -> Any:
         return gr.Textbox(value, label=param.help, elem_id=elem_id)
     if param.control == "toggle":
         return gr.Checkbox(value, label=param.label, elem_id=elem_id)
+    if param.control == "checkbox":
+        return gr.Checkbox(value, label=param.label, info=param.help, elem_id=elem_id)
     assert param.bound is not None
     return gr.Slider(param.bound.minimum, param.bound.maximum, value=value, step=param.bound.step,
                      label=param.label or param.name, info=param.help, elem_id=elem_id)

@@ -111,6 +111,8 @@ def stats_line(record: Generation) -> str:
     parts.append(f"seed {record.params.seed}")
     parts.append(f"id {record.id}")  # API clients share it with POST /api/shares
     line = " · ".join(parts)
+    if not record.generated.strip() and not record.incomplete:  # "1 tokens · finish: eos" alone says too little
+        line = f"**The model wrote nothing** (it ended at once). Try another seed or a longer prompt. · {line}"
     extra = [record.error] if record.error else []
     extra += record.notices
     return line + "".join(f"\n\n> {html.escape(n)}" for n in extra)

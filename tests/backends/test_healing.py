@@ -1,0 +1,80 @@
+"""Token healing in the local backend, on the shipped nano-starcoder.
+
+A prompt that ends after a newline or bare indentation ends on a token the model rarely saw there
+(StarCoder-style BPE merges a newline with the indentation after it). Healing takes that token back
+and lets only tokens that begin with its text come first; the text shown never repeats it, deltas
+join into the record, and probabilities, stops and candidates compose with it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from playground.backends.local import LocalBackend
+from playground.config import Settings
+from playground.loading import load_model
+from playground.registry import load_registry
+from playground.service import Playground
+from playground.slots import ModelSlot
+from playground.tech_assistant import load_tech_assistant
+
+
+@pytest.fixture(scope="module")
+def playground(tmp_path_factory):
+    settings = Settings(data_dir=tmp_path_factory.mktemp("healing"), attribution=False)
+    loaded = load_model("nano-starcoder", load_registry(), settings)
+    return Playground(settings, {loaded.spec.id: ModelSlot(loaded.spec, LocalBackend(loaded))}, load_tech_assistant())
+
+
+def complete(playground, prompt: str, **params):
+    run = playground.start("complete", None, {"prompt": prompt}, {"temperature": 0, "max_new_tokens": 24, **params})
+    pieces = list(run.pieces())
+    return run.record, pieces
+
+
+@pytest.mark.parametrize(("prompt", "healed"), [
+    ("def quicksort(items):\n", "'\\n'"),  # a bare newline after a block opener
+    ("def add(a, b):\n    ", "'\\n    '"),  # bare indentation: the newline and the spaces are one token
+    ("class Stack:\n    def push(self, item):\n", "'\\n'"),
+])
+def test_a_prompt_ending_in_a_newline_or_indentation_is_healed_into_the_body(playground, prompt, healed):
+    record, pieces = complete(playground, prompt, logprobs=2)
+    notice = next(n for n in record.notices if n.startswith("Token healing"))
+    assert healed in notice
+    first_line = (prompt.rsplit("\n", 1)[-1] + record.text).split("\n", 1)[0]
+    assert first_line.startswith(" ") and first_line.strip(), record.text  # the block's indented body
+    assert "".join(delta for delta, _ in pieces) == record.text  # deltas join into the record
+    assert "".join(t.text for t in record.tokens) == record.text  # and so do the tokens behind it
+    assert all(all(a.text for a in t.top) for t in record.tokens)  # no alternative repeats the prompt's text
+
+
+def test_healing_off_sends_the_prompt_as_it_is(playground):
+    record, _ = complete(playground, "def quicksort(items):\n", heal=False)
+    assert not any(n.startswith("Token healing") for n in record.notices)
+    assert record.usage.prompt_tokens == complete(playground, "def quicksort(items):\n")[0].usage.prompt_tokens
+
+
+@pytest.mark.parametrize("prompt", ["    for", "x = 'é", "s = '中文", "emoji = '😀"])
+def test_text_that_no_longer_token_extends_or_multibyte_ends_stays_exact(playground, prompt):
+    record, pieces = complete(playground, prompt, logprobs=1, seed=3, temperature=0.7)
+    assert "".join(delta for delta, _ in pieces) == record.text
+    assert "".join(t.text for t in record.tokens or []) == record.text
+
+
+def test_a_prompt_ending_in_part_of_a_character_is_not_healed(playground):
+    record, _ = complete(playground, "emoji = '😀")  # byte tokens: the last one alone is not text
+    assert not any(n.startswith("Token healing") for n in record.notices)
+
+
+def test_a_stop_right_after_the_healed_text_still_cuts(playground):
+    record, _ = complete(playground, "def quicksort(items):\n", stop=["\n"], max_new_tokens=40)
+    assert record.finish_reason in ("stop", "length", "eos") and "\n" not in record.text
+    assert record.text.startswith(" ")  # the healed newline is the prompt's, not a stop at the start
+
+
+def test_candidates_are_each_healed(playground):
+    run = playground.start("complete", None, {"prompt": "def fibonacci(n):\n"},
+                           {"n": 3, "temperature": 0.9, "seed": 5, "max_new_tokens": 16})
+    list(run)
+    assert run.record is not None and run.record.candidates
+    assert all(not c.shown.text.startswith("\n") for c in run.record.candidates)
