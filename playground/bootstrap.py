@@ -17,6 +17,7 @@ from playground.checks import AttributionCheck
 from playground.config import Settings
 from playground.config_types import ExtraModel
 from playground.errors import ConfigError, ModelError, PlaygroundError, UnknownModelError
+from playground.private_files import private_dir
 from playground.registry import ModelSpec, load_registry, resolve_source, spec_from_folder
 from playground.service import Playground
 from playground.slots import ModelSlot
@@ -87,7 +88,7 @@ def build_playground(settings: Settings, *, wait: bool = False) -> tuple[Playgro
     spec = _spec_for(settings.model, registry, remote=kind_of(settings.backend).remote)
     extra = _extra_slots(settings.extra_models, settings, registry, spec.id)  # refuses clashing ids first
     slot, thread = make_slot(spec, settings, settings.backend, settings.endpoint, registry)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)  # the sandbox's user must not read shares or prompts
     store = ShareStore.open(settings.database)
     if thread is not None and wait:
         thread.join()

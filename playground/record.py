@@ -123,6 +123,9 @@ class Generation:
     # candidate's when there are several).
     tokens: list[TokenInfo] | None = None
     candidates: list[Candidate] | None = None  # params.n > 1: best first
+    # The parameter names a stored record had (None for a new one): a record made before a parameter
+    # existed is written back without it, so every stored share reads back exactly as it was.
+    stored_params: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def text(self) -> str:
@@ -140,7 +143,7 @@ class Generation:
         """The JSON form, keys in a fixed order: the columns, with the mode's own fields after ``text``."""
         with_tokens = self.tokens is not None
         typed: dict[str, Any] = {
-            "params": self.params.to_dict(), "backend": asdict(self.backend), "text": self.shown.text,
+            "params": self._params_json(), "backend": asdict(self.backend), "text": self.shown.text,
             "usage": asdict(self.usage), "timings": asdict(self.timings),
             "attribution": None if self.attribution is None else self.attribution.to_dict(),
             "tokens": None if self.tokens is None else tokens_to_json(self.tokens),
@@ -152,6 +155,10 @@ class Generation:
             if name == "text":
                 data.update(self.shown.fields)
         return data
+
+    def _params_json(self) -> dict[str, Any]:
+        values = self.params.to_dict()
+        return values if self.stored_params is None else {k: values[k] for k in self.stored_params if k in values}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], generated_field: str | None = None) -> Generation:
@@ -165,6 +172,7 @@ class Generation:
         return cls(**{
             **plain,
             "params": GenerationParams.from_dict(data["params"]),
+            "stored_params": tuple(data["params"]),
             "backend": BackendSummary(**data["backend"]),
             "shown": Shown(text, generated or "", own),
             "usage": Usage(**data["usage"]),

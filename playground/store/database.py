@@ -31,6 +31,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from playground.errors import ConfigError
+from playground.private_files import private_file
 
 logger = logging.getLogger("playground.store")
 
@@ -180,6 +181,7 @@ def open_database(
     else:
         try:
             Path(db_file).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(db_file))  # before SQLite makes it (0644) or its WAL files (the same mode)
         except OSError as error:
             # Not fatal here: SQLite then fails to open the file, and that becomes a StoreError.
             logger.warning("share store folder for %s cannot be created: %s", db_file, error)

@@ -83,7 +83,7 @@ def health_answer(playground: Playground) -> JSONResponse:
         return JSONResponse({"status": state, "model": slot.spec.id, "progress": slot.progress.to_dict()}, 503)
     body: dict[str, Any] = {"status": "ok", "model": slot.spec.id, "backend": info.backend}
     if playground.checks is not None:
-        body["attribution"] = playground.checks.status()["state"]
+        body["attribution"] = playground.checks.state  # an attribute read: this runs on the event loop
     if info.endpoint is not None:
         # Still 200 when the engine is down: the app serves its UI and shares, and a
         # container restart would not bring the engine back.
@@ -205,12 +205,13 @@ def api_router(playground: Playground, generations: RateLimiter) -> APIRouter:
 
 
 def _state_routes(router: APIRouter, playground: Playground) -> None:
+    # Both answer on the event loop, never behind user work in the thread pool: they read state only.
     @router.get("/health")
-    def health() -> JSONResponse:
+    async def health() -> JSONResponse:
         return health_answer(playground)
 
     @router.get("/live")
-    def live() -> dict[str, str]:
+    async def live() -> dict[str, str]:
         """Liveness: the web server answers, whatever the model is doing (loading, restarting)."""
         return {"status": "alive"}
 

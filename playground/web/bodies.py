@@ -19,10 +19,7 @@ MAX_DEPTH = 32  # the API's deepest shape (messages → message → content bloc
 
 
 async def read_json_object(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise PromptTooLongError(f"The request body is {len(raw):,} bytes; the limit is {MAX_BODY_BYTES:,}. "
-                                 "Send less text.")
+    raw = await _bounded_body(request)
     try:
         body = json.loads(raw)
     except (ValueError, RecursionError):  # JSONDecodeError and bad UTF-8 are ValueErrors
@@ -33,6 +30,26 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     if _depth(body) > MAX_DEPTH:
         raise InputError(f"The request body is nested more than {MAX_DEPTH} levels deep; no field needs that.")
     return body
+
+
+async def _bounded_body(request: Request) -> bytes:
+    """The body, refused before it is read when its declared length is over the limit, and while it
+    streams in when it goes over (a chunked body declares none): memory never holds more than the limit."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large(int(declared))
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large(size, more=True)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(size: int, more: bool = False) -> PromptTooLongError:
+    return PromptTooLongError(f"The request body is {'over ' if more else ''}{size:,} bytes; the limit is "
+                              f"{MAX_BODY_BYTES:,}. Send less text.")
 
 
 def _depth(value: Any) -> int:

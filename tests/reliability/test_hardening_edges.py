@@ -1,0 +1,105 @@
+"""Hardening from the second red-team run, each defect with its literal input: liveness that busy
+worker threads cannot starve, bodies refused before they are read, and service files that other
+users cannot read."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import statistics
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from playground.backends.fake import FakeBackend
+from playground.config_types import RateLimits
+from playground.private_files import private_dir, private_file
+from playground.store import ShareStore
+
+NO_LIMITS = RateLimits(0, 0, 0)
+
+
+@dataclass
+class SlowCounting(FakeBackend):
+    """Counting a prompt takes a second, as a long fill's counting once did on the engine."""
+
+    def count_tokens(self, prompt):  # runs in the web server's worker threads
+        time.sleep(1.0)
+        return super().count_tokens(prompt)
+
+
+def test_live_and_health_answer_while_every_worker_thread_is_busy(fake_server):
+    server, _ = fake_server(SlowCounting(outputs=["x"] * 500), limits=NO_LIMITS, max_queue=500)
+    stop = threading.Event()
+
+    def hammer() -> None:  # 48 clients, each holding a worker thread for a second per request
+        with httpx.Client(timeout=60) as client:
+            while not stop.is_set():
+                client.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"})
+
+    clients = [threading.Thread(target=hammer, daemon=True) for _ in range(48)]
+    for client in clients:
+        client.start()
+    time.sleep(1.5)
+    times = []
+    try:
+        for _ in range(40):
+            started = time.perf_counter()
+            assert httpx.get(server.url + "/api/live", timeout=10).status_code == 200
+            assert httpx.get(server.url + "/api/health", timeout=10).status_code == 200
+            times.append(time.perf_counter() - started)
+    finally:
+        stop.set()
+        for client in clients:
+            client.join(30)
+    assert statistics.quantiles(times, n=100, method="inclusive")[98] < 0.25, times
+
+
+def test_a_declared_200_mib_body_is_refused_before_it_is_sent(fake_server):
+    server, _ = fake_server(limits=NO_LIMITS)
+    host, port = urlsplit(server.url).hostname, urlsplit(server.url).port
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 209715200\r\n\r\n{")  # one byte of the 200 MiB it announces
+        answer = sock.recv(4096).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 413") and "the limit is" in answer
+
+
+def test_a_chunked_body_over_the_limit_is_cut_off_while_it_streams(fake_server):
+    server, _ = fake_server(limits=NO_LIMITS)
+
+    def chunks():
+        for _ in range(64):  # 8 MiB in all, no length declared
+            yield b" " * (128 * 1024)
+
+    response = httpx.post(server.url + "/api/generate", content=chunks(), timeout=30)
+    assert response.status_code == 413 and response.json()["error"]["type"] == "prompt_too_long"
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_the_share_database_is_made_readable_by_its_owner_only(tmp_path):
+    os.umask(0o022)
+    store = ShareStore.open(tmp_path / "data" / "shares.db")
+    try:
+        assert mode(tmp_path / "data" / "shares.db") == 0o600
+    finally:
+        store.close()
+
+
+def test_existing_wide_files_and_folders_are_tightened_and_logged(tmp_path, caplog):
+    folder, db = tmp_path / "data", tmp_path / "data" / "playground.db"
+    folder.mkdir(mode=0o755)
+    db.write_bytes(b"")
+    os.chmod(db, 0o644)
+    (tmp_path / "data" / "playground.db-wal").write_bytes(b"")
+    private_dir(folder)
+    private_file(db)
+    assert mode(folder) == 0o700 and mode(db) == 0o600 and mode(tmp_path / "data" / "playground.db-wal") == 0o600
+    assert sum("readable by other users" in r.getMessage() for r in caplog.records) == 3
