@@ -280,7 +280,8 @@ def load_model(
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     progress = progress or LoadProgress()
-    torch.set_num_threads(settings.model_threads)  # this thread's team, where generate will run
+    # Process-wide in effect: the engine process loads on its main thread, where generate runs too.
+    torch.set_num_threads(settings.model_threads)
     spec, source = resolve_source(name, registry)
     cuda = torch.cuda.is_available()
     dtype = choose_dtype(settings.dtype, cuda)

@@ -57,6 +57,7 @@ class Param:
     knob: Knob = None
     neutral: Any = None  # a knob at this value is left off the request
     candidates: bool = False  # asks for several candidates: offered only where a mode gives them
+    before: Any = None  # for a record made before this parameter existed: the value that behaves as it did
     name: str = ""
 
     @property
@@ -194,7 +195,7 @@ class GenerationParams:
         True, "Token healing: the prompt's last token is taken back and the model's first token must begin with "
         "its text, so a prompt that ends after a newline or indentation goes on as code would. Models run by "
         "the app only; remote engines get the prompt as it is.", as_bool, control="checkbox",
-        label="Token healing")
+        label="Token healing", before=False)
 
     @property
     def greedy(self) -> bool:
@@ -230,6 +231,7 @@ class GenerationParams:
     def from_dict(cls, data: Mapping[str, Any]) -> GenerationParams:
         """A stored record's parameters, trusted (they were validated when it was made)."""
         values = {name: data[name] for name in PARAMS if name in data}
+        values.update({name: p.before for name, p in PARAMS.items() if name not in data and p.before is not None})
         if "stop" in values:
             values["stop"] = tuple(values["stop"])
         return cls(**values)

@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from playground.backends.base import TokenInfo
+from playground.record import DIGITS as _DIGITS
 from playground.record import Candidate
-
-_DIGITS = 4  # log-probabilities are kept to 1e-4: finer is noise for a person, and bulk for a share
 
 
 class TokenTrack:

@@ -18,7 +18,7 @@ from playground.attribution import Report
 from playground.backends.base import Alternative, TokenInfo
 from playground.params import GenerationParams
 
-_DIGITS = 4  # log-probabilities are kept to 1e-4: finer is noise for a person, and bulk for a share
+DIGITS = 4  # log-probabilities are kept to 1e-4: finer is noise for a person, and bulk for a share
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ class Timings:
 
 def tokens_to_json(tokens: list[TokenInfo]) -> list[dict[str, Any]]:
     """Tokens as the record and the stream carry them: ``{"text", "logprob", "top"}``."""
-    return [{"text": t.text, "logprob": round(t.logprob, _DIGITS),
-             "top": [{"text": a.text, "logprob": round(a.logprob, _DIGITS)} for a in t.top]} for t in tokens]
+    return [{"text": t.text, "logprob": round(t.logprob, DIGITS),
+             "top": [{"text": a.text, "logprob": round(a.logprob, DIGITS)} for a in t.top]} for t in tokens]
 
 
 def tokens_from_json(data: list[dict[str, Any]]) -> list[TokenInfo]:

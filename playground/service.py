@@ -2,7 +2,7 @@
 
 An edge (Gradio, REST) calls ``Playground.start`` with raw user input; it
 validates the parameters once, lets the mode build a prompt that fits, waits
-its turn on the model, streams through ``generation.run_stream``, and keeps
+its turn on the model, streams through ``stream.run_stream``, and keeps
 the finished Generation so that only server-made output can be shared.
 """
 

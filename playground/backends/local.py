@@ -2,8 +2,8 @@
 
 ``generate_into`` runs the model on the calling thread: the engine process
 calls it from its main thread, where torch runs at its full speed (on a fresh
-Python thread the same ``generate`` ran at about half speed on a 2-core
-machine; see README, Performance). The streamer decodes each token there and
+Python thread the same ``generate`` ran slower on a 2-core
+machine, about 1.2-1.4x slower in quiet runs; see README, Performance). The streamer decodes each token there and
 hands the text on at once, so no second thread competes with the model for
 the interpreter. ``stream`` is the same generation as a generator, run on a
 worker thread, for the in-process engine (``--engine inprocess``).
@@ -88,7 +88,9 @@ class LocalBackend:
         self._forbid = Forbid(sorted(sentinels)) if sentinels else None
         self._device = next(self.model.parameters()).device
         self._pieces: dict[int, str] = {}
-        self._texts: list[tuple[str, int]] | None = None  # every token's text, sorted, once healing asks
+        # Every token's text, sorted, for token healing's prefix search: made here, before any request.
+        pieces = ((self.tokenizer.decode([i]), i) for i in range(len(self.tokenizer)) if i not in self.special_ids)
+        self._texts = sorted((piece, i) for piece, i in pieces if piece and "\ufffd" not in piece)
 
     def info(self) -> BackendInfo:
         plan = self.loaded.plan
@@ -215,9 +217,6 @@ class LocalBackend:
 
     def _extending(self, text: str) -> list[int]:
         """The tokens whose text begins with ``text`` (special tokens and partial characters excluded)."""
-        if self._texts is None:
-            pieces = ((self.tokenizer.decode([i]), i) for i in range(len(self.tokenizer)) if i not in self.special_ids)
-            self._texts = sorted((piece, i) for piece, i in pieces if piece and "\ufffd" not in piece)
         start = bisect.bisect_left(self._texts, (text, -1))
         found = []
         for piece, token_id in self._texts[start:]:

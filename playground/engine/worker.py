@@ -2,8 +2,9 @@
 
 Runs in a child started with the ``spawn`` method, so torch and the model
 live only here. The main thread runs the generations, one at a time: torch's
-``generate`` runs at about twice the speed there than on a thread started
-later (measured on 2 cores; README, Performance). A reader thread takes
+``generate`` ran 1.2-1.4x faster there than on a thread started later (quiet
+runs on 2 cores; README, Performance). At shutdown, queued generations are
+answered as cancelled without running. A reader thread takes
 requests off the pipe (cancels reach a running generation from there, within
 a token), and a writer thread sends messages, everything queued since its
 last write as one.
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from playground.backends.base import Finished
 from playground.config import Settings
 from playground.engine import protocol as p
 from playground.errors import PlaygroundError
@@ -161,6 +163,10 @@ def _generate(backend: Any, outbox: _Outbox, cancels: dict[str, threading.Event]
     def emit(event: Any) -> None:
         outbox.put((p.EVENTS, request_id, [event]))
 
+    if cancel.is_set():  # stopped (or shut down) while it waited: no prefill for nothing
+        emit(Finished("cancelled", None, 0))
+        cancels.pop(request_id, None)
+        return
     try:
         backend.generate_into(prompt, params, cancel, emit)
     except PlaygroundError as exc:

@@ -21,7 +21,8 @@ from playground.service import Playground, Run
 
 # Sampling as in the Codex and StarCoder papers: nucleus 0.95, no repetition penalty, no top-k.
 # The registry's UI defaults (e.g. repetition_penalty 1.2) are for chatting, not for this measurement.
-SAMPLING = {"top_p": 0.95, "top_k": 0, "repetition_penalty": 1.0}
+# No token healing either: the problem's prompt is measured exactly as given, on every backend.
+SAMPLING = {"top_p": 0.95, "top_k": 0, "repetition_penalty": 1.0, "heal": False}
 
 
 class ServiceGenerator:

@@ -2,7 +2,7 @@
 restores a share.
 
 ``all_modes`` is the one list of modes; a new mode is its own module here,
-its tab in ``web/ui`` (listed in that package's ``TABS``), and a line there.
+its tab in ``web/ui/<name>.py`` (found by the mode's name), and a line there.
 Outside this package no code compares a mode name with a string: it asks
 ``Modes`` for the object and lets the object decide.
 """

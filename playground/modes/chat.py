@@ -32,7 +32,9 @@ class TextBlock(BaseModel):
 
 class Message(BaseModel):
     role: Literal["user", "assistant"]
-    content: str | list[TextBlock] = Field(description="Text, or Gradio 6's list of text blocks.")
+    # Blocks that are not text (an image part, say) are left out, as message_text does.
+    content: str | list[TextBlock | dict[str, Any]] = Field("", description="Text, or Gradio 6's list of "
+                                                            "content blocks (only text blocks are read).")
 
 
 class ChatInputs(ModeInputs):

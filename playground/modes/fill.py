@@ -20,7 +20,7 @@ Hole = tuple[str, str]  # the user's code before and after the hole
 
 class FillInputs(ModeInputs):
     code: str = Field(description=f"The code, with exactly one {FILL_MARKER} where the model should write.")
-    filename: str = Field("", description="The file's path, given to models that take it as metadata.")
+    filename: str | None = Field("", description="The file's path, given to models that take it as metadata.")
 
 
 class FillMode:

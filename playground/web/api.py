@@ -133,7 +133,7 @@ def _attribution_text(body: dict[str, Any]) -> str:
 def _start(playground: Playground, body: dict[str, Any]) -> tuple[Run, bool]:
     """The run a body asks for, and whether to stream it; the mode checks its own inputs."""
     options = validated(Options, body)
-    return playground.start(body.get("mode"), options.model, body, options.params), options.stream
+    return playground.start(body.get("mode"), options.model, body, options.params), bool(options.stream)
 
 
 def _pump(run: Run, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[str, Any]]) -> None:

@@ -37,7 +37,7 @@ class Options(BaseModel):
     model: str | None = Field(None, description="A model id from GET /api/models; the first one by default.")
     # Documented from the declarations; validated by GenerationParams.parse for its range messages.
     params: Annotated[dict[str, Any] | None, WithJsonSchema(_params_model().model_json_schema())] = None
-    stream: bool = Field(False, description="Answer as server-sent events: deltas, then the record.")
+    stream: bool | None = Field(False, description="Answer as server-sent events: deltas, then the record.")
 
 
 def generate_body(modes: Mapping[str, Mode]) -> Any:

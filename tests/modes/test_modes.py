@@ -100,7 +100,7 @@ def test_good_inputs_become_what_build_reads(mode, raw, expected):
     ("chat", {"history": "SECRET-VALUE"}, "history: "),
     ("chat", {"system_prompt": ["SECRET-VALUE"]}, "system_prompt: "),
     ("chat", {"messages": [{"role": "SECRET-VALUE", "content": "x"}]}, "messages.0.role: "),
-    ("chat", {"messages": [{"role": "user", "content": "a"}, {"role": "user"}]}, "messages.1.content: "),
+    ("chat", {"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": 5}]}, "messages.1.content"),
 ])
 def test_bad_inputs_name_the_field_without_echoing_the_value(mode, raw, where):
     with pytest.raises(InputError) as caught:

@@ -55,9 +55,9 @@ def test_the_three_endpoints_are_named_with_the_documented_inputs(client):
               "probabilities"]
     names = {name: [p["parameter_name"] for p in endpoints[name]["parameters"]]
              for name in ("/chat", "/fill", "/complete")}
-    assert names["/complete"] == ["prompt", *params, "candidates"]
-    assert names["/fill"] == ["code", "filename", *params, "candidates"]
-    assert names["/chat"] == ["message", "history", "system_prompt", *params]
+    assert names["/complete"] == ["prompt", *params, "candidates", "heal"]
+    assert names["/fill"] == ["code", "filename", *params, "candidates", "heal"]
+    assert names["/chat"] == ["message", "history", "system_prompt", *params, "heal"]
 
 
 def test_complete_with_probabilities_and_candidates(client):

@@ -11,13 +11,14 @@ read-only (``shared_view``).
 from __future__ import annotations
 
 import html
+import importlib
 from typing import Any
 
 import gradio as gr
 
 from playground.service import Playground
 from playground.web.limits import WebLimits
-from playground.web.ui import chat, complete, evaluate, fill
+from playground.web.ui import evaluate
 from playground.web.ui.attribution_view import CSS as ATTRIBUTION_CSS
 from playground.web.ui.common import (
     ActiveRuns,
@@ -34,8 +35,6 @@ from playground.web.ui.parts import SUBMIT_SHORTCUT_JS, notice
 from playground.web.ui.probability_view import CSS as PROBABILITY_CSS
 from playground.web.ui.shared_view import TabView, restore, wire_shared_view
 
-# The modes' tabs, in the order shown: a mode's tab is found here by the mode's name.
-TABS: tuple[TabKind, ...] = (chat.TAB, fill.TAB, complete.TAB)
 HEAD = f"<script>{SUBMIT_SHORTCUT_JS}</script>"
 CSS = PARTS_CSS + ATTRIBUTION_CSS + PROBABILITY_CSS
 __all__ = ["CSS", "HEAD", "build_ui"]
@@ -71,6 +70,13 @@ def pick_model(playground: Playground, status: gr.Markdown, panel: ParamPanel, m
     return {status: model_status(playground, model_id), **panel.show(defaults, panel.defaults_names)}
 
 
+def tab_of(mode: str) -> TabKind:
+    """A mode's tab: the module named like the mode in this package (``web/ui/<mode>.py``), its ``TAB``.
+    So a new mode needs no list here: its module and its tab are all the UI reads."""
+    kind: TabKind = importlib.import_module(f"{__name__}.{mode}").TAB
+    return kind
+
+
 def build_ui(playground: Playground, limits: WebLimits) -> gr.Blocks:
     first = playground.default_model
     with gr.Blocks(title="StarCoder Playground") as demo:
@@ -82,9 +88,10 @@ def build_ui(playground: Playground, limits: WebLimits) -> gr.Blocks:
         params = build_param_panel(playground.slot(first).spec.defaults)
         acknowledged = gr.BrowserState(False, storage_key="playground-share-ack")
         ctx = UiContext(playground, limits, ActiveRuns(), model, params, acknowledged)
-        with gr.Tabs(selected="chat") as tabs:
+        kinds = [tab_of(mode) for mode in playground.modes]  # in the modes' own order
+        with gr.Tabs(selected=kinds[0].mode) as tabs:
             built = {}
-            for kind in TABS:
+            for kind in kinds:
                 with gr.Tab(kind.title, id=kind.mode):
                     built[kind.mode] = kind.build(ctx)
             with gr.Tab("Evaluate", id="evaluate") as evaluate_select:
@@ -97,7 +104,7 @@ def build_ui(playground: Playground, limits: WebLimits) -> gr.Blocks:
                                       "concurrency_limit": playground.generation_concurrency}
         quiet: dict[str, Any] = {"api_visibility": "private", "concurrency_limit": None, "show_progress": "hidden"}
         views = {}
-        for kind in TABS:
+        for kind in kinds:
             tab = built[kind.mode]
             kind.wire(ctx, tab, generation, quiet)
             tab.stop.click(bind(stop_runs, ctx), None, None, **quiet)
@@ -109,9 +116,9 @@ def build_ui(playground: Playground, limits: WebLimits) -> gr.Blocks:
         model.change(bind(pick_model, playground, status, params), model,
                      [status, *(params.controls[n] for n in params.defaults_names)], api_visibility="private")
         timer.tick(bind(poll_status, playground, status, timer), model, [status, timer], **quiet)
-        chat_tab = built[chat.TAB.mode]
-        demo.load(bind(restore, ctx, tabs, views), None, restore_outputs, **quiet).then(
-            bind(chat.meter, ctx, chat_tab, params=params.names(chat_tab.mode)), chat.meter_inputs(ctx, chat_tab),
-            chat_tab.meter, **quiet)
+        loaded = demo.load(bind(restore, ctx, tabs, views), None, restore_outputs, **quiet)
+        for kind in kinds:  # what a tab shows as soon as the page is there (chat: its context meter)
+            if kind.on_load is not None:
+                loaded.then(*kind.on_load(ctx, built[kind.mode]), **quiet)
         demo.unload(bind(stop_runs, ctx))
     return demo  # type: ignore[no-any-return]  # gradio types Blocks.__exit__ loosely

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,7 +195,12 @@ def wire_chat(ctx: UiContext, tab: ChatTab, generation: dict[str, Any], quiet: d
     tab.message.input(measure, meter_inputs(ctx, tab), tab.meter, trigger_mode="always_last", **quiet)
 
 
-TAB = TabKind("chat", "Chat", build_chat_tab, wire_chat, show_shared, regenerate)
+def measure_on_load(ctx: UiContext, tab: ChatTab) -> tuple[Callable[..., Any], list[Any], Any]:
+    """The context meter as soon as the page is there."""
+    return bind(meter, ctx, tab, params=ctx.params.names(tab.mode)), meter_inputs(ctx, tab), tab.meter
+
+
+TAB = TabKind("chat", "Chat", build_chat_tab, wire_chat, show_shared, regenerate, measure_on_load)
 
 
 def meter_html(breakdown: dict[str, int] | None, warning: str | None = None) -> str:

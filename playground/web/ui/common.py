@@ -159,6 +159,8 @@ class TabKind:
     wire: Callable[[UiContext, Any, dict[str, Any], dict[str, Any]], None]  # (ctx, tab, generation, quiet)
     show_shared: Callable[[Any, Restored, Generation, int], Updates]  # the last: which candidate to show
     rerun: Callable[..., Iterator[Updates]]  # (ctx, tab, *inputs, values, request), bound by the Blocks
+    # (handler, inputs, outputs) to run once the page has loaded (after a shared generation is restored)
+    on_load: Callable[[UiContext, Any], tuple[Callable[..., Any], list[Any], Any]] | None = None
 
 
 @dataclass
