@@ -278,10 +278,8 @@ def load_model(
 ) -> LoadedModel:
     """Resolve, plan, then load. Every failure is a ModelError or ConfigError."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
     progress = progress or LoadProgress()
-    # Process-wide in effect: the engine process loads on its main thread, where generate runs too.
-    torch.set_num_threads(settings.model_threads)
+    torch.set_num_threads(settings.model_threads)  # in effect process-wide; the engine loads on its main thread
     spec, source = resolve_source(name, registry)
     cuda = torch.cuda.is_available()
     dtype = choose_dtype(settings.dtype, cuda)

@@ -235,12 +235,8 @@ class RemoteBackend:
             now = time.monotonic()
             deadline = (started + self.timeouts.first_token_s if last_token is None
                         else last_token + self.timeouts.idle_s)
-            error: PlaygroundError
             if now >= deadline:
-                error = self._timeout_error(last_token is None)
-                if not yielded:
-                    raise error
-                yield Finished("error", prompt_tokens, completion, self._interrupted(completion, error))
+                yield self._failed(self._timeout_error(last_token is None), yielded, prompt_tokens, completion)
                 return None
             item = pump.get(min(_POLL_S, deadline - now))
             if item is None:
@@ -256,22 +252,23 @@ class RemoteBackend:
                 yield self._finished(value, prompt_tokens, completion)
                 return None
             elif kind == "end":
-                error = truncated(self.endpoint)
-                if not yielded:
-                    raise error
-                yield Finished("error", prompt_tokens, completion, self._interrupted(completion, error))
+                yield self._failed(truncated(self.endpoint), yielded, prompt_tokens, completion)
                 return None
             else:
                 error = self._classify(value)
                 if isinstance(error, BackendUnavailableError):
                     self._stale = True  # re-read the limits before the next request
                     self._last_error = error
-                if not yielded:
-                    if isinstance(error, BackendBusyError) and last_token is None and may_retry:
-                        return self._RETRY
-                    raise error
-                yield Finished("error", prompt_tokens, completion, self._interrupted(completion, error))
+                if not yielded and isinstance(error, BackendBusyError) and last_token is None and may_retry:
+                    return self._RETRY
+                yield self._failed(error, yielded, prompt_tokens, completion)
                 return None
+
+    def _failed(self, error: PlaygroundError, yielded: bool, prompt_tokens: int, completion: int) -> Finished:
+        """A failure before any text is raised (nothing was shown); after, it ends the stream, keeping the text."""
+        if not yielded:
+            raise error
+        return Finished("error", prompt_tokens, completion, self._interrupted(completion, error))
 
     def _finished(self, engine: Finished, prompt_tokens: int, completion: int) -> Finished:
         """The engine's ending with our counts where it sent none, and what the record should say."""
