@@ -38,6 +38,12 @@ def private_file(path: Path) -> Path:
 
 def _tighten(path: Path, mode: int) -> None:
     current = path.stat().st_mode & 0o777
-    if current & _OTHERS:
+    if not current & _OTHERS:
+        return
+    try:
         os.chmod(path, mode)
-        log.warning("%s was readable by other users (mode %o); now %o", path, current, mode)
+    except OSError as error:  # a mounted volume owned by someone else: say so, and serve anyway
+        log.warning("%s is readable by other users (mode %o) and cannot be tightened (%s); make it %o",
+                    path, current, error.strerror, mode)
+        return
+    log.warning("%s was readable by other users (mode %o); now %o", path, current, mode)

@@ -108,3 +108,17 @@ def test_existing_wide_files_and_folders_are_tightened_and_logged(tmp_path, capl
     private_file(db)
     assert mode(folder) == 0o700 and mode(db) == 0o600 and mode(tmp_path / "data" / "playground.db-wal") == 0o600
     assert sum("readable by other users" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_a_folder_that_cannot_be_tightened_is_reported_and_served_anyway(tmp_path, caplog, monkeypatch):
+    folder = tmp_path / "volume"
+    folder.mkdir(mode=0o755)
+    os.chmod(folder, 0o755)
+
+    def refused(path, mode):  # what a mounted volume owned by another user answers (root never gets it)
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr("playground.private_files.os.chmod", refused)
+    private_dir(folder)
+    assert mode(folder) == 0o755
+    assert any("cannot be tightened" in r.getMessage() for r in caplog.records)
