@@ -31,6 +31,12 @@ class Shown:
     generated: str
     fields: Mapping[str, str | None] = field(default_factory=dict)
 
+    @classmethod
+    def read(cls, text: str, fields: Mapping[str, Any], generated_field: str | None) -> Shown:
+        """As stored: the generated part is the mode's own field when it names one, else the text."""
+        generated = fields.get(generated_field, text) if generated_field else text
+        return cls(text, generated or "", fields)
+
 
 @dataclass(frozen=True)
 class BackendSummary:
@@ -89,8 +95,7 @@ class Candidate:
     def from_dict(cls, data: Mapping[str, Any], generated_field: str | None) -> Candidate:
         known = {"text", "finish_reason", "mean_logprob", "count", "tokens"}
         own = {k: v for k, v in data.items() if k not in known}
-        generated = own.get(generated_field, data["text"]) if generated_field else data["text"]
-        return cls(Shown(data["text"], generated, own), data["finish_reason"],
+        return cls(Shown.read(data["text"], own, generated_field), data["finish_reason"],
                    tokens_from_json(data.get("tokens") or []), data["count"], data["mean_logprob"])
 
 
@@ -165,8 +170,6 @@ class Generation:
         """``generated_field``: the mode's own field that holds the generated part, where it is not the
         whole text (see ``Mode.generated_field``)."""
         own = {k: v for k, v in data.items() if k not in _COLUMNS}
-        text = data["text"]
-        generated = own.get(generated_field, text) if generated_field else text
         plain = {f.name: data[f.name] for f in fields(cls) if f.name in data and f.name in _COLUMNS}
         candidates = data.get("candidates")
         return cls(**{
@@ -174,7 +177,7 @@ class Generation:
             "params": GenerationParams.from_dict(data["params"]),
             "stored_params": tuple(data["params"]),
             "backend": BackendSummary(**data["backend"]),
-            "shown": Shown(text, generated or "", own),
+            "shown": Shown.read(data["text"], own, generated_field),
             "usage": Usage(**data["usage"]),
             "timings": Timings(**data["timings"]),
             "attribution": None if data.get("attribution") is None else Report.from_dict(data["attribution"]),
