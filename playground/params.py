@@ -196,6 +196,10 @@ class GenerationParams:
         "its text, so a prompt that ends after a newline or indentation goes on as code would. Models run by "
         "the app only; remote engines get the prompt as it is.", as_bool, control="checkbox",
         label="Token healing", before=False)
+    end_at_scope: bool = declare(
+        True, "Fill: end the middle where the model's code leaves the hole's block (a line indented less than the "
+        "hole) or starts repeating the code after the hole, instead of running on to the token limit.", as_bool,
+        control="checkbox", label="End fills at the hole's scope", before=False)
 
     @property
     def greedy(self) -> bool:

@@ -101,14 +101,13 @@ class Run:
             self.playground.track(self, running=False)
             raise
         failed = False
-        time_limit_s = self.playground.settings.generation_timeout_s
+        limits: dict[str, Any] = {"time_limit_s": self.playground.settings.generation_timeout_s,
+                                  "ended": self._ended}
         try:
             if self.params.n > 1:  # ranked once all are done: nothing to stream
-                run_candidates(backend, self.prepared.prompt, self.params, self.cancel, self.outcome,
-                               time_limit_s=time_limit_s)
+                run_candidates(backend, self.prepared.prompt, self.params, self.cancel, self.outcome, **limits)
                 return
-            stream = run_stream(backend, self.prepared.prompt, self.params, self.cancel, self.outcome,
-                                time_limit_s=time_limit_s)
+            stream = run_stream(backend, self.prepared.prompt, self.params, self.cancel, self.outcome, **limits)
             try:
                 yield from self.mode.deltas(self.prepared, stream)
             finally:
@@ -125,6 +124,10 @@ class Run:
     def stop(self) -> None:
         self.cancel.set()
 
+    def _ended(self, raw: str) -> bool:
+        """Whether the mode's own rule has ended this raw text (a fill that left its hole's block)."""
+        return self.mode.ended(self.prepared, raw) is not None
+
     @property
     def raw_prompt(self) -> str:
         """Exactly what the model is given: the backend's own rendering of the prompt."""
@@ -140,6 +143,9 @@ class Run:
             notices.append(f"Stopped at the {self.playground.settings.generation_timeout_s:g} s time limit.")
         if self.outcome.finish_reason == "error":
             notices.append("The generation was interrupted; the output is incomplete.")
+        ended = self.mode.ended(self.prepared, self.outcome.text) if self.params.n == 1 else None
+        if ended is not None:
+            notices.append(ended)
         return notices
 
     def _shown(self) -> tuple[Shown, list[str]]:
@@ -290,7 +296,7 @@ class Playground:
         def count(text: str) -> int:
             return backend.count_tokens(Prompt.of(text)) if text else 0
 
-        prepared = mode.build(inputs, ModeContext(slot.spec, budget, count))
+        prepared = mode.build(inputs, ModeContext(slot.spec, budget, count, params))
         stops = tuple(dict.fromkeys(params.stop + prepared.stops))
         if params.n > 1 and params.greedy:  # greedy decoding has one answer: n copies of it would tell nothing
             params = replace(params, n=1)

@@ -18,18 +18,28 @@ from playground.params import GenerationParams
 from playground.probabilities import TokenTrack
 from playground.prompt import Prompt
 
+Ended = Callable[[str], bool]  # whether the mode's own rule has ended this raw text (a fill left its block)
+
 
 class StopCutter:
-    """Feed text deltas; get back only text that is certainly before any stop sequence."""
+    """Feed text deltas; get back only text that is certainly before any stop sequence. A stop
+    sequence's text is cut; a mode's own ending (``ended``) keeps the text, which the mode trims."""
 
-    def __init__(self, stops: tuple[str, ...]):
+    def __init__(self, stops: tuple[str, ...], ended: Ended | None = None):
         self.stops = tuple(s for s in stops if s)
+        self.ended = ended
         self.pending = ""
+        self.seen = ""
         self.stopped = False
 
     def feed(self, delta: str) -> str:
         if self.stopped:
             return ""
+        self.seen += delta
+        if self.ended is not None and delta.strip() and self.ended(self.seen):  # decided only by visible text
+            self.stopped = True
+            safe, self.pending = self.pending + delta, ""
+            return safe
         self.pending += delta
         cut = min((i for i in (self.pending.find(s) for s in self.stops) if i >= 0), default=-1)
         if cut >= 0:
@@ -105,6 +115,7 @@ def run_stream(
     outcome: Outcome,
     *,
     time_limit_s: float,
+    ended: Ended | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Generator[str, None, None]:
     """Yield visible deltas; fill ``outcome`` as the stream ends.
@@ -112,7 +123,7 @@ def run_stream(
     Backend errors before the first chunk propagate (nothing was shown); the
     caller turns them into messages. Closing this generator cancels the backend.
     """
-    cutter = StopCutter(params.stop)
+    cutter = StopCutter(params.stop, ended)
     start = clock()
     deadline = start + time_limit_s
     events = backend.stream(prompt, params, cancel)
@@ -156,6 +167,7 @@ def run_candidates(
     outcome: Outcome,
     *,
     time_limit_s: float,
+    ended: Ended | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> None:
     """Generate ``params.n`` candidates to the end, each cut at its own stop; fill ``outcome.candidates``.
@@ -163,7 +175,7 @@ def run_candidates(
     Nothing streams: candidates are ranked once all are finished. Backend errors
     before the first chunk propagate, as in ``run_stream``.
     """
-    candidates = [CandidateOutcome(cutter=StopCutter(params.stop)) for _ in range(params.n)]
+    candidates = [CandidateOutcome(cutter=StopCutter(params.stop, ended)) for _ in range(params.n)]
     outcome.candidates = candidates
     start = clock()
 

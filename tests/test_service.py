@@ -173,8 +173,28 @@ def test_a_run_streams_deltas_that_join_into_the_recorded_generated_part(tmp_pat
     deltas = finish(run)
     record = run.record
     assert deltas and "".join(deltas) == record.generated
-    assert record.shown == run.present(output) and record.finish_reason == "eos"
-    assert playground.recent.get(run.id) is record
+    assert record.shown == run.present(output) and playground.recent.get(run.id) is record
+    if mode == "fill":  # the fill went on past its hole's block: the app ended it there
+        assert record.finish_reason == "stop" and record.notices[-1].startswith("The fill was ended")
+    else:
+        assert record.finish_reason == "eos"
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_a_fill_that_leaves_its_holes_block_stops_the_model_there(tmp_path, n):
+    """The middle is cut before the new top-level function, and the model is stopped as it begins,
+    not run on to the token limit; with the setting off it runs on."""
+    output = "x = 1\n\n\ndef other():\n" + "    pass\n" * 200
+    backend = FakeBackend(outputs=[output] * (2 * n))  # queued for both runs
+    playground = make(tmp_path, backend)
+    params = {"temperature": 0.5, "n": n}
+    run = playground.start("fill", None, INPUTS["fill"], params)
+    finish(run)
+    assert run.record.generated == "x = 1" and backend.requests[-1].cancelled
+    assert run.record.finish_reason == "stop"
+    run = playground.start("fill", None, INPUTS["fill"], {**params, "end_at_scope": False})
+    finish(run)
+    assert run.record.generated.startswith("x = 1\n\n\ndef other():") and not backend.requests[-1].cancelled
 
 
 def test_the_record_is_typed_and_says_what_ran(tmp_path):

@@ -62,6 +62,7 @@ class ModeContext:
     spec: ModelSpec
     budget: Budget
     count: TokenCounter
+    params: GenerationParams = GenerationParams()  # validated: a mode may read its own settings
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,11 @@ class Mode(Protocol):
     def offset(self, raw: str) -> int:
         """Where the generated part (what ``deltas`` join into) begins in the raw text: it is always
         ``raw[offset:offset + len(part)]``, so the tokens behind it can be found."""
+        ...
+
+    def ended(self, prepared: Prepared[Any], raw: str) -> str | None:
+        """A note for the record when the mode's own rule has ended the raw text early (a fill that
+        left its hole's block), so the model can stop; None while it has not."""
         ...
 
     def deltas(self, prepared: Prepared[Any], raw: Iterator[str]) -> Iterator[str]:

@@ -82,6 +82,9 @@ class ChatMode:
     def offset(self, raw: str) -> int:
         return len(raw) - len(raw.lstrip())  # the reply is the raw text stripped
 
+    def ended(self, prepared: Prepared[Any], raw: str) -> str | None:
+        return None  # ends only where the model or a stop sequence ends it
+
     def deltas(self, prepared: Prepared[Any], raw: Iterator[str]) -> Iterator[str]:
         """The reply's deltas without the whitespace ``present`` strips: leading whitespace is dropped
         before the first delta, and trailing whitespace is held back until text follows it."""

@@ -33,6 +33,9 @@ class CompleteMode:
     def offset(self, raw: str) -> int:
         return 0
 
+    def ended(self, prepared: Prepared[Any], raw: str) -> str | None:
+        return None  # ends only where the model or a stop sequence ends it
+
     def deltas(self, prepared: Prepared[Any], raw: Iterator[str]) -> Iterator[str]:
         return raw
 

@@ -11,11 +11,10 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from playground.modes.base import ModeContext, ModeInputs, Restored, user_params
-from playground.prompting.fill import FILL_MARKER, build_fill, echo_start, strip_suffix_echo
+from playground.prompting.fill import FILL_MARKER, build_fill
+from playground.prompting.fill_end import Hole, ended_note, middle_end, settled_middle
 from playground.prompting.prepared import Prepared
 from playground.record import Generation, Shown
-
-Hole = tuple[str, str]  # the user's code before and after the hole
 
 
 class FillInputs(ModeInputs):
@@ -31,31 +30,41 @@ class FillMode:
     generated_field: ClassVar[str | None] = "middle"
 
     def build(self, inputs: Mapping[str, Any], ctx: ModeContext) -> Prepared[Hole]:
-        return build_fill(inputs.get("code", ""), inputs.get("filename") or "", ctx.spec, ctx.budget, ctx.count)
+        return build_fill(inputs.get("code", ""), inputs.get("filename") or "", ctx.spec, ctx.budget, ctx.count,
+                          end_at_scope=ctx.params.end_at_scope)
 
     def present(self, prepared: Prepared[Hole], raw: str) -> Shown:
-        prefix, suffix = prepared.state
-        middle = strip_suffix_echo(raw, suffix)
-        return Shown(prefix + middle + suffix, middle, {"middle": middle})
+        hole = prepared.state
+        middle, _ = settled_middle(raw, hole)
+        return Shown(hole.prefix + middle + hole.suffix, middle, {"middle": middle})
 
     def offset(self, raw: str) -> int:
         return 0  # the middle is a prefix of the raw text
 
+    def ended(self, prepared: Prepared[Hole], raw: str) -> str | None:
+        """A note when the middle has certainly ended before the raw text (the model can stop)."""
+        hole = prepared.state
+        end = middle_end(raw, hole)
+        if not (hole.end_at_scope and end.final and end.why):
+            return None
+        return ended_note(end.why, raw[: end.at])
+
     def deltas(self, prepared: Prepared[Hole], raw: Iterator[str]) -> Iterator[str]:
-        """The middle as it settles: text that could still turn out to repeat the code after the hole
-        is held back until it cannot, and nothing past a repeat is sent, so the deltas join into the
-        record's ``middle`` exactly."""
-        suffix = prepared.state[1]
-        text, sent, repeated = "", 0, False
-        for delta in raw:  # read to the end even after a repeat: the generation ends as it would have
+        """The middle as it settles: text that could still turn out to repeat the code after the hole,
+        or to leave the hole's block, is held back until it cannot, and nothing past the middle's end
+        is sent, so the deltas join into the record's ``middle`` exactly."""
+        hole = prepared.state
+        text, sent, ended = "", 0, False
+        for delta in raw:  # read to the end: the stream stage stops the model once the middle has ended
             text += delta
-            if repeated:
+            if ended:
                 continue
-            settled, repeated = _settled(text, suffix)
-            if len(settled) > sent:
-                yield settled[sent:]
-                sent = len(settled)
-        final = strip_suffix_echo(text, suffix)
+            end = middle_end(text, hole)
+            ended = end.final
+            if end.at > sent:
+                yield text[sent : end.at]
+                sent = end.at
+        final, _ = settled_middle(text, hole)
         if len(final) > sent:
             yield final[sent:]
 
@@ -63,9 +72,3 @@ class FillMode:
         inputs = {"code": record.inputs["code"], "filename": record.inputs.get("filename", "")}
         return Restored(inputs, user_params(record, self.stops))
 
-
-def _settled(text: str, suffix: str) -> tuple[str, bool]:
-    """(the part of a growing middle that can be shown now, whether a repeat of the suffix ended it);
-    text that may still grow into a repeat is held back."""
-    found = echo_start(text, suffix)
-    return (text, False) if found is None else (text[: found[0]], found[1])

@@ -10,6 +10,8 @@ always survives.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from playground.errors import FillMarkerError, InputError
 from playground.prompt import Prompt, Special
 from playground.prompting.budget import Budget, TokenCounter, check_text, reply_notice, too_long
@@ -18,6 +20,15 @@ from playground.registry import ModelSpec
 
 FILL_MARKER = "<FILL_HERE>"
 _MIN_ECHO_CHARS = 12  # shorter overlaps are too likely to be legitimate code
+
+
+@dataclass(frozen=True)
+class Hole:
+    """The user's code around the hole, and whether the middle ends at the hole's scope (``fill_end``)."""
+
+    prefix: str
+    suffix: str
+    end_at_scope: bool = True
 
 
 def split_hole(code: str) -> tuple[str, str]:
@@ -48,7 +59,7 @@ def _fim_prompt(spec: ModelSpec, prefix: str, suffix: str, filename: str) -> Pro
 
 
 def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget,
-               count: TokenCounter) -> Prepared[tuple[str, str]]:
+               count: TokenCounter, *, end_at_scope: bool = True) -> Prepared[Hole]:
     check_text("The code", code)
     check_text("The filename", filename, allow_empty=True)
     if "\n" in filename or len(filename) > 256:
@@ -87,7 +98,7 @@ def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget,
     return Prepared(
         _fim_prompt(spec, kept_prefix, kept_suffix, filename if use_filename else ""),
         budget.reply_for(total),
-        (prefix, suffix),  # the user's code around the hole, split once
+        Hole(prefix, suffix, end_at_scope),  # the user's code around the hole, split once
         notices=tuple(notices) + reply_notice(budget, total),
         inputs={"code": code, "filename": filename},
     )

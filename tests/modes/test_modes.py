@@ -171,8 +171,8 @@ def test_complete_deltas_are_the_raw_text_as_it_comes(raw, cuts):
     assert complete.offset(raw) == 0
 
 
-FILL_PIECES = st.lists(st.sampled_from(["x = 1", "\n", "    ", "return", " result", "\n    return result\n", "r"]),
-                       max_size=8)
+FILL_PIECES = st.lists(st.sampled_from(["x = 1", "\n", "    ", "return", " result", "\n    return result\n", "r",
+                                        "def g():", "\n\n", "(", ")"]), max_size=8)
 
 
 @settings(max_examples=200, deadline=None)
@@ -180,7 +180,7 @@ FILL_PIECES = st.lists(st.sampled_from(["x = 1", "\n", "    ", "return", " resul
 def test_fill_deltas_join_into_the_middle_and_every_sent_prefix_presents_as_itself(parts, cuts):
     fill = MODES["fill"]
     prepared = build("fill", {"code": FILL_CODE})
-    prefix, suffix = prepared.state
+    prefix, suffix = prepared.state.prefix, prepared.state.suffix
     raw = "".join(parts)
     deltas = list(fill.deltas(prepared, iter(chunked(raw, cuts))))
     shown = fill.present(prepared, raw)

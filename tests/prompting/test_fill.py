@@ -13,6 +13,7 @@ from playground.modes.fill import FillMode
 from playground.prompt import Prompt, Special, Text
 from playground.prompting.budget import Budget
 from playground.prompting.fill import build_fill, split_hole, strip_suffix_echo
+from playground.prompting.fill_end import Hole, middle_end, settled_middle
 from playground.prompting.prepared import Prepared
 from playground.registry import FimTokens, ModelSpec
 
@@ -116,7 +117,7 @@ def test_strip_suffix_echo(middle, suffix, expected):
 
 def splice(code: str, middle: str) -> tuple[str, str | None]:
     """What the fill mode shows for ``middle`` generated into ``code``'s hole."""
-    shown = FillMode().present(Prepared(Prompt.of(""), 1, split_hole(code)), middle)
+    shown = FillMode().present(Prepared(Prompt.of(""), 1, Hole(*split_hole(code))), middle)
     return shown.text, shown.generated
 
 
@@ -137,7 +138,7 @@ def test_splice_round_trip(prefix, middle, suffix):
        st.text(alphabet="ab \n(){}:=", max_size=40), st.lists(st.integers(1, 7), max_size=30))
 def test_fill_deltas_join_into_the_recorded_middle(prefix, middle, suffix, cuts):
     """Streamed in any pieces, the deltas join into the middle the record keeps, echo of the suffix cut."""
-    prepared = Prepared(Prompt.of(""), 1, (prefix, suffix))
+    prepared = Prepared(Prompt.of(""), 1, Hole(prefix, suffix))
     pieces, rest = [], middle
     for size in cuts:
         pieces.append(rest[:size])
@@ -148,6 +149,41 @@ def test_fill_deltas_join_into_the_recorded_middle(prefix, middle, suffix, cuts)
 
 
 def test_fill_deltas_hold_back_a_repeat_of_the_code_after_the_hole():
-    prepared = Prepared(Prompt.of(""), 1, ("def add(a, b):\n", "\nprint(add(1, 2))\n"))
+    prepared = Prepared(Prompt.of(""), 1, Hole("def add(a, b):\n", "\nprint(add(1, 2))\n"))
     pieces = ["    return a + b\n", "print(", "add(1, 2))\n", "print('more')\n"]
-    assert list(FillMode().deltas(prepared, iter(pieces))) == ["    return a + b\n"]
+    assert list(FillMode().deltas(prepared, iter(pieces))) == ["    return a + b"]
+    unscoped = replace(prepared, state=Hole("def add(a, b):\n", "\nprint(add(1, 2))\n", end_at_scope=False))
+    assert list(FillMode().deltas(unscoped, iter(pieces))) == ["    return a + b\n"]  # the repeat alone
+
+
+# -- where a middle ends -----------------------------------------------------------------------
+
+HOLE_IN_BODY = Hole("def area(r):\n    ", "\n\n\ndef main():\n    print(area(2))\n")
+
+
+@pytest.mark.parametrize(("raw", "middle", "why"), [
+    # a new top-level function after the body: the block that holds the hole has ended
+    ("return 3.14 * r * r\n\n\ndef volume(r):\n    return r\n", "return 3.14 * r * r", "scope"),
+    # deeper lines and blank lines inside the block are the middle's
+    ("if r < 0:\n        raise ValueError(r)\n\n    return r * r\nclass", "if r < 0:\n        raise ValueError(r)"
+     "\n\n    return r * r", "scope"),
+    # a closing bracket the middle opened is part of it, though it is indented less
+    ("return sum([\n        r,\n])\nx = 1", "return sum([\n        r,\n])", "scope"),
+    # the model ended by itself: nothing is cut, trailing blank lines included
+    ("return r * r\n\n", "return r * r\n\n", None),
+])
+def test_a_middle_ends_where_it_leaves_the_holes_block(raw, middle, why):
+    assert settled_middle(raw, HOLE_IN_BODY) == (middle, why)
+
+
+def test_a_hole_at_the_start_of_an_empty_line_takes_the_middles_own_indentation():
+    hole = Hole("class Stack:\n    def push(self, x):\n", "")
+    assert settled_middle("        self.items.append(x)\n    def pop(self):\n", hole) == (
+        "        self.items.append(x)", "scope")
+
+
+def test_text_that_may_still_leave_the_block_is_held_back_and_nothing_ends_with_the_setting_off():
+    assert middle_end("return r\n\n", HOLE_IN_BODY) == replace(middle_end("return r", HOLE_IN_BODY), at=8)
+    assert not middle_end("return r\n\n", HOLE_IN_BODY).final
+    off = replace(HOLE_IN_BODY, end_at_scope=False)
+    assert settled_middle("return r\n\ndef volume(r):\n", off) == ("return r\n\ndef volume(r):\n", None)
