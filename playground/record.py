@@ -83,20 +83,26 @@ class Candidate:
     tokens: list[TokenInfo] = field(default_factory=list)
     count: int = 1  # identical candidates are listed once, with how many there were
     mean_logprob: float | None = None
+    # Its generated part checked against code indexes, so applying it shows its own matches. None: attribution
+    # is off, or the record was made before candidates were checked one by one.
+    attribution: Report | None = None
 
     def to_dict(self, with_tokens: bool) -> dict[str, Any]:
         item: dict[str, Any] = {"text": self.shown.text, **self.shown.fields, "finish_reason": self.finish_reason,
                                 "mean_logprob": self.mean_logprob, "count": self.count}
         if with_tokens:
             item["tokens"] = tokens_to_json(self.tokens)
+        if self.attribution is not None:
+            item["attribution"] = self.attribution.to_dict()
         return item
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], generated_field: str | None) -> Candidate:
-        known = {"text", "finish_reason", "mean_logprob", "count", "tokens"}
+        known = {"text", "finish_reason", "mean_logprob", "count", "tokens", "attribution"}
         own = {k: v for k, v in data.items() if k not in known}
+        report = Report.from_dict(data["attribution"]) if data.get("attribution") is not None else None
         return cls(Shown.read(data["text"], own, generated_field), data["finish_reason"],
-                   tokens_from_json(data.get("tokens") or []), data["count"], data["mean_logprob"])
+                   tokens_from_json(data.get("tokens") or []), data["count"], data["mean_logprob"], report)
 
 
 _COLUMNS = ("id", "mode", "model", "created_at", "app_version", "inputs", "raw_prompt", "prompt_version", "params",

@@ -74,6 +74,9 @@ class ModelSpec:
     chars_per_token: float = 3.2  # budget estimate where the tokenizer is not at hand (remote engines)
     description: str = ""
     card: PublishedScore | None = None  # the published HumanEval figure, where there is one
+    # The tab the page opens on for this model: a model too small for the Tech Assistant dialogues opens on
+    # a mode it serves well (nano-starcoder: "complete"). None: the first mode's.
+    opens_on: str | None = None
 
     def special_tokens(self) -> frozenset[str]:
         tokens = {self.end_of_text, *self.stop_tokens}

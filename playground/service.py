@@ -172,7 +172,8 @@ class Run:
         for candidate in self.outcome.candidates:
             shown = self.present(candidate.text)
             tokens = self._weighed(candidate.text, shown, candidate.track) or []
-            out.append(Candidate(shown, candidate.finish_reason, tokens, mean_logprob=mean_logprob(tokens)))
+            out.append(Candidate(shown, candidate.finish_reason, tokens, mean_logprob=mean_logprob(tokens),
+                                 attribution=self.playground.attribute(shown.generated)))
         return rank(out)
 
     def _probabilities(self, shown: Shown) -> tuple[Shown, Weighed, list[str]]:
@@ -214,7 +215,9 @@ class Run:
             usage=Usage(outcome.prompt_tokens, outcome.completion_tokens),
             timings=Timings(None if outcome.ttft_ms is None else round(outcome.ttft_ms, 1),
                             round(outcome.total_ms, 1), outcome.tokens_per_s),
-            attribution=self.playground.attribute(shown.generated),  # the generated part only
+            # the generated part only; the best candidate's own check when there are several
+            attribution=weighed.candidates[0].attribution if weighed.candidates else
+            self.playground.attribute(shown.generated),
             tokens=weighed.tokens,
             candidates=weighed.candidates,
         )

@@ -90,7 +90,11 @@ class Outcome:
 
     @property
     def tokens_per_s(self) -> float | None:
-        """Decode speed after the first token, the figure users compare across engines."""
+        """Decode speed after the first token, the figure users compare across engines. Candidates
+        arrive together, so theirs is each one's tokens over the whole time: the speed of one of them."""
+        if self.candidates:
+            each = self.completion_tokens / len(self.candidates)
+            return round(each / (self.total_ms / 1000), 2) if self.total_ms > 0 and each else None
         if self.ttft_ms is None or self.completion_tokens < 2:
             return None
         decode_s = (self.total_ms - self.ttft_ms) / 1000

@@ -35,6 +35,7 @@ from playground.registry import FimTokens, ModelSpec
 from playground.service import Playground, Run
 from playground.slots import ModelSlot
 from playground.store import ShareStore
+from playground.stream import CandidateOutcome, Outcome
 from playground.tech_assistant import load_tech_assistant
 
 INPUTS = {"chat": {"message": "Hi"}, "complete": {"prompt": "x = "},
@@ -409,3 +410,12 @@ def test_shutdown_stops_running_and_waiting_generations(tmp_path):
     waited = results["waiting"]
     assert isinstance(waited, BusyError) or (waited.finish_reason == "cancelled" and waited.text == "")
     assert all(request.cancelled for request in backend.requests)
+
+
+def test_candidates_speed_is_one_candidates_tokens_over_the_whole_time():
+    """Candidates arrive together at the end, so "after the first token" would divide by almost nothing
+    (tens of thousands of tok/s); each candidate's share of the tokens over the whole time is its speed."""
+    outcome = Outcome(completion_tokens=512, total_ms=2000.0, ttft_ms=1999.0,
+                      candidates=[CandidateOutcome() for _ in range(4)])
+    assert outcome.tokens_per_s == 64.0
+    assert Outcome(completion_tokens=101, total_ms=1100.0, ttft_ms=100.0).tokens_per_s == 100.0

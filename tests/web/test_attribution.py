@@ -112,7 +112,7 @@ def test_the_browser_highlights_the_copied_span_and_shows_its_source(browser, at
 
     page = browser.new_context(viewport={"width": 1280, "height": 1600}).new_page()
     page.goto(attributed_server.url + "/")
-    page.wait_for_selector("#chat-send", timeout=30_000)
+    page.wait_for_selector("#model", timeout=30_000)  # the model picker: on every tab
     for name, value in (("temperature", 0), ("repetition_penalty", 1), ("max_new_tokens", 96)):
         set_slider(page, name, value)
     page.get_by_role("tab", name="Complete").click()

@@ -20,7 +20,7 @@ def page(browser, nano_server):
     context = browser.new_context(viewport={"width": 1280, "height": 1600})
     page = context.new_page()
     page.goto(nano_server.url + "/")
-    page.wait_for_selector("#chat-send", timeout=30_000)
+    page.wait_for_selector("#model", timeout=30_000)  # the model picker: on every tab
     yield page
     context.close()
 
@@ -88,7 +88,14 @@ def test_fill_without_a_hole_shows_a_specific_error(page):
     )
 
 
+def test_the_page_opens_on_the_tab_that_suits_nano_starcoder(page):
+    """nano's window holds none of the Tech Assistant dialogues, so its page opens on Complete."""
+    assert page.get_by_role("tab", name="Complete").get_attribute("aria-selected") == "true"
+    assert page.locator("#complete-run").is_visible()
+
+
 def test_chat_replies_shows_the_meter_and_renders_hostile_html_inert(page):
+    open_tab(page, "Chat")
     set_slider(page, "max_new_tokens", 16)
     meter = page.locator("#context-meter")
     meter.get_by_text(re.compile(r"Context: \d+ prompt")).wait_for(timeout=30_000)

@@ -23,7 +23,7 @@ def new_page(browser, url):
     context = browser.new_context(viewport={"width": 1280, "height": 1800})
     page = context.new_page()
     page.goto(url + "/")
-    page.wait_for_selector("#chat-send", timeout=30_000)
+    page.wait_for_selector("#model", timeout=30_000)  # the model picker: on every tab
     # The page's load event ends by filling the context meter; a slider set before then can be reset.
     page.locator("#context-meter").get_by_text(re.compile(r"Context: \d+ prompt")).wait_for(timeout=30_000)
     return context, page

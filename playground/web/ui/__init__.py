@@ -89,7 +89,8 @@ def build_ui(playground: Playground, limits: WebLimits) -> gr.Blocks:
         acknowledged = gr.BrowserState(False, storage_key="playground-share-ack")
         ctx = UiContext(playground, limits, ActiveRuns(), model, params, acknowledged)
         kinds = [tab_of(mode) for mode in playground.modes]  # in the modes' own order
-        with gr.Tabs(selected=kinds[0].mode) as tabs:
+        opens_on = playground.slot(first).spec.opens_on
+        with gr.Tabs(selected=opens_on if opens_on in playground.modes else kinds[0].mode) as tabs:
             built = {}
             for kind in kinds:
                 with gr.Tab(kind.title, id=kind.mode):
@@ -108,7 +109,7 @@ def build_ui(playground: Playground, limits: WebLimits) -> gr.Blocks:
             tab = built[kind.mode]
             kind.wire(ctx, tab, generation, quiet)
             tab.stop.click(bind(stop_runs, ctx), None, None, **quiet)
-            wire_share(ctx, tab.share)
+            wire_share(ctx, tab.share, getattr(tab, "weighed", None))  # chat has no candidates
             rerun = bind(kind.rerun, ctx, tab, params=params.names(tab.mode))
             views[kind.mode] = TabView(tab, kind.show_shared, rerun, tab.inputs(ctx), tab.outputs)
         evaluate.wire_evaluate(ctx, evaluate_tab, quiet, evaluate_select)

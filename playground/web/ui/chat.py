@@ -15,6 +15,7 @@ from playground.modes.chat import ChatMode, message_text
 from playground.params import from_ui
 from playground.record import Generation, tokens_to_json
 from playground.web.ui.attribution_view import attribution_html
+from playground.web.ui.chat_render import raw, shown
 from playground.web.ui.common import (
     Banner,
     ParamValues,
@@ -72,8 +73,9 @@ def build_chat_tab(ctx: UiContext) -> ChatTab:
     chatbot = gr.Chatbot(label="Tech Assistant", height=420, elem_id="chatbot", sanitize_html=True,
                          feedback_options=None)
     meter = gr.HTML(elem_id="context-meter")
-    message = gr.Textbox(label="Message (Ctrl/Cmd+Enter sends)", placeholder="Ask a programming question…", lines=2,
-                         elem_id="chat-message")
+    # One line that grows: Enter sends (Gradio submits on Enter only for lines=1), Shift+Enter breaks a line.
+    message = gr.Textbox(label="Message (Enter sends, Shift+Enter for a new line)",
+                         placeholder="Ask a programming question…", lines=1, max_lines=12, elem_id="chat-message")
     with gr.Row():
         send = gr.Button("Send", variant="primary", elem_id="chat-send", elem_classes=["submit"])
         stop = gr.Button("Stop", variant="stop", elem_id="chat-stop")
@@ -98,9 +100,14 @@ def build_chat_tab(ctx: UiContext) -> ChatTab:
 
 
 def _conversation(messages: list[dict[str, Any]] | None) -> list[dict[str, str]]:
-    """Chatbot messages as plain role/content text."""
-    return [{"role": m["role"], "content": message_text(m.get("content"))}
+    """Chatbot messages as plain role/content text: what the view shows, read back as written."""
+    return [{"role": m["role"], "content": raw(message_text(m.get("content")))}
             for m in (messages or []) if m.get("role") in ("user", "assistant")]
+
+
+def _view(turns: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Turns as the chat view shows them (``chat_render``)."""
+    return [{"role": turn["role"], "content": shown(turn["content"] or "")} for turn in turns]
 
 
 def _inputs(tab: ChatTab, message: str, history: list[dict[str, str]], system_prompt: str) -> dict[str, Any]:
@@ -115,18 +122,20 @@ def send(ctx: UiContext, tab: ChatTab, message: str, history: list[dict[str, Any
     """The public ``/chat`` endpoint: one reply to ``message`` after ``history``, streamed."""
     turns = _conversation(history)
     run = ctx.start(tab.mode, model, _inputs(tab, message, turns, system_prompt), values, request)
-    shown = [*turns, {"role": "user", "content": message}, {"role": "assistant", "content": ""}]
+    asked = _view([*turns, {"role": "user", "content": message}])
     # Every update names the tab's shown outputs (Gradio rebuilds each one an update leaves out), except
     # the message box, cleared once: the user may type the next message meanwhile.
     waiting: Updates = {tab.stats: "Generating…", tab.attribution: "", tab.probabilities: "", tab.raw: run.raw_prompt}
-    yield {**waiting, tab.chatbot: shown, tab.message: ""}
-    for raw in ctx.stream(run, request):
-        shown = [*shown[:-1], {"role": "assistant", "content": run.present(raw).text}]
-        yield {**waiting, tab.chatbot: shown}
+
+    def replied(text: str) -> list[dict[str, str]]:
+        return [*asked, *_view([{"role": "assistant", "content": text}])]
+
+    yield {**waiting, tab.chatbot: replied(""), tab.message: ""}
+    for text in ctx.stream(run, request):
+        yield {**waiting, tab.chatbot: replied(run.present(text).text)}
     record = finished(run)
-    shown = [*shown[:-1], {"role": "assistant", "content": record.text}]
-    yield {tab.chatbot: shown, tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id,
-           tab.attribution: attribution_html(record.attribution, record.text),
+    yield {tab.chatbot: replied(record.text), tab.stats: stats_line(record), tab.raw: record.raw_prompt,
+           tab.share.record: record.id, tab.attribution: attribution_html(record.attribution, record.text),
            tab.probabilities: _tokens(record)}
 
 
@@ -171,7 +180,7 @@ def clear(tab: ChatTab) -> Updates:
 
 
 def show_shared(tab: ChatTab, restored: Restored, record: Generation, candidate: int = 0) -> Updates:
-    updates: Updates = {tab.chatbot: restored.inputs["history"], tab.stats: stats_line(record),
+    updates: Updates = {tab.chatbot: _view(restored.inputs["history"]), tab.stats: stats_line(record),
                         tab.raw: record.raw_prompt, tab.message: restored.inputs["message"],
                         tab.attribution: attribution_html(record.attribution, record.text),
                         tab.probabilities: _tokens(record)}

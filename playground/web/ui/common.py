@@ -267,13 +267,13 @@ def share_candidate(ctx: UiContext, panel: SharePanel, record_id: str | None, ca
 
 
 def wire_weighing(ctx: UiContext, tab: Any, run: Callable[..., Any], branch: Callable[..., Any],
-                  pick: Callable[..., Any], editor: Any, picked: list[Any], generation: dict[str, Any]) -> None:
-    """A tab's probability and candidate views: a clicked alternative puts its branch into ``editor`` and
-    runs ``run`` (the tab's bound handler) again; a candidate's Apply updates ``picked``, its Share then
-    shares the generation."""
-    tab.probabilities.branch(bind(branch, tab), tab.weighed, editor, api_visibility="private").success(
+                  pick: Callable[..., Any], picked: list[Any], generation: dict[str, Any]) -> None:
+    """A tab's probability and candidate views: a clicked alternative puts its branch into the tab's editor
+    (``picked[0]``) and runs ``run`` (the tab's bound handler) again; a candidate's Apply updates ``picked``
+    (the editor and every panel), its Share then shares the generation opened on it."""
+    tab.probabilities.branch(bind(branch, tab), tab.weighed, picked[0], api_visibility="private").success(
         run, tab.inputs(ctx), tab.outputs, api_visibility="private", **generation)
-    chosen = tab.candidates.pick(bind(pick, tab), tab.weighed, [*picked, tab.share.candidate, tab.candidates],
+    chosen = tab.candidates.pick(bind(pick, tab), tab.weighed, [*picked, tab.share.candidate],
                                  api_visibility="private")
     chosen.success(bind(share_candidate, ctx, tab.share), [tab.share.record, tab.share.candidate, ctx.acknowledged],
                    share_outputs(ctx, tab.share), api_visibility="private")
@@ -283,12 +283,19 @@ def share_outputs(ctx: UiContext, panel: SharePanel) -> list[Any]:
     return [panel.link, panel.confirm_group, panel.delete, ctx.acknowledged]
 
 
-def wire_share(ctx: UiContext, panel: SharePanel) -> None:
+def _shown_candidate(weighed: dict[str, Any] | None) -> int | None:
+    return (weighed or {}).get("shown") or None
+
+
+def wire_share(ctx: UiContext, panel: SharePanel, weighed: gr.State | None = None) -> None:
+    """The Share button shares the generation as shown: the candidate last applied (``weighed["shown"]``),
+    else its best."""
     outputs = share_outputs(ctx, panel)
-    # The Share button shares the generation as shown: its best candidate.
-    panel.button.click(lambda: None, None, panel.candidate, api_visibility="private").then(
-        bind(share_click, ctx, panel), [panel.record, panel.candidate, ctx.acknowledged], outputs,
-        api_visibility="private")
+    chosen = (panel.button.click(_shown_candidate, weighed, panel.candidate, api_visibility="private")
+              if weighed is not None else panel.button.click(lambda: None, None, panel.candidate,
+                                                             api_visibility="private"))
+    chosen.then(bind(share_click, ctx, panel), [panel.record, panel.candidate, ctx.acknowledged], outputs,
+                api_visibility="private")
     panel.confirm.click(bind(share_confirm, ctx, panel), [panel.record, panel.candidate], outputs,
                         api_visibility="private")
 

@@ -47,7 +47,7 @@ class CompleteTab:
     candidates: gr.HTML
     attribution: gr.HTML
     share: SharePanel
-    weighed: gr.State  # {"prompt", "tokens", "candidates"} of the result shown, for branching and applying
+    weighed: gr.State  # {"prompt", "tokens", "record", "shown"} of the result shown, for branching and applying
     mode: Mode
 
     @property
@@ -103,15 +103,17 @@ def complete(ctx: UiContext, tab: CompleteTab, prompt: str, model: str, values: 
 
 
 def _shown(tab: CompleteTab, record: Generation, prompt: str, candidate: int = 0) -> Updates:
-    """The result as one of its candidates (the best by default), with what the model weighed."""
+    """The result as one of its candidates (the best by default), with what the model weighed for it:
+    every panel describes the candidate shown, and Share shares it."""
     chosen = record.candidates[candidate] if record.candidates else None
     text = chosen.shown.text if chosen else record.text
     tokens = chosen.tokens if chosen and record.tokens is not None else record.tokens
     token_data = None if tokens is None else tokens_to_json(tokens)
-    weighed = {"prompt": prompt, "tokens": token_data, "candidates": record.candidates}
+    report = chosen.attribution if chosen and (candidate or chosen.attribution) else record.attribution
+    weighed = {"prompt": prompt, "tokens": token_data, "record": record, "shown": candidate}
     return {tab.result: prompt + text, tab.probabilities: tokens_html(token_data, branchable=True),
             tab.candidates: candidates_html(record.candidates, candidate), tab.weighed: weighed,
-            tab.attribution: attribution_html(record.attribution, record.generated)}
+            tab.attribution: attribution_html(report, text)}
 
 
 def show_shared(tab: CompleteTab, restored: Restored, record: Generation, candidate: int = 0) -> Updates:
@@ -128,22 +130,24 @@ def branch(tab: CompleteTab, weighed: dict[str, Any] | None, event: gr.EventData
 
 
 def pick(tab: CompleteTab, weighed: dict[str, Any] | None, event: gr.EventData) -> Updates:
-    """A candidate's Apply (into the prompt, to go on from it) or Share (the link opens on it)."""
+    """A candidate's Apply (shown in every panel, and into the prompt, to go on from it) or Share (the
+    link opens on it)."""
     index = getattr(event, "index", None)
-    candidates = (weighed or {}).get("candidates") or []
-    if not isinstance(index, int) or not 0 <= index < len(candidates) or weighed is None:
+    record: Generation | None = (weighed or {}).get("record")
+    if weighed is None or record is None or not isinstance(index, int) or not 0 <= index < len(record.candidates or []):
         raise gr.Error("That candidate is no longer shown; generate again.", print_exception=False)
     if getattr(event, "action", "") == "share":
         return {tab.share.candidate: index}
-    text = weighed["prompt"] + candidates[index].shown.text
-    return {tab.prompt: gr.update(value=text, interactive=True), tab.result: text, tab.share.candidate: None,
-            tab.candidates: candidates_html(candidates, index)}
+    text = weighed["prompt"] + (record.candidates or [])[index].shown.text
+    return {tab.prompt: gr.update(value=text, interactive=True), tab.share.candidate: None,
+            **_shown(tab, record, weighed["prompt"], index)}
 
 
 def wire_complete(ctx: UiContext, tab: CompleteTab, generation: dict[str, Any], quiet: dict[str, Any]) -> None:
     run = bind(complete, ctx, tab, params=ctx.params.names(tab.mode))
     tab.run.click(run, tab.inputs(ctx), tab.outputs, api_name="complete", **generation)
-    wire_weighing(ctx, tab, run, branch, pick, tab.prompt, [tab.prompt, tab.result], generation)
+    wire_weighing(ctx, tab, run, branch, pick, [tab.prompt, tab.result, tab.probabilities, tab.candidates,
+                                                tab.weighed, tab.attribution], generation)
 
 
 TAB = TabKind("complete", "Complete", build_complete_tab, wire_complete, show_shared, complete)

@@ -53,7 +53,7 @@ class FillTab:
     attribution: gr.HTML
     share: SharePanel
     raw: gr.Textbox
-    weighed: gr.State  # {"code", "tokens", "candidates"} of the result shown, for branching and applying
+    weighed: gr.State  # {"code", "tokens", "record", "shown"} of the result shown, for branching and applying
     mode: Mode
 
     @property
@@ -119,16 +119,18 @@ def fill(ctx: UiContext, tab: FillTab, code: str, filename: str, model: str, val
 
 
 def _shown(tab: FillTab, record: Generation, code: str, candidate: int = 0) -> Updates:
-    """The result as one of its candidates (the best by default), with what the model weighed."""
+    """The result as one of its candidates (the best by default), with what the model weighed for it:
+    every panel describes the candidate shown, and Share shares it."""
     chosen = record.candidates[candidate] if record.candidates else None
     shown = chosen.shown if chosen else record.shown
     tokens = chosen.tokens if chosen and record.tokens is not None else record.tokens
     token_data = None if tokens is None else tokens_to_json(tokens)
+    report = chosen.attribution if chosen and (candidate or chosen.attribution) else record.attribution
     return {tab.result: shown.text, tab.middle: shown.generated, tab.mark: mark_middle(code, shown.generated),
             tab.probabilities: tokens_html(token_data, branchable=True),
             tab.candidates: candidates_html(record.candidates, candidate),
-            tab.weighed: {"code": code, "tokens": token_data, "candidates": record.candidates},
-            tab.attribution: attribution_html(record.attribution, record.generated)}
+            tab.weighed: {"code": code, "tokens": token_data, "record": record, "shown": candidate},
+            tab.attribution: attribution_html(report, shown.generated)}
 
 
 def show_shared(tab: FillTab, restored: Restored, record: Generation, candidate: int = 0) -> Updates:
@@ -147,16 +149,18 @@ def branch(tab: FillTab, weighed: dict[str, Any] | None, event: gr.EventData) ->
 
 
 def pick(tab: FillTab, weighed: dict[str, Any] | None, event: gr.EventData) -> Updates:
-    """A candidate's Apply (its code into the editor) or Share (the link opens on it)."""
+    """A candidate's Apply (shown in every panel, and into the editor with the hole after it, to fill on
+    from there) or Share (the link opens on it)."""
     index = getattr(event, "index", None)
-    candidates = (weighed or {}).get("candidates") or []
-    if not isinstance(index, int) or not 0 <= index < len(candidates):
+    record: Generation | None = (weighed or {}).get("record")
+    if weighed is None or record is None or not isinstance(index, int) or not 0 <= index < len(record.candidates or []):
         raise gr.Error("That candidate is no longer shown; fill again.", print_exception=False)
     if getattr(event, "action", "") == "share":
         return {tab.share.candidate: index}
-    chosen = candidates[index].shown
-    return {tab.code: gr.update(value=chosen.text, interactive=True), tab.result: chosen.text,
-            tab.middle: chosen.generated, tab.share.candidate: None, tab.candidates: candidates_html(candidates, index)}
+    prefix, suffix = split_hole(weighed["code"])
+    middle = (record.candidates or [])[index].shown.generated
+    return {tab.code: gr.update(value=prefix + middle + FILL_MARKER + suffix, interactive=True),
+            tab.share.candidate: None, **_shown(tab, record, weighed["code"], index)}
 
 
 def highlight(tab: FillTab, language: str) -> Updates:
@@ -167,7 +171,8 @@ def highlight(tab: FillTab, language: str) -> Updates:
 def wire_fill(ctx: UiContext, tab: FillTab, generation: dict[str, Any], quiet: dict[str, Any]) -> None:
     run = bind(fill, ctx, tab, params=ctx.params.names(tab.mode))
     tab.run.click(run, tab.inputs(ctx), tab.outputs, api_name="fill", **generation)
-    wire_weighing(ctx, tab, run, branch, pick, tab.code, [tab.code, tab.result, tab.middle], generation)
+    wire_weighing(ctx, tab, run, branch, pick, [tab.code, tab.result, tab.middle, tab.mark, tab.probabilities,
+                                                tab.candidates, tab.weighed, tab.attribution], generation)
     tab.filename.change(lambda name: language_for(name) or "plain text", tab.filename, tab.language,
                         api_visibility="private")
     tab.language.change(bind(highlight, tab), tab.language, [tab.code, tab.result, tab.middle],

@@ -102,10 +102,12 @@ def language_for(filename: str | None) -> str | None:
 
 def stats_line(record: Generation) -> str:
     timings = record.timings
-    parts = [f"{record.usage.completion_tokens} tokens"]
+    several = record.params.n > 1 and bool(record.candidates)
+    parts = [f"{record.params.n} candidates · {record.usage.completion_tokens} tokens in all" if several
+             else f"{record.usage.completion_tokens} tokens"]
     if timings.tokens_per_s:
-        parts.append(f"{timings.tokens_per_s:.1f} tok/s")
-    if timings.ttft_ms is not None:
+        parts.append(f"{timings.tokens_per_s:.1f} tok/s" + (" per candidate" if several else ""))
+    if timings.ttft_ms is not None and not several:  # candidates arrive together: no first token to time
         parts.append(f"first token {timings.ttft_ms:.0f} ms")
     parts.append(f"finish: {record.finish_reason}")
     parts.append(f"seed {record.params.seed}")
@@ -119,6 +121,16 @@ def stats_line(record: Generation) -> str:
 
 
 CSS = """
+/* WCAG AA (4.5:1) for text on buttons and the selected tab: Gradio's orange and red are 2.8:1 and 3.8:1 with white. */
+:root, .gradio-container {
+  --button-primary-background-fill: #c2410c; --button-primary-background-fill-hover: #9a3412;
+  --button-primary-text-color: #ffffff; --button-primary-text-color-hover: #ffffff;
+  --button-cancel-background-fill: #b91c1c; --button-cancel-background-fill-hover: #991b1b;
+  --button-cancel-text-color: #ffffff; --button-cancel-text-color-hover: #ffffff;
+}
+.tab-container button.selected { color: #9a3412 !important }
+/* At phone widths every tab fits in the row instead of hiding behind an overflow menu. */
+@media (max-width: 480px) { .tab-container button { padding: 0 6px !important; font-size: 13px !important } }
 .ctx-bar { display:flex; height:8px; background:#e5e7eb; border-radius:4px; overflow:hidden; margin-bottom:4px }
 .ctx-prompt { background:#6366f1 } .ctx-history { background:#22c55e } .ctx-reply { background:#f59e0b }
 .ctx-over { color:#b91c1c; font-weight:600 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from typing import Any
 
 import gradio as gr
@@ -36,7 +37,9 @@ CSS = """
 .p-low { background:#fed7aa } .p-rare { background:#fecaca }
 .probs-legend { font-size:85%; margin:4px 0 } .probs-legend span { padding:0 6px; margin-right:4px; border-radius:3px }
 .cands { display:grid; grid-template-columns:repeat(auto-fill,minmax(280px,1fr)); gap:8px }
-.cand { border:1px solid #d1d5db; border-radius:6px; padding:6px } .cand pre { white-space:pre-wrap; margin:4px 0 }
+.cand { border:1px solid #d1d5db; border-radius:6px; padding:6px; min-width:0 }
+.cand pre { white-space:pre; overflow-x:auto; margin:4px 0 }  /* a long line scrolls inside its own card */
+.probs .special { font-style:italic; color:#9ca3af }
 .cand-head { font-size:85%; color:#4b5563 } .cand button { margin-right:6px }
 """
 
@@ -67,6 +70,16 @@ def probability_box(mode: str) -> gr.HTML:
 
 def candidates_box(mode: str) -> gr.HTML:
     return gr.HTML(elem_id=f"{mode}-candidates", js_on_load=PICK_JS)
+
+
+# A control token of the StarCoder family (end of text, FIM sentinels, metadata). A single token whose whole text
+# is one of these spellings is the control token itself: typed text splits "<fim_suffix>" into several tokens.
+_SPECIAL = re.compile(r"<(\|[a-z_]+\||fim[_-][a-z]+|filename|file_sep|gh_stars|repo_?name|issue_[a-z]+|"
+                      r"jupyter_[a-z]+|empty_output|commit_[a-z]+|pr(_[a-z]+)?)>")
+
+
+def is_special(text: str) -> bool:
+    return _SPECIAL.fullmatch(text) is not None
 
 
 def _band(logprob: float) -> str:
@@ -111,9 +124,13 @@ def tokens_html(tokens: list[dict[str, Any]] | None, branchable: bool) -> str:
 
 
 def _alternative(index: int, rank: int, alt: dict[str, Any], token: dict[str, Any], branchable: bool) -> str:
-    body = f"{_visible(alt['text'])} {_percent(alt['logprob'])}"
+    """One alternative; a control token (the end of text, a FIM sentinel) is named, never offered as code."""
+    special = is_special(alt["text"])
+    name = (f'<span class="special">{html.escape(alt["text"])} (control token)</span>' if special
+            else _visible(alt["text"]))
+    body = f"{name} {_percent(alt['logprob'])}"
     chosen = alt["text"] == token["text"]
-    if branchable and not chosen:
+    if branchable and not chosen and not special:
         return f'<button class="alt" data-branch="{index}:{rank}">{body}</button>'
     return f'<span class="alt">{"✓ " if chosen else ""}{body}</span>'
 
@@ -148,6 +165,6 @@ def branch_point(choice: str, tokens: list[dict[str, Any]]) -> str | None:
         alternative = tokens[index]["top"][rank]["text"]
     except (ValueError, IndexError, KeyError, TypeError, AttributeError):
         return None
-    if index < 0 or rank < 0:
+    if index < 0 or rank < 0 or is_special(str(alternative)):
         return None
     return "".join(str(t["text"]) for t in tokens[:index]) + str(alternative)
