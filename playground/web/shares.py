@@ -37,6 +37,7 @@ def share_url(settings: Settings, request: Request, share_id: str) -> str:
 
 
 _DELETE_PAGE_CSP = "default-src 'none'; script-src 'unsafe-inline'; connect-src 'self'; style-src 'unsafe-inline'"
+_NOT_FOUND_CSP = "default-src 'none'; style-src 'unsafe-inline'"  # a page of text and one link: no script at all
 
 
 def _delete_page(share_id: str) -> str:
@@ -59,6 +60,20 @@ document.getElementById("delete").onclick = async () => {{
 def not_found() -> JSONResponse:
     # One body for unknown, deleted and malformed ids: nothing to learn by probing.
     return JSONResponse({"error": {"type": "not_found", "message": NOT_FOUND_MESSAGE}}, 404, headers=SHARE_HEADERS)
+
+
+def not_found_page() -> HTMLResponse:
+    """What a browser gets for a link to a share that is not there: a page, with the same 404 status."""
+    body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Shared generation not found</title></head>
+<body style="font-family:sans-serif;max-width:40em;margin:3em auto;padding:0 1em">
+<h1>Shared generation not found</h1><p>{html.escape(NOT_FOUND_MESSAGE)}</p>
+<p><a href="/">Open the playground</a></p></body></html>"""
+    return HTMLResponse(body, 404, headers={**SHARE_HEADERS, "Content-Security-Policy": _NOT_FOUND_CSP})
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
 
 
 def share_router(playground: Playground, limits: WebLimits) -> APIRouter:
@@ -113,7 +128,7 @@ def _page_routes(router: APIRouter, playground: Playground, lookups: RateLimiter
         try:
             playground.open_share(share_id)
         except ShareNotFoundError:
-            return not_found()
+            return not_found_page() if _wants_html(request) else not_found()
         except StoreError:
             pass  # let the app page explain; the share may load once the store recovers
         candidate = request.query_params.get("candidate", "")

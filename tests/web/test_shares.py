@@ -69,6 +69,17 @@ def test_share_link_opens_the_app_with_noindex(nano_server):
     assert httpx.get(f"{nano_server.url}/s/AAAAAAAAAAAAAAAAAAAAAA").status_code == 404
 
 
+def test_an_unknown_share_opened_by_a_browser_is_a_page_with_the_same_404(nano_server):
+    """A browser gets a page that says so; API clients keep the JSON error."""
+    url = f"{nano_server.url}/s/AAAAAAAAAAAAAAAAAAAAAA"
+    page = httpx.get(url, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "<h1>Shared generation not found</h1>" in page.text and "script-src" not in page.headers[
+        "content-security-policy"] and page.headers["x-robots-tag"].startswith("noindex")
+    api = httpx.get(url, headers={"Accept": "application/json"})
+    assert api.status_code == 404 and api.json()["error"]["type"] == "not_found"
+
+
 def test_public_url_builds_absolute_links(fake_server):
     server, _ = fake_server(public_url="https://playground.example")
     record = generate(server.url)

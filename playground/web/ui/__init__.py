@@ -33,7 +33,7 @@ from playground.web.ui.common import (
 from playground.web.ui.parts import CSS as PARTS_CSS
 from playground.web.ui.parts import SUBMIT_SHORTCUT_JS, notice
 from playground.web.ui.probability_view import CSS as PROBABILITY_CSS
-from playground.web.ui.shared_view import TabView, restore, wire_shared_view
+from playground.web.ui.shared_view import LOCK_JS, TabView, restore, wire_shared_view
 
 HEAD = f"<script>{SUBMIT_SHORTCUT_JS}</script>"
 CSS = PARTS_CSS + ATTRIBUTION_CSS + PROBABILITY_CSS
@@ -118,6 +118,7 @@ def build_ui(playground: Playground, limits: WebLimits) -> gr.Blocks:
                      [status, *(params.controls[n] for n in params.defaults_names)], api_visibility="private")
         timer.tick(bind(poll_status, playground, status, timer), model, [status, timer], **quiet)
         loaded = demo.load(bind(restore, ctx, tabs, views), None, restore_outputs, **quiet)
+        loaded.then(None, None, None, js=LOCK_JS, **quiet)
         for kind in kinds:  # what a tab shows as soon as the page is there (chat: its context meter)
             if kind.on_load is not None:
                 loaded.then(*kind.on_load(ctx, built[kind.mode]), **quiet)

@@ -49,14 +49,15 @@ class ChatTab:
     system_prompt: gr.Textbox
     raw: gr.Textbox
     mode: ChatMode
+    examples: gr.Dataset
 
     @property
     def editable(self) -> list[Any]:
         return [self.message, self.system_prompt]
 
     @property
-    def run_buttons(self) -> list[gr.Button]:
-        return [self.send, self.regenerate]
+    def live_controls(self) -> list[Any]:
+        return [self.send, self.regenerate, self.stop, self.clear, self.examples]
 
     def inputs(self, ctx: UiContext) -> list[Any]:
         """What the public endpoint takes after the message, in order."""
@@ -85,7 +86,7 @@ def build_chat_tab(ctx: UiContext) -> ChatTab:
     probabilities = gr.HTML(elem_id="chat-probs")  # hover only: a chat reply has no editor to branch in
     attribution = gr.HTML(elem_id="chat-attribution")
     share = build_share_panel("chat")
-    gr.Examples(CHAT_EXAMPLES, message, label="Try")
+    examples = gr.Examples(CHAT_EXAMPLES, message, label="Try").dataset
     mode = ctx.playground.modes.named("chat")
     assert isinstance(mode, ChatMode)
     prompt = mode.prompt
@@ -96,7 +97,7 @@ def build_chat_tab(ctx: UiContext) -> ChatTab:
         raw = gr.Textbox(lines=6, max_lines=20, interactive=False, elem_id="chat-raw", buttons=["copy"],
                          show_label=False)
     return ChatTab(banner, chatbot, meter, message, send, stop, regenerate, clear, stats, probabilities, attribution,
-                   share, system_prompt, raw, mode)
+                   share, system_prompt, raw, mode, examples)
 
 
 def _conversation(messages: list[dict[str, Any]] | None) -> list[dict[str, str]]:
@@ -180,7 +181,9 @@ def clear(tab: ChatTab) -> Updates:
 
 
 def show_shared(tab: ChatTab, restored: Restored, record: Generation, candidate: int = 0) -> Updates:
-    updates: Updates = {tab.chatbot: _view(restored.inputs["history"]), tab.stats: stats_line(record),
+    # autoscroll off: a shared conversation opens at its start, to be read from the top
+    opened = gr.update(value=_view(restored.inputs["history"]), autoscroll=False)
+    updates: Updates = {tab.chatbot: opened, tab.stats: stats_line(record),
                         tab.raw: record.raw_prompt, tab.message: restored.inputs["message"],
                         tab.attribution: attribution_html(record.attribution, record.text),
                         tab.probabilities: _tokens(record)}

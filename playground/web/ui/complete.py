@@ -49,14 +49,15 @@ class CompleteTab:
     share: SharePanel
     weighed: gr.State  # {"prompt", "tokens", "record", "shown"} of the result shown, for branching and applying
     mode: Mode
+    examples: gr.Dataset
 
     @property
     def editable(self) -> list[Any]:
         return [self.prompt]
 
     @property
-    def run_buttons(self) -> list[gr.Button]:
-        return [self.run]
+    def live_controls(self) -> list[Any]:
+        return [self.run, self.stop, self.examples]
 
     def inputs(self, ctx: UiContext) -> list[Any]:
         return [self.prompt, ctx.model, *ctx.params.inputs(self.mode)]
@@ -70,20 +71,21 @@ class CompleteTab:
 def build_complete_tab(ctx: UiContext) -> CompleteTab:
     banner = build_banner("complete")
     prompt = code_box(COMPLETE_EXAMPLE, language="python", interactive=True, lines=10,
-                      label="Prompt (Ctrl/Cmd+Enter completes)", elem_id="complete-prompt")
+                      label="Prompt (Ctrl/Cmd+Enter completes)", elem_id="complete-prompt", max_lines=30,
+                      elem_classes=["input-editor"])
     with gr.Row():
         run = gr.Button("Complete", variant="primary", elem_id="complete-run", elem_classes=["submit"])
         stop = gr.Button("Stop", variant="stop", elem_id="complete-stop")
-    result = code_box(language="python", interactive=False, lines=12, label="Prompt + continuation",
+    result = code_box(language="python", interactive=False, lines=12, max_lines=30, label="Prompt + continuation",
                       elem_id="complete-result")
     stats = gr.Markdown(elem_id="complete-stats")
     probabilities = probability_box("complete")
     candidates = candidates_box("complete")
     attribution = gr.HTML(elem_id="complete-attribution")
     share = build_share_panel("complete")
-    gr.Examples(COMPLETE_EXAMPLES, prompt, label="Try")
+    examples = gr.Examples(COMPLETE_EXAMPLES, prompt, label="Try").dataset
     return CompleteTab(banner, prompt, run, stop, result, stats, probabilities, candidates, attribution, share,
-                       gr.State(None), ctx.playground.modes.named("complete"))
+                       gr.State(None), ctx.playground.modes.named("complete"), examples)
 
 
 def complete(ctx: UiContext, tab: CompleteTab, prompt: str, model: str, values: ParamValues,

@@ -26,6 +26,10 @@ _HOW = ("Runs appear here once saved: `python -m playground.evaluate humaneval -
         "path and tests every completion in a sandbox.")
 
 
+_NO_RUNS = "**No runs saved yet.** Start one with the command above; it appears here when it is saved."
+_WROTE_NOTHING = "# The model wrote nothing for this problem: an empty completion."
+
+
 @dataclass
 class EvaluateTab:
     refresh: gr.Button
@@ -35,6 +39,7 @@ class EvaluateTab:
     problem: gr.Dropdown
     completion: gr.Code
     error: gr.Textbox
+    empty: gr.Markdown  # what the tab says while there is no saved run
 
 
 def build_evaluate_tab(ctx: UiContext) -> EvaluateTab:
@@ -42,13 +47,14 @@ def build_evaluate_tab(ctx: UiContext) -> EvaluateTab:
     with gr.Row():
         runs = gr.Dropdown([], label="Saved runs (newest first)", scale=4, elem_id="eval-runs")
         refresh = gr.Button("Refresh", size="sm", scale=1, elem_id="eval-refresh")
+    empty = gr.Markdown(_NO_RUNS, elem_id="eval-empty")
     summary_box = gr.Code(language=None, interactive=False, label="Summary", elem_id="eval-summary")
     problems = gr.Dataframe(headers=["problem", "passed", "samples", "first error"], interactive=False,
                             elem_id="eval-problems")
     problem = gr.Dropdown([], label="Look at a problem", elem_id="eval-problem")
     completion = verbatim_code(language="python", interactive=False, label="Completion", elem_id="eval-completion")
     error = gr.Textbox(label="Why it failed", interactive=False, elem_id="eval-error")
-    return EvaluateTab(refresh, runs, summary_box, problems, problem, completion, error)
+    return EvaluateTab(refresh, runs, summary_box, problems, problem, completion, error, empty)
 
 
 def _directory(ctx: UiContext) -> Path:
@@ -64,7 +70,8 @@ def _label(entry: RunEntry) -> str:
 def refresh(ctx: UiContext, tab: EvaluateTab) -> Updates:
     entries = list_runs(_directory(ctx))
     choices = [(_label(e), e.path.name) for e in entries]
-    return {tab.runs: gr.Dropdown(choices=choices, value=choices[0][1] if choices else None)}
+    return {tab.runs: gr.Dropdown(choices=choices, value=choices[0][1] if choices else None),
+            tab.empty: gr.update(visible=not choices)}
 
 
 def _load(ctx: UiContext, name: str | None) -> EvaluationResult | None:
@@ -101,11 +108,14 @@ def show_problem(ctx: UiContext, tab: EvaluateTab, name: str | None, task_id: st
     index = next((i for i, e in enumerate(found.errors) if e), 0)
     completion = found.completions[index] if index < len(found.completions) else ""
     error = found.errors[index] if index < len(found.errors) else None
+    if not completion.strip():  # an empty box beside "AssertionError" reads as a display fault
+        return {tab.completion: _WROTE_NOTHING,
+                tab.error: f"The model wrote nothing, so the problem's tests failed: {error or 'no error recorded'}"}
     return {tab.completion: completion, tab.error: error or "Passed."}
 
 
 def wire_evaluate(ctx: UiContext, tab: EvaluateTab, quiet: dict[str, Any], tab_select: gr.Tab) -> None:
-    tab.refresh.click(bind(refresh, ctx, tab), None, tab.runs, **quiet)
-    tab_select.select(bind(refresh, ctx, tab), None, tab.runs, **quiet)
+    tab.refresh.click(bind(refresh, ctx, tab), None, [tab.runs, tab.empty], **quiet)
+    tab_select.select(bind(refresh, ctx, tab), None, [tab.runs, tab.empty], **quiet)
     tab.runs.change(bind(show_run, ctx, tab), tab.runs, [tab.summary, tab.problems, tab.problem], **quiet)
     tab.problem.change(bind(show_problem, ctx, tab), [tab.runs, tab.problem], [tab.completion, tab.error], **quiet)

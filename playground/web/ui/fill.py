@@ -55,14 +55,15 @@ class FillTab:
     raw: gr.Textbox
     weighed: gr.State  # {"code", "tokens", "record", "shown"} of the result shown, for branching and applying
     mode: Mode
+    examples: gr.Dataset
 
     @property
     def editable(self) -> list[Any]:
         return [self.code, self.filename]
 
     @property
-    def run_buttons(self) -> list[gr.Button]:
-        return [self.run]
+    def live_controls(self) -> list[Any]:
+        return [self.run, self.stop, self.examples]
 
     def inputs(self, ctx: UiContext) -> list[Any]:
         return [self.code, self.filename, ctx.model, *ctx.params.inputs(self.mode)]
@@ -80,24 +81,26 @@ def build_fill_tab(ctx: UiContext) -> FillTab:
                               elem_id="fill-filename")
         language = gr.Dropdown(LANGUAGES, value="python", label="Highlighting")
     code = code_box(FILL_EXAMPLE, language="python", interactive=True, lines=12,
-                    label=f"Code with one {FILL_MARKER} hole (Ctrl/Cmd+Enter fills)", elem_id="fill-code")
+                    label=f"Code with one {FILL_MARKER} hole (Ctrl/Cmd+Enter fills)", elem_id="fill-code", max_lines=30,
+                    elem_classes=["input-editor"])
     with gr.Row():
         run = gr.Button("Fill", variant="primary", elem_id="fill-run", elem_classes=["submit"])
         stop = gr.Button("Stop", variant="stop", elem_id="fill-stop")
     mark = gr.Markdown(elem_id="fill-mark")
-    result = code_box(language="python", interactive=False, lines=12, label="Result", elem_id="fill-result")
+    result = code_box(language="python", interactive=False, lines=12, max_lines=30, label="Result",
+                      elem_id="fill-result")
     middle = code_box(language="python", interactive=False, lines=4, label="Generated middle", elem_id="fill-middle")
     stats = gr.Markdown(elem_id="fill-stats")
     probabilities = probability_box("fill")
     candidates = candidates_box("fill")
     attribution = gr.HTML(elem_id="fill-attribution")
     share = build_share_panel("fill")
-    gr.Examples(FILL_EXAMPLES, [code, filename], label="Try")
+    examples = gr.Examples(FILL_EXAMPLES, [code, filename], label="Try").dataset
     with gr.Accordion("Raw prompt", open=False):
         raw = gr.Textbox(lines=8, interactive=False, elem_id="fill-raw", buttons=["copy"],
                          label="Exactly what the model was given")
     return FillTab(banner, filename, language, code, run, stop, mark, result, middle, stats, probabilities,
-                   candidates, attribution, share, raw, gr.State(None), ctx.playground.modes.named("fill"))
+                   candidates, attribution, share, raw, gr.State(None), ctx.playground.modes.named("fill"), examples)
 
 
 def fill(ctx: UiContext, tab: FillTab, code: str, filename: str, model: str, values: ParamValues,

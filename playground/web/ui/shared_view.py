@@ -28,7 +28,7 @@ class Tab(Protocol):
     def editable(self) -> list[Any]: ...
 
     @property
-    def run_buttons(self) -> list[gr.Button]: ...
+    def live_controls(self) -> list[Any]: ...  # what runs or clears the tab: hidden while a share is shown
 
 
 @dataclass
@@ -40,6 +40,15 @@ class TabView:
     rerun: Callable[..., Any]  # the tab's generation handler, already bound
     rerun_inputs: list[Any]
     rerun_outputs: list[Any]
+
+
+# The code editors ignore an interactive=False update once built, so the shared view locks them in the page
+# itself (the result boxes were built read-only), and "Edit a copy" unlocks them.
+LOCK_JS = """() => { if (new URLSearchParams(location.search).has('share'))
+  document.querySelectorAll('.input-editor .cm-content')
+    .forEach((e) => e.setAttribute('contenteditable', 'false')); }"""
+UNLOCK_JS = """() => document.querySelectorAll('.input-editor .cm-content')
+  .forEach((e) => e.setAttribute('contenteditable', 'true'))"""
 
 
 def restore(ctx: UiContext, tabs: gr.Tabs, views: Mapping[str, TabView], request: gr.Request) -> Updates:
@@ -56,11 +65,11 @@ def restore(ctx: UiContext, tabs: gr.Tabs, views: Mapping[str, TabView], request
     restored = mode.restore(record)
     candidate = _candidate(request.query_params.get("candidate"), record)
     updates: Updates = {tabs: gr.Tabs(selected=mode.name)}
-    # The code editor does not switch to read-only after it is built, so a shared view also hides
-    # the buttons that would run it; "Edit a copy" brings both back.
+    # A shared view is read-only: the inputs are locked, and what would run or clear the tab (its buttons,
+    # Stop, Clear, the examples) is hidden; "Edit a copy" brings them back.
     for each in views.values():
         updates.update({c: gr.update(interactive=False) for c in each.tab.editable})
-        updates.update({b: gr.Button(visible=False) for b in each.tab.run_buttons})
+        updates.update({b: gr.update(visible=False) for b in each.tab.live_controls})
     updates.update(_params(ctx, record, restored))
     updates.update(view.show(view.tab, restored, record, candidate))
     served = record.model in ctx.playground.slots
@@ -86,25 +95,27 @@ def edit_copy(views: Mapping[str, TabView]) -> Updates:
     updates: Updates = {}
     for view in views.values():
         updates.update({c: gr.update(interactive=True) for c in view.tab.editable})
-        updates.update({b: gr.Button(visible=True) for b in view.tab.run_buttons})
+        updates.update({b: gr.update(visible=True) for b in view.tab.live_controls})
         updates[view.tab.banner.group] = gr.Group(visible=False)
     return updates
 
 
 def restore_outputs(ctx: UiContext, tabs: gr.Tabs, views: Mapping[str, TabView]) -> list[Any]:
     """Every component ``restore`` may update (Gradio needs them listed)."""
-    shown = {c for view in views.values() for c in view.rerun_outputs + view.tab.editable + view.tab.run_buttons}
+    shown = {c for view in views.values() for c in view.rerun_outputs + view.tab.editable + view.tab.live_controls}
     banners = [c for view in views.values() for c in (view.tab.banner.group, view.tab.banner.text)]
     return [tabs, ctx.model, *ctx.params.controls.values(), *shown, *banners]
 
 
 def wire_shared_view(ctx: UiContext, tabs: gr.Tabs, views: Mapping[str, TabView],
                      generation: dict[str, Any]) -> Any:
-    unlocked = [c for view in views.values() for c in (*view.tab.editable, *view.tab.run_buttons,
+    unlocked = [c for view in views.values() for c in (*view.tab.editable, *view.tab.live_controls,
                                                        view.tab.banner.group)]
     for view in views.values():
         banner = view.tab.banner
-        banner.copy.click(bind(edit_copy, views), None, unlocked, api_visibility="private")
+        banner.copy.click(bind(edit_copy, views), None, unlocked, api_visibility="private").then(
+            None, None, None, js=UNLOCK_JS, api_visibility="private")
         banner.rerun.click(bind(edit_copy, views), None, unlocked, api_visibility="private").then(
+            None, None, None, js=UNLOCK_JS, api_visibility="private").then(
             view.rerun, view.rerun_inputs, view.rerun_outputs, api_visibility="private", **generation)
     return restore_outputs(ctx, tabs, views)
