@@ -25,6 +25,8 @@ def new_page(browser, url):
     page.goto(url + "/")
     page.wait_for_selector("#model", timeout=30_000)  # the model picker: on every tab
     # The page's load event ends by filling the context meter; a slider set before then can be reset.
+    # The meter is on the Chat tab (nano's page opens on Complete), so look there.
+    open_tab(page, "Chat")
     page.locator("#context-meter").get_by_text(re.compile(r"Context: \d+ prompt")).wait_for(timeout=30_000)
     return context, page
 
