@@ -193,8 +193,9 @@ class GenerationParams:
         bound=Bound(1, 8, 1), ui_name="candidates", label="Candidates (fill and complete)", candidates=True)
     heal: bool = declare(
         True, "Token healing: the prompt's last token is taken back and the model's first token must begin with "
-        "its text, so a prompt that ends after a newline or indentation goes on as code would. Models run by "
-        "the app only; remote engines get the prompt as it is.", as_bool, control="checkbox",
+        "its text, so a prompt that ends after a newline or indentation goes on as code would. Remote engines "
+        "that can constrain their output (TGI, vLLM, llama.cpp) are asked to; others get the prompt as typed, "
+        "and the record says so.", as_bool, control="checkbox",
         label="Token healing", before=False)
     end_at_scope: bool = declare(
         True, "Fill: end the middle where the model's code leaves the hole's block (a line indented less than the "

@@ -8,7 +8,8 @@ characters, never the special token. ``Special`` names a control token such as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 # Zero-width space: breaks a special-token spelling for tokenizers we do not
 # control (a remote engine tokenizes the prompt string itself).
@@ -28,13 +29,45 @@ class Special:
 Segment = Text | Special
 
 
+# What token healing may take back from the text the model goes on from: a line break with the indentation
+# after it, or trailing spaces. StarCoder-family tokenizers merge these with what follows ("\n    " and
+# " name" are single tokens), so a prompt that ends on them ends on a token the model rarely saw there.
+_BREAK_AT_END = re.compile(r"(\n[ \t]*|[ \t]+)\Z")
+
+
 @dataclass(frozen=True)
 class Prompt:
     segments: tuple[Segment, ...]
+    # The segment whose end the model's text continues: the last by default; in a prefix-suffix-middle fill
+    # it is the prefix, before the suffix and the middle sentinel. None: no text is continued.
+    resumes: int | None = -1
 
     @classmethod
     def of(cls, *segments: Segment | str) -> Prompt:
         return cls(tuple(Text(s) if isinstance(s, str) else s for s in segments if s != ""))
+
+    @property
+    def resumed_text(self) -> str | None:
+        """The text segment the model's text continues; None where it continues a special token."""
+        if self.resumes is None or not self.segments:
+            return None
+        segment = self.segments[self.resumes]
+        return segment.text if isinstance(segment, Text) else None
+
+    def trailing_break(self) -> str:
+        """The line break and indentation (or spaces) the continued text ends with; "" if none."""
+        text = self.resumed_text
+        match = _BREAK_AT_END.search(text) if text else None
+        return match.group() if match else ""
+
+    def taking_back(self, chars: int) -> Prompt:
+        """This prompt with the last ``chars`` characters of the continued text taken back (token healing)."""
+        text = self.resumed_text
+        if not chars or text is None or self.resumes is None:
+            return self
+        segments = list(self.segments)
+        segments[self.resumes] = Text(text[:-chars])
+        return replace(self, segments=tuple(segments))
 
     def render(self) -> str:
         """The exact prompt text, as stored with a generation and shown as "raw prompt"."""

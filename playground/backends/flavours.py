@@ -28,10 +28,11 @@ they are cut on our side (the stream stage), which then reports ``stop``.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from playground.backends.remote_healing import start_gbnf, start_regex
 from playground.backends.wire import GENERATE, Field, Sampling, spelled
 
 # The completions API's own sampling fields, by knob. Temperature 0 is greedy in this API, so it is
@@ -54,19 +55,24 @@ class Flavour:
     tokenize: str | None = None  # route that counts tokens exactly, relative to the server root
     # Sampling knobs go in a generation_config JSON field, named as in this table.
     generation_config: Mapping[str, Field] | None = None
+    # How it is told that the output must begin with a given text (token healing): body fields for that
+    # text, and what the record calls it. None: it cannot be told, and the prompt goes unhealed.
+    start_constraint: Callable[[str], dict[str, Any]] | None = None
+    start_constraint_name: str = ""
 
 
 GENERIC = Flavour("openai-compatible")
 VLLM = Flavour("vllm", takes_n=True, reports_stop_reason=True, tokenize="/tokenize", fields={
     "top_k": Field("top_k"),
     "repetition_penalty": Field("repetition_penalty"),
-})
+}, start_constraint=lambda text: {"structured_outputs": {"regex": start_regex(text)}},  # vLLM >= 0.12's spelling
+    start_constraint_name="structured outputs, regex")
 # A knob left out gets llama.cpp's own default, not a neutral one: every row has its neutral ``off``.
 LLAMA_CPP = Flavour("llama.cpp", tokenize="/extras/tokenize", fields={
     "top_k": Field("top_k", off=0),  # llama.cpp's default: 40
     "repetition_penalty": Field("repeat_penalty", off=1.0),  # default 1.1
     "top_p": Field("top_p", off=1.0),  # default 0.95
-})
+}, start_constraint=lambda text: {"grammar": start_gbnf(text)}, start_constraint_name="GBNF grammar")
 TRANSFORMERS = Flavour("transformers serve", generation_config=GENERATE)
 
 
@@ -117,6 +123,8 @@ def completion_request(request: Sampling, flavour: Flavour, refused: frozenset[s
         kwargs.pop(name)
         if name == "logprobs":
             not_applied.append("logprobs")
+    if request.starts_with and flavour.start_constraint is not None:
+        extra.update(flavour.start_constraint(request.starts_with))
     if extra:
         kwargs["extra_body"] = extra
     return Request(kwargs, tuple(not_applied))

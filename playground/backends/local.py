@@ -29,7 +29,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -62,11 +62,13 @@ Emit = Callable[[Event], None]
 
 @dataclass(frozen=True)
 class Healing:
-    """Token healing for one prompt: the text of the last token, taken back, and the tokens that may
-    come first in its place (those whose text begins with it)."""
+    """Token healing for one prompt: the text of the token taken back (the last of the text the model
+    continues), where it stood in the prompt's ids, and the tokens that may come first in its place
+    (those whose text begins with it)."""
 
     text: str
     allowed: list[int]
+    position: int
 
 
 class LocalBackend:
@@ -202,18 +204,25 @@ class LocalBackend:
         return kwargs
 
     def _healing(self, prompt: Prompt, input_ids: list[int], params: GenerationParams) -> Healing | None:
-        """What token healing takes back from the end of this prompt, if anything: only a text token
-        (never a special one) that a longer token of the vocabulary extends."""
-        if not params.heal or len(input_ids) < 2 or not prompt.segments or not isinstance(prompt.segments[-1], Text):
+        """What token healing takes back from the text the model continues, if anything: only a text
+        token (never a special one) that a longer token of the vocabulary extends. That text ends the
+        prompt, or (a prefix-suffix-middle fill) stands before the suffix: its ids are then the ones
+        before the suffix sentinel's, since text is tokenized up to each special token."""
+        if not params.heal or prompt.resumed_text is None or prompt.resumes is None:
             return None
-        last = input_ids[-1]
+        resumes = prompt.resumes % len(prompt.segments)
+        head = input_ids if resumes == len(prompt.segments) - 1 else self.encode(
+            replace(prompt, segments=prompt.segments[: resumes + 1]))
+        if len(head) < 2:
+            return None
+        last = head[-1]
         text = self.tokenizer.decode([last])
         if last in self.special_ids or not text or "\ufffd" in text:
             return None
         allowed = self._extending(text)
         if len(allowed) < 2:  # nothing but the token itself: nothing to heal
             return None
-        return Healing(text, allowed)
+        return Healing(text, allowed, len(head) - 1)
 
     def _extending(self, text: str) -> list[int]:
         """The tokens whose text begins with ``text`` (special tokens and partial characters excluded)."""
@@ -228,8 +237,8 @@ class LocalBackend:
     def _run(self, input_ids: list[int], max_new: int, params: GenerationParams, cancel: threading.Event,
              emit: Emit, healing: Healing | None = None) -> None:
         healed = healing.text if healing else ""
-        if healing:
-            input_ids = input_ids[:-1]  # taken back: the first new token will stand for it
+        if healing:  # taken back: the first new token will stand for it
+            input_ids = input_ids[: healing.position] + input_ids[healing.position + 1 :]
         sequences = [Sequence(IncrementalDecoder(self.tokenizer, self.special_ids), self, healed)
                      for _ in range(params.n)]
 

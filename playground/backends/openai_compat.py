@@ -151,6 +151,10 @@ class OpenAiProtocol:
         return self.flavour.takes_n
 
     @property
+    def start_constraint(self) -> str | None:
+        return self.flavour.start_constraint_name if self.flavour.start_constraint is not None else None
+
+    @property
     def samples_at_once(self) -> bool:
         return self.flavour.generation_config is None  # transformers serve: one process-wide seed
 

@@ -30,6 +30,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Generator
+from dataclasses import replace
 
 import httpx2
 
@@ -37,9 +38,10 @@ from playground.backends.base import BackendInfo, Chunk, Event, EventStream, Fin
 from playground.backends.candidates import fan_out
 from playground.backends.pump import Pump
 from playground.backends.remote_errors import classify, truncated, unavailable
+from playground.backends.remote_healing import healed_notice, unhealed_notice, with_notice, without_healed
 from playground.backends.remote_protocol import EngineProtocol, Link
 from playground.backends.tokens import ESTIMATED_NOTICE, count_with, local_tokenizer
-from playground.backends.wire import RemoteLimits, estimate_tokens, sampling
+from playground.backends.wire import RemoteLimits, Sampling, estimate_tokens, sampling
 from playground.config_types import RemoteTimeouts
 from playground.errors import (
     BackendBusyError,
@@ -199,10 +201,27 @@ class RemoteBackend:
 
     def _stream_one(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event,
                     weigh: bool | None = None) -> EventStream:
+        """One request, token-healed where the prompt ends on a break and the engine can be constrained
+        (``remote_healing``)."""
         limits = self._require_limits()
-        text = self.render(prompt)
         prompt_tokens = self.count_tokens(prompt)
-        source = self.protocol.source(text, sampling(params, limits, prompt_tokens, weigh), limits)
+        request = sampling(params, limits, prompt_tokens, weigh)
+        healed = prompt.trailing_break() if params.heal else ""
+        how = self.protocol.start_constraint
+        if not healed:
+            yield from self._attempts(self.render(prompt), request, limits, cancel, prompt_tokens)
+        elif how is None:
+            events = self._attempts(self.render(prompt), request, limits, cancel, prompt_tokens)
+            yield from with_notice(events, unhealed_notice(limits.flavour or self.backend_name))
+        else:
+            text = self.render(prompt.taking_back(len(healed)))
+            events = self._attempts(text, replace(request, starts_with=healed), limits, cancel, prompt_tokens)
+            yield from without_healed(events, healed, healed_notice(healed, how))
+
+    def _attempts(self, text: str, request: Sampling, limits: RemoteLimits, cancel: threading.Event,
+                  prompt_tokens: int) -> EventStream:
+        """The request's events, asked again after a busy engine's 429 (within ``busy_retries``)."""
+        source = self.protocol.source(text, request, limits)
         retries = 0
         while True:
             if cancel.is_set():

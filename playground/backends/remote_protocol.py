@@ -65,6 +65,12 @@ class EngineProtocol(Protocol):
         ...
 
     @property
+    def start_constraint(self) -> str | None:
+        """How this engine is made to begin its output with a given text (token healing), as the record
+        names it; None where it cannot be (the prompt then goes unhealed)."""
+        ...
+
+    @property
     def native_candidates(self) -> bool:
         """Whether one request returns ``n`` candidates (else the driver makes n requests)."""
         ...

@@ -96,6 +96,7 @@ class TgiProtocol:
     counts_exactly = False  # not asked: counts come from the model's tokenizer file, or are estimated
     native_candidates = False  # TGI makes one text per request
     samples_at_once = True  # its seeds are per request
+    start_constraint = "grammar, regex"  # guidance: TGI compiles the regex against its tokenizer
 
     def __init__(self, link: Link):
         self.link = link

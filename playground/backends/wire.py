@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from playground.backends.remote_healing import start_regex
 from playground.params import GenerationParams
 from playground.prompt import Prompt
 from playground.registry import ModelSpec
@@ -46,6 +47,7 @@ class Sampling:
     logprobs: int = 0  # alternatives per token
     weigh: bool = False  # the chosen tokens' log-probabilities are wanted (alternatives or ranking)
     n: int = 1  # candidates this one request asks for
+    starts_with: str = ""  # token healing: the text the output must begin with ("" : no constraint)
 
 
 @dataclass(frozen=True)
@@ -132,4 +134,6 @@ def tgi_parameters(request: Sampling) -> dict[str, Any]:
         out["stop"] = list(request.stop)
     if request.logprobs:
         out["top_n_tokens"] = request.logprobs  # each token's own logprob always comes with details
+    if request.starts_with:  # token healing, through TGI's guidance
+        out["grammar"] = {"type": "regex", "value": start_regex(request.starts_with)}
     return out

@@ -10,7 +10,7 @@ always survives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from playground.errors import FillMarkerError, InputError
 from playground.prompt import Prompt, Special
@@ -55,7 +55,9 @@ def _fim_prompt(spec: ModelSpec, prefix: str, suffix: str, filename: str) -> Pro
     fim = spec.fim
     if fim.order == "spm":  # StarCoder's SPM variant: the middle sentinel sits between suffix and prefix
         return Prompt.of(Special(fim.prefix), Special(fim.suffix), suffix, Special(fim.middle), *header, prefix)
-    return Prompt.of(Special(fim.prefix), *header, prefix, Special(fim.suffix), suffix, Special(fim.middle))
+    # The middle continues the prefix, which here sits before the suffix: token healing works on it there.
+    prompt = Prompt.of(Special(fim.prefix), *header, prefix, Special(fim.suffix), suffix, Special(fim.middle))
+    return replace(prompt, resumes=prompt.segments.index(Special(fim.suffix)) - 1 if prefix else None)
 
 
 def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget,

@@ -16,8 +16,11 @@ reproduces is the wire protocol the playground's TGI backend must handle:
   eos_token / stop_sequence, ``generated_tokens``, ``seed``,
   ``input_length``), and no ``[DONE]``;
 * TGI's validation rules and messages (0 < top_p < 1, temperature > 0, at
-  most ``max_stop_sequences`` stops, prompt + max_new_tokens <= total); on a
-  stream a validation error is an HTTP 200 with one ``error`` event;
+  most ``max_stop_sequences`` stops, prompt + max_new_tokens <= total, a
+  ``grammar`` of type json, regex or json_schema); on a stream a validation
+  error is an HTTP 200 with one ``error`` event. A grammar is checked, not
+  applied: the tokens still come from the script, so a test scripts them to
+  follow it;
 * error bodies ``{"error", "error_type"}`` (422 validation, 424 generation,
   429 overloaded, 500 incomplete) and the scripted faults of ``common.KINDS``.
 
@@ -95,6 +98,11 @@ def validate(state: State, inputs: Any, parameters: dict[str, Any]) -> tuple[str
     for name, ok, message in checks:
         if parameters.get(name) is not None and not ok(parameters[name]):
             return f"Input validation error: {message}", input_tokens, 0
+    grammar = parameters.get("grammar")
+    kinds = ("json", "regex", "json_schema")
+    if grammar is not None and not (isinstance(grammar, dict) and grammar.get("type") in kinds
+                                    and isinstance(grammar.get("value"), str | dict)):
+        return "Failed to deserialize the JSON body: grammar: unknown variant", input_tokens, 0
     stops = parameters.get("stop") or []
     if len(stops) > config.max_stop_sequences:
         return (

@@ -8,6 +8,8 @@ join into the record, and probabilities, stops and candidates compose with it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from playground.backends.local import LocalBackend
@@ -78,3 +80,19 @@ def test_candidates_are_each_healed(playground):
     list(run)
     assert run.record is not None and run.record.candidates
     assert all(not c.shown.text.startswith("\n") for c in run.record.candidates)
+
+
+def test_a_prefix_suffix_middle_fill_heals_the_end_of_its_prefix(playground):
+    """Real StarCoder's order puts the prefix before the suffix: its last token is taken back there, and the
+    middle must begin with it."""
+    slot = playground.slots["nano-starcoder"]
+    assert slot.spec.fim is not None
+    psm = replace(slot.spec, fim=replace(slot.spec.fim, order="psm"))
+    server = Playground(playground.settings, {psm.id: ModelSlot(psm, slot.backend)}, load_tech_assistant())
+    code = "def add(a, b):\n    <FILL_HERE>\n\n\nprint(add(1, 2))\n"
+    run = server.start("fill", None, {"code": code}, {"temperature": 0, "max_new_tokens": 16})
+    deltas = list(run)
+    record = run.record
+    assert record is not None and record.raw_prompt.startswith("<fim_prefix>def add(a, b):\n    <fim_suffix>")
+    assert any(n.startswith("Token healing") and "'\\n    '" in n for n in record.notices), record.notices
+    assert "".join(deltas) == record.generated and not record.generated.startswith("\n")

@@ -48,6 +48,7 @@ class ScriptedProtocol:
     counts_exactly = True
     native_candidates = False
     samples_at_once = True
+    start_constraint = None  # it cannot be told how to begin: a prompt ending on a break goes unhealed
 
     def __init__(self, link: Link):
         self.link = link

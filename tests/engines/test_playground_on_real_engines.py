@@ -27,7 +27,8 @@ from tests.conftest import as_json
 from tests.engines.test_real_engines_smoke import llama_engine, transformers_engine  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.timeout(240)
-GREEDY = {"temperature": 0, "max_new_tokens": 24}
+# Healing off where a test compares with the engine asked directly: healing changes the prompt it is sent.
+GREEDY = {"temperature": 0, "max_new_tokens": 24, "heal": False}
 
 
 @pytest.fixture(scope="module", params=["transformers", "llama.cpp"])
@@ -80,6 +81,22 @@ def test_greedy_with_the_models_defaults_equals_the_engines_own_answer(playgroun
         assert record.middle == answer
     assert "".join(deltas) == answer
     assert any("repetition_penalty" in n for n in record.notices) or "llama" in engine.engine
+
+
+def test_token_healing_uses_the_engines_grammar_or_says_it_cannot(playground, engine):
+    """llama.cpp's server takes a GBNF grammar: the prompt's trailing indentation is taken back and the
+    output must begin with it, so the body comes first. transformers serve has no such constraint: the
+    prompt goes as typed, and the record says so."""
+    prompt = "def fibonacci(n):\n    "
+    deltas, record = run(playground, "complete", {"prompt": prompt}, {**GREEDY, "heal": True})
+    assert record.error is None and "".join(deltas) == record.text
+    if "llama" in engine.engine:
+        assert any("GBNF grammar" in n for n in record.notices), record.notices
+        assert not any("did not begin" in n for n in record.notices)  # the engine kept to the grammar
+        assert (prompt + record.text).split("\n")[1].startswith("    ")
+    else:
+        assert any("Token healing is not available" in n for n in record.notices), record.notices
+        assert record.text == run(playground, "complete", {"prompt": prompt}, GREEDY)[1].text
 
 
 def test_chat_deltas_join_into_the_reply(playground):
