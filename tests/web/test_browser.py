@@ -32,6 +32,16 @@ def code_text(page, elem_id: str) -> str:
     )
 
 
+RESULT_TEXT_JS = """(mode) => { const root = document.querySelector(`#${mode}-probs .result-view`);
+  if (!root) return ''; const copy = root.cloneNode(true);
+  copy.querySelectorAll('.tip, .nl').forEach((e) => e.remove()); return copy.textContent; }"""
+
+
+def result_text(page, mode: str) -> str:
+    """The tab's result as its marked view shows it (the text, without tooltips and newline marks)."""
+    return page.evaluate(RESULT_TEXT_JS, mode)
+
+
 def set_slider(page, name: str, value: int) -> None:
     accordion = page.get_by_role("button", name=re.compile("^Parameters"))
     if not page.locator(f"#param-{name}").is_visible():
@@ -57,7 +67,7 @@ def test_complete_streams_and_keeps_indentation(page):
     stats = page.locator("#complete-stats")
     stats.get_by_text(re.compile("finish: ")).wait_for(timeout=120_000)
     assert re.search(r"\d+ tokens .* finish: (length|eos) .* seed \d+", stats.inner_text())
-    result = code_text(page, "complete-result")
+    result = result_text(page, "complete")
     assert result.startswith(COMPLETE_EXAMPLE)
     page.screenshot(path=str(SCREENSHOTS / "complete.png"), full_page=True)
 
@@ -66,7 +76,7 @@ def test_fill_marks_the_middle_and_never_leaks_fim_tokens(page):
     open_tab(page, "Fill in the middle")
     page.locator("#fill-run").click()
     page.locator("#fill-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=120_000)
-    result = code_text(page, "fill-result")
+    result = result_text(page, "fill")
     assert "    numbers = [0, 1]\n" in result and result.rstrip().endswith("    return numbers[:n]")
     assert "<fim_" not in result and "<|endoftext|>" not in result and "<FILL_HERE>" not in result
     assert "of the result were generated" in page.locator("#fill-mark").inner_text() or "wrote nothing" in page.locator("#fill-mark").inner_text()
@@ -74,6 +84,13 @@ def test_fill_marks_the_middle_and_never_leaks_fim_tokens(page):
     raw = page.locator("#fill-raw textarea").input_value()
     assert raw.startswith("<fim_prefix><fim_suffix>") and "<fim_middle>def fibonacci" in raw  # suffix first
     page.screenshot(path=str(SCREENSHOTS / "fill.png"), full_page=True)
+    # One result view: the middle is marked in place, not shown again in a box of its own.
+    marked = page.locator("#fill-probs .result-view mark.gen")
+    assert marked.count() == 1 and marked.text_content() in result and not page.locator("#fill-middle").is_visible()
+    page.locator("#fill-view").get_by_text("Code", exact=True).click()
+    page.locator("#fill-result .cm-line").first.wait_for(timeout=10_000)  # the same result, in the code editor
+    assert code_text(page, "fill-result").rstrip("\n") == result.rstrip("\n")
+    assert not page.locator("#fill-probs").is_visible()
 
 
 def test_fill_without_a_hole_shows_a_specific_error(page):
@@ -131,11 +148,7 @@ def test_stop_really_stops_the_model(page):
     open_tab(page, "Complete")
     page.locator("#complete-run").click()
     prompt_length = len(code_text(page, "complete-prompt"))
-    page.wait_for_function(
-        f"[...document.querySelectorAll('#complete-result .cm-line')].map(e => e.textContent).join('\\n').length"
-        f" > {prompt_length + 20}",
-        timeout=30_000,
-    )
+    page.wait_for_function(f"({RESULT_TEXT_JS})('complete').length > {prompt_length + 20}", timeout=30_000)
     page.locator("#complete-stop").click()
     stats = page.locator("#complete-stats")
     stats.get_by_text(re.compile("finish: ")).wait_for(timeout=30_000)
@@ -170,7 +183,7 @@ def test_share_link_reopens_the_fill_generation_read_only(page, nano_server):
     page.goto(f"{nano_server.url}/s/{created['id']}")
     page.locator("#fill-shared-banner").get_by_text("Shared generation").wait_for(timeout=30_000)
     assert code_text(page, "fill-code") == code.rstrip("\n") or code_text(page, "fill-code") == code
-    assert code_text(page, "fill-result").rstrip("\n") == record["text"].rstrip("\n")
+    assert result_text(page, "fill").rstrip("\n") == record["text"].rstrip("\n")
     page.get_by_role("button", name=re.compile("^Parameters")).click()
     assert page.locator("#param-seed input, #param-seed textarea").first.input_value() == "5"
     assert not page.locator("#fill-run").is_visible()  # read-only: nothing to run until "Edit a copy"
@@ -217,7 +230,7 @@ def test_rerun_of_a_shared_greedy_generation_gives_the_same_output(page, nano_se
         time.sleep(0.2)
     assert completions(nano_server.url) == before + 1  # the model really ran again
     page.wait_for_timeout(1000)
-    assert code_text(page, "complete-result").rstrip("\n") == (record["inputs"]["prompt"] + record["text"]).rstrip("\n")
+    assert result_text(page, "complete").rstrip("\n") == (record["inputs"]["prompt"] + record["text"]).rstrip("\n")
 
 
 def test_delete_link_removes_the_share(page, nano_server):

@@ -19,7 +19,7 @@ from tests.conftest import fake_playground, serve
 pytest.importorskip("playwright.sync_api")
 
 from tests.web.browser_support import BROWSER_MARKS, SCREENSHOTS, browser  # noqa: E402,F401 - fixture
-from tests.web.test_browser import code_text, open_tab, set_slider  # noqa: E402
+from tests.web.test_browser import code_text, open_tab, result_text, set_slider  # noqa: E402
 
 pytestmark = [*BROWSER_MARKS, pytest.mark.timeout(240)]
 
@@ -132,7 +132,7 @@ def test_an_applied_fill_candidate_keeps_a_hole_and_is_what_share_shares(browser
                                ".innerText.includes('shown above')", timeout=10_000)
         assert "<FILL_HERE>" in code_text(page, "fill-code")  # fill on from there
         middle = cards.nth(1).locator("pre").inner_text()
-        assert middle.strip() in code_text(page, "fill-result")
+        assert middle.strip() in result_text(page, "fill")
         page.locator("#fill-share").click()
         page.locator("#fill-share-confirm").click()
         page.wait_for_function("() => document.querySelector('#fill-share-link textarea, #fill-share-link input')"

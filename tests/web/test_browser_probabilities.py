@@ -13,7 +13,7 @@ pytest.importorskip("playwright.sync_api")
 from playground.backends.fake import FakeBackend  # noqa: E402
 from playground.web.ui.parts import COMPLETE_EXAMPLE  # noqa: E402
 from tests.web.browser_support import BROWSER_MARKS, SCREENSHOTS, browser  # noqa: E402,F401 - fixture
-from tests.web.test_browser import code_text, open_tab, set_slider  # noqa: E402
+from tests.web.test_browser import code_text, open_tab, result_text, set_slider  # noqa: E402
 
 pytestmark = [*BROWSER_MARKS]
 PROMPT = COMPLETE_EXAMPLE
@@ -98,11 +98,11 @@ def test_candidates_are_listed_ranked_and_applied(browser, nano_server):
         chosen = max(range(len(texts)), key=lambda i: len(texts[i].strip()))  # a candidate with text
         last = cards.nth(chosen)
         last.get_by_role("button", name="Apply").click()
-        # Applied: the prompt editor holds the prompt and that candidate, as the result box does.
+        # Applied: the prompt editor holds the prompt and that candidate, as the result view does.
         page.wait_for_function(
-            "n => { const t = id => [...document.querySelectorAll(`#${id} .cm-line`)].map(e => e.textContent)"
-            ".join('\\n'); return t('complete-prompt') === t('complete-result') && t('complete-prompt').length > n }",
-            arg=len(PROMPT) - 1, timeout=10_000)
+            "n => [...document.querySelectorAll('#complete-prompt .cm-line')].map(e => e.textContent).join('\\n')"
+            ".length > n", arg=len(PROMPT) - 1, timeout=10_000)
+        assert code_text(page, "complete-prompt").rstrip("\n") == result_text(page, "complete").rstrip("\n")
         assert "shown above" in last.locator(".cand-head").inner_text()
         page.screenshot(path=str(SCREENSHOTS / "candidates.png"), full_page=True)
         # Share that candidate: the link opens the same generation on it.
@@ -119,7 +119,7 @@ def test_candidates_are_listed_ranked_and_applied(browser, nano_server):
         shared.locator("#complete-candidates .cand").first.wait_for(timeout=30_000)
         reopened = shared.locator("#complete-candidates .cand")
         assert "shown above" in reopened.nth(chosen).locator(".cand-head").inner_text()
-        assert code_text(shared, "complete-result") == code_text(page, "complete-result")
+        assert result_text(shared, "complete") == result_text(page, "complete")
     finally:
         context.close()
 

@@ -23,6 +23,7 @@ pytest.importorskip("playwright.sync_api")
 
 from playground.web.ui.parts import COMPLETE_EXAMPLE  # noqa: E402
 from tests.web.browser_support import BROWSER_MARKS, SCREENSHOTS, browser  # noqa: E402,F401 - fixture
+from tests.web.test_browser import result_text  # noqa: E402
 
 pytestmark = [*BROWSER_MARKS, pytest.mark.timeout(240)]
 
@@ -42,13 +43,6 @@ def open_page(browser):
     yield open_
     for context in contexts:
         context.close()
-
-
-def code_text(page, elem_id: str) -> str:
-    """The editor's text, line by line, as the user sees it."""
-    return page.evaluate(
-        f"[...document.querySelectorAll('#{elem_id} .cm-line')].map(e => e.textContent).join('\\n')"
-    )
 
 
 def test_interrupted_remote_generation_keeps_its_partial_output(open_page, tmp_path):
@@ -71,7 +65,7 @@ def test_interrupted_remote_generation_keeps_its_partial_output(open_page, tmp_p
             assert "finish: error" in text
             assert "The generation was interrupted; the output is incomplete." in text
             assert "interrupted after 8 tokens" in text and "CUDA out of memory" in text
-            result = code_text(page, "complete-result")
+            result = result_text(page, "complete")
             assert result == COMPLETE_EXAMPLE + " dirpath, _, names in os.walk(root):\n"
             assert engine.state.streams[-1].outcome == "fault:error_event"
         finally:

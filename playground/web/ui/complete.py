@@ -31,7 +31,9 @@ from playground.web.ui.probability_view import (
     candidates_box,
     candidates_html,
     probability_box,
-    tokens_html,
+    result_html,
+    result_view_choice,
+    wire_result_view,
 )
 
 
@@ -41,6 +43,7 @@ class CompleteTab:
     prompt: gr.Code
     run: gr.Button
     stop: gr.Button
+    view: gr.Radio  # which view of the result is shown: marked (with probabilities) or the code editor
     result: gr.Code
     stats: gr.Markdown
     probabilities: gr.HTML
@@ -76,15 +79,16 @@ def build_complete_tab(ctx: UiContext) -> CompleteTab:
     with gr.Row():
         run = gr.Button("Complete", variant="primary", elem_id="complete-run", elem_classes=["submit"])
         stop = gr.Button("Stop", variant="stop", elem_id="complete-stop")
+    view = result_view_choice("complete")
+    probabilities = probability_box("complete")  # the result, its continuation marked or coloured by probability
     result = code_box(language="python", interactive=False, lines=12, max_lines=30, label="Prompt + continuation",
-                      elem_id="complete-result")
+                      elem_id="complete-result", visible=False)
     stats = gr.Markdown(elem_id="complete-stats")
-    probabilities = probability_box("complete")
     candidates = candidates_box("complete")
     attribution = gr.HTML(elem_id="complete-attribution")
     share = build_share_panel("complete")
     examples = gr.Examples(COMPLETE_EXAMPLES, prompt, label="Try").dataset
-    return CompleteTab(banner, prompt, run, stop, result, stats, probabilities, candidates, attribution, share,
+    return CompleteTab(banner, prompt, run, stop, view, result, stats, probabilities, candidates, attribution, share,
                        gr.State(None), ctx.playground.modes.named("complete"), examples)
 
 
@@ -99,7 +103,8 @@ def complete(ctx: UiContext, tab: CompleteTab, prompt: str, model: str, values: 
                       tab.candidates: ""}
     yield shown
     for raw in ctx.stream(run, request):
-        yield {**shown, tab.result: prompt + run.present(raw).text}
+        text = run.present(raw).text
+        yield {**shown, tab.result: prompt + text, tab.probabilities: result_html(prompt, text, "", None, False)}
     record = finished(run)
     yield {tab.stats: stats_line(record), tab.share.record: record.id, **_shown(tab, record, prompt)}
 
@@ -113,7 +118,7 @@ def _shown(tab: CompleteTab, record: Generation, prompt: str, candidate: int = 0
     token_data = None if tokens is None else tokens_to_json(tokens)
     report = chosen.attribution if chosen and (candidate or chosen.attribution) else record.attribution
     weighed = {"prompt": prompt, "tokens": token_data, "record": record, "shown": candidate}
-    return {tab.result: prompt + text, tab.probabilities: tokens_html(token_data, branchable=True),
+    return {tab.result: prompt + text, tab.probabilities: result_html(prompt, text, "", token_data, branchable=True),
             tab.candidates: candidates_html(record.candidates, candidate), tab.weighed: weighed,
             tab.attribution: attribution_html(report, text)}
 
@@ -150,6 +155,7 @@ def wire_complete(ctx: UiContext, tab: CompleteTab, generation: dict[str, Any], 
     tab.run.click(run, tab.inputs(ctx), tab.outputs, api_name="complete", **generation)
     wire_weighing(ctx, tab, run, branch, pick, [tab.prompt, tab.result, tab.probabilities, tab.candidates,
                                                 tab.weighed, tab.attribution], generation)
+    wire_result_view(tab.view, tab.probabilities, tab.result)
 
 
 TAB = TabKind("complete", "Complete", build_complete_tab, wire_complete, show_shared, complete)

@@ -32,7 +32,9 @@ from playground.web.ui.probability_view import (
     candidates_box,
     candidates_html,
     probability_box,
-    tokens_html,
+    result_html,
+    result_view_choice,
+    wire_result_view,
 )
 
 
@@ -45,6 +47,7 @@ class FillTab:
     run: gr.Button
     stop: gr.Button
     mark: gr.Markdown
+    view: gr.Radio  # which view of the result is shown: marked (with probabilities) or the code editor
     result: gr.Code
     middle: gr.Code
     stats: gr.Markdown
@@ -87,11 +90,14 @@ def build_fill_tab(ctx: UiContext) -> FillTab:
         run = gr.Button("Fill", variant="primary", elem_id="fill-run", elem_classes=["submit"])
         stop = gr.Button("Stop", variant="stop", elem_id="fill-stop")
     mark = gr.Markdown(elem_id="fill-mark")
+    view = result_view_choice("fill")
+    probabilities = probability_box("fill")  # the result, its generated part marked or coloured by probability
     result = code_box(language="python", interactive=False, lines=12, max_lines=30, label="Result",
-                      elem_id="fill-result")
-    middle = code_box(language="python", interactive=False, lines=4, label="Generated middle", elem_id="fill-middle")
+                      elem_id="fill-result", visible=False)
+    # The middle alone, for API clients (the /fill endpoint's "Generated middle"); the page marks it in place.
+    middle = code_box(language="python", interactive=False, lines=4, label="Generated middle", elem_id="fill-middle",
+                      visible=False)
     stats = gr.Markdown(elem_id="fill-stats")
-    probabilities = probability_box("fill")
     candidates = candidates_box("fill")
     attribution = gr.HTML(elem_id="fill-attribution")
     share = build_share_panel("fill")
@@ -99,7 +105,7 @@ def build_fill_tab(ctx: UiContext) -> FillTab:
     with gr.Accordion("Raw prompt", open=False):
         raw = gr.Textbox(lines=8, interactive=False, elem_id="fill-raw", buttons=["copy"],
                          label="Exactly what the model was given")
-    return FillTab(banner, filename, language, code, run, stop, mark, result, middle, stats, probabilities,
+    return FillTab(banner, filename, language, code, run, stop, mark, view, result, middle, stats, probabilities,
                    candidates, attribution, share, raw, gr.State(None), ctx.playground.modes.named("fill"), examples)
 
 
@@ -113,9 +119,11 @@ def fill(ctx: UiContext, tab: FillTab, code: str, filename: str, model: str, val
     updates: Updates = {tab.result: "", tab.middle: "", tab.mark: "", tab.stats: waiting, tab.raw: run.raw_prompt,
                         tab.attribution: "", tab.probabilities: "", tab.candidates: ""}
     yield updates
+    prefix, suffix = split_hole(code)
     for raw in ctx.stream(run, request):
         shown = run.present(raw)
-        yield {**updates, tab.result: shown.text, tab.middle: shown.generated}
+        yield {**updates, tab.result: shown.text, tab.middle: shown.generated,
+               tab.probabilities: result_html(prefix, shown.generated, suffix, None, branchable=False)}
     record = finished(run)
     yield {tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id,
            **_shown(tab, record, code)}
@@ -129,8 +137,9 @@ def _shown(tab: FillTab, record: Generation, code: str, candidate: int = 0) -> U
     tokens = chosen.tokens if chosen and record.tokens is not None else record.tokens
     token_data = None if tokens is None else tokens_to_json(tokens)
     report = chosen.attribution if chosen and (candidate or chosen.attribution) else record.attribution
+    prefix, suffix = split_hole(code)
     return {tab.result: shown.text, tab.middle: shown.generated, tab.mark: mark_middle(code, shown.generated),
-            tab.probabilities: tokens_html(token_data, branchable=True),
+            tab.probabilities: result_html(prefix, shown.generated, suffix, token_data, branchable=True),
             tab.candidates: candidates_html(record.candidates, candidate),
             tab.weighed: {"code": code, "tokens": token_data, "record": record, "shown": candidate},
             tab.attribution: attribution_html(report, shown.generated)}
@@ -180,6 +189,7 @@ def wire_fill(ctx: UiContext, tab: FillTab, generation: dict[str, Any], quiet: d
                         api_visibility="private")
     tab.language.change(bind(highlight, tab), tab.language, [tab.code, tab.result, tab.middle],
                         api_visibility="private")
+    wire_result_view(tab.view, tab.probabilities, tab.result)
 
 
 TAB = TabKind("fill", "Fill in the middle", build_fill_tab, wire_fill, show_shared, fill)
@@ -191,4 +201,4 @@ def mark_middle(code: str, middle: str) -> str:
         return "The model wrote nothing for the hole."
     first = code.split(FILL_MARKER)[0].count("\n") + 1
     last = first + middle.rstrip("\n").count("\n")
-    return f"Lines {first}–{last} of the result were generated (shown on their own below)."
+    return f"Lines {first}–{last} of the result were generated (marked below)."

@@ -26,6 +26,8 @@ _BANDS = ((0.9, "p-high", "≥ 90 %"), (0.5, "p-good", "50–90 %"), (0.2, "p-mi
 CSS = """
 .probs { white-space:pre-wrap; font-family:ui-monospace,monospace; font-size:90%; line-height:1.7 }
 .probs .nl { color:#9ca3af; font-size:80% }
+.result-view { max-height:40em; overflow:auto; border:1px solid #e5e7eb; border-radius:6px; padding:8px }
+.result-view .ctx { color:#4b5563 } .result-view mark.gen, .probs-legend mark.gen { background:#dbeafe; color:inherit }
 .probs .tok { position:relative; border-radius:3px; cursor:default; outline:none }
 .probs .tok:hover, .probs .tok:focus { box-shadow:0 0 0 1px #374151 }
 .probs .tip { display:none; position:absolute; left:0; top:1.6em; z-index:20; background:#111827; color:#f9fafb;
@@ -68,6 +70,18 @@ def probability_box(mode: str) -> gr.HTML:
     return gr.HTML(elem_id=f"{mode}-probs", js_on_load=BRANCH_JS)
 
 
+def result_view_choice(mode: str) -> gr.Radio:
+    return gr.Radio(["Marked", "Code"], value="Marked", show_label=False, elem_id=f"{mode}-view", container=False,
+                    info="Marked: what the model wrote, in place (coloured by probability when asked). "
+                         "Code: the result in a highlighting editor.")
+
+
+def wire_result_view(choice: gr.Radio, marked: gr.HTML, code: gr.Code) -> None:
+    """One view of the result at a time: the marked text, or the code editor."""
+    choice.change(lambda view: {marked: gr.update(visible=view == "Marked"), code: gr.update(visible=view == "Code")},
+                  choice, [marked, code], api_visibility="private", show_progress="hidden")
+
+
 def candidates_box(mode: str) -> gr.HTML:
     return gr.HTML(elem_id=f"{mode}-candidates", js_on_load=PICK_JS)
 
@@ -107,11 +121,36 @@ def legend() -> str:
     return f'<div class="probs-legend">Probability of each token: {bands} · hover or tap a token</div>'
 
 
+def result_html(before: str, generated: str, after: str, tokens: list[dict[str, Any]] | None,
+                branchable: bool) -> str:
+    """The whole result as one view: the user's text around it, and the generated part marked, or coloured
+    token by token when its probabilities were asked for (not a second copy of the text: this is the
+    result, with what the model weighed in place). "" before there is a result."""
+    if not (before or generated or after):
+        return ""
+    context = '<span class="ctx">{}</span>'
+    if tokens and "".join(str(t["text"]) for t in tokens) == generated:
+        middle = _token_spans(tokens, branchable)
+        head = legend()
+    else:
+        middle, head = f'<mark class="gen">{html.escape(generated)}</mark>', _MARKED
+    body = (context.format(html.escape(before)) if before else "") + middle + (
+        context.format(html.escape(after)) if after else "")
+    return f'{head}<div class="probs result-view">{body}</div>'
+
+
+_MARKED = '<div class="probs-legend"><mark class="gen">Marked</mark>: what the model wrote</div>'
+
+
 def tokens_html(tokens: list[dict[str, Any]] | None, branchable: bool) -> str:
     """The generated tokens coloured by probability; "" when there are none to show. With ``branchable``
     each alternative is a button that starts a new generation from it."""
     if not tokens:
         return ""
+    return legend() + f'<div class="probs">{_token_spans(tokens, branchable)}</div>'
+
+
+def _token_spans(tokens: list[dict[str, Any]], branchable: bool) -> str:
     spans = []
     for index, token in enumerate(tokens):
         alternatives = "".join(_alternative(index, rank, alt, token, branchable)
@@ -120,7 +159,7 @@ def tokens_html(tokens: list[dict[str, Any]] | None, branchable: bool) -> str:
         label = html.escape(f"{_percent(token['logprob'])}", quote=True)
         spans.append(f'<span class="tok {_band(token["logprob"])}" tabindex="0" title="{label}">'
                      f"{_shown(token['text'])}{tip}</span>")
-    return legend() + f'<div class="probs">{"".join(spans)}</div>'
+    return "".join(spans)
 
 
 def _alternative(index: int, rank: int, alt: dict[str, Any], token: dict[str, Any], branchable: bool) -> str:
