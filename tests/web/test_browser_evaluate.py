@@ -46,3 +46,28 @@ def test_a_saved_run_shows_its_summary_and_a_failed_problem(browser, server_with
     assert "not it" in page.locator("#eval-completion").inner_text()
     assert page.evaluate("document.querySelectorAll('#eval-completion b').length") == 0  # shown as text
     page.screenshot(path=str(SCREENSHOTS / "evaluate.png"), full_page=True)
+
+
+def test_an_empty_completion_and_no_runs_read_as_such(browser, tmp_path):  # noqa: F811
+    """A problem the model answered with nothing says so, instead of an empty box beside "AssertionError";
+    a server with no saved runs says it has none."""
+    problem = load_problems(limit=1)[0]
+    result = evaluate([problem], lambda prompt, **_: "", EvaluationConfig(progress=False), complete_set=False,
+                      deployment=Deployment("starcoder", "tgi", "bfloat16", "none", "main"))
+    save_run(result, tmp_path / "with-run" / "evaluations")
+    for folder, check in (("with-run", "wrote nothing"), ("empty", "No runs saved yet.")):
+        server = serve(fake_playground(Settings(data_dir=tmp_path / folder)))
+        try:
+            page = browser.new_context(viewport={"width": 1280, "height": 1400}).new_page()
+            page.goto(server.url + "/")
+            page.get_by_role("tab", name="Evaluate").click()
+            if folder == "empty":
+                page.get_by_text(check).wait_for(timeout=30_000)
+                continue
+            page.wait_for_function("document.querySelector('#eval-error textarea')?.value.length > 0",
+                                   timeout=30_000)
+            assert check in page.locator("#eval-error textarea").input_value()
+            assert check in page.locator("#eval-completion").inner_text()
+            assert not page.locator("#eval-empty").is_visible()
+        finally:
+            server.stop()

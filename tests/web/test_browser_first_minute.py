@@ -171,3 +171,29 @@ def test_buttons_and_tabs_meet_aa_contrast_and_every_tab_fits_at_phone_width(bro
         page.get_by_text("No runs saved yet.").wait_for(timeout=10_000)
     finally:
         context.close()
+
+
+def test_an_empty_completion_says_so_and_a_long_candidate_line_scrolls_in_its_card(browser, tmp_path):
+    long_line = "x = '" + "a" * 400 + "'\n"
+    backend = FakeBackend(outputs=["", long_line, "y = 1\n"])
+    server = serve(fake_playground(Settings(data_dir=tmp_path), backend))
+    context, page = new_page(browser, server.url + "/")
+    try:
+        open_tab(page, "Complete")
+        page.locator("#complete-run").click()
+        page.locator("#complete-stats").get_by_text("The model wrote nothing").wait_for(timeout=60_000)
+        set_slider(page, "candidates", 2)
+        set_slider(page, "temperature", 1)
+        page.locator("#complete-run").click()
+        cards = page.locator("#complete-candidates .cand")
+        cards.nth(1).wait_for(timeout=60_000)
+        widths = page.evaluate("""() => [...document.querySelectorAll('#complete-candidates .cand')].map((card) => {
+            const pre = card.querySelector('pre');
+            return [card.getBoundingClientRect().width, pre.scrollWidth, pre.clientWidth]; })""")
+        grid = page.locator("#complete-candidates .cands").bounding_box()
+        assert grid is not None
+        assert all(card <= grid["width"] + 1 for card, _, _ in widths)  # no card spills out of the grid
+        assert any(scroll > client for _, scroll, client in widths)  # the long line scrolls inside its card
+    finally:
+        context.close()
+        server.stop()
