@@ -57,6 +57,7 @@ class Param:
     knob: Knob = None
     neutral: Any = None  # a knob at this value is left off the request
     candidates: bool = False  # asks for several candidates: offered only where a mode gives them
+    own: bool = False  # one mode's own setting: offered only by the modes that list it (``Mode.own_params``)
     before: Any = None  # for a record made before this parameter existed: the value that behaves as it did
     name: str = ""
 
@@ -200,7 +201,7 @@ class GenerationParams:
     end_at_scope: bool = declare(
         True, "Fill: end the middle where the model's code leaves the hole's block (a line indented less than the "
         "hole) or starts repeating the code after the hole, instead of running on to the token limit.", as_bool,
-        control="checkbox", label="End fills at the hole's scope", before=False)
+        control="checkbox", label="End fills at the hole's scope", before=False, own=True)
 
     @property
     def greedy(self) -> bool:

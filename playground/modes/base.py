@@ -77,6 +77,7 @@ class Mode(Protocol):
     name: ClassVar[str]
     stops: tuple[str, ...]  # stop sequences the mode always adds
     candidates: ClassVar[bool]  # whether it offers several candidates (params.n > 1)
+    own_params: ClassVar[tuple[str, ...]]  # parameters that are its own (``Param.own``): fill's end_at_scope
     inputs: ClassVar[type[ModeInputs]]  # what a client sends, by field
     # The field of the record's JSON that holds the generated part, where it is not the whole text.
     generated_field: ClassVar[str | None]

@@ -61,6 +61,7 @@ class ChatMode:
     name: ClassVar[str] = "chat"
     stops: tuple[str, ...] = CHAT_STOPS
     candidates: ClassVar[bool] = False  # one reply
+    own_params: ClassVar[tuple[str, ...]] = ()
     inputs: ClassVar[type[ModeInputs]] = ChatInputs
     generated_field: ClassVar[str | None] = None  # the record's text is the reply itself
 

@@ -21,6 +21,7 @@ class CompleteMode:
     name: ClassVar[str] = "complete"
     stops: tuple[str, ...] = ()
     candidates: ClassVar[bool] = True
+    own_params: ClassVar[tuple[str, ...]] = ()
     inputs: ClassVar[type[ModeInputs]] = CompleteInputs
     generated_field: ClassVar[str | None] = None  # the record's text is the continuation itself
 

@@ -26,6 +26,7 @@ class FillMode:
     name: ClassVar[str] = "fill"
     stops: tuple[str, ...] = ()
     candidates: ClassVar[bool] = True
+    own_params: ClassVar[tuple[str, ...]] = ("end_at_scope",)
     inputs: ClassVar[type[ModeInputs]] = FillInputs
     generated_field: ClassVar[str | None] = "middle"
 

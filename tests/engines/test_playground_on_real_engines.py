@@ -239,10 +239,10 @@ def test_llama_cpp_and_the_local_model_weigh_the_same_tokens_alike(llama_engine,
     backend = OpenAiCompletionsBackend(spec, llama_engine.api_base)
     remote = Playground(Settings(data_dir=tmp_path), {spec.id: ModelSlot(spec, backend)}, load_tech_assistant())
     try:
-        _, theirs = run(remote, "complete", {"prompt": "import os\n\n\ndef main():\n"}, WEIGHED)
+        _, theirs = run(remote, "complete", {"prompt": "import os\n\n\ndef main():\n"}, {**WEIGHED, "heal": False})
     finally:
         backend.close()
-    # The same prompt for both: no token healing here, which llama.cpp's server does not do.
+    # The same prompt for both: healing off, so that each engine weighs exactly the prompt as typed.
     _, ours = run(nano_playground, "complete", {"prompt": "import os\n\n\ndef main():\n"}, {**WEIGHED, "heal": False})
     assert [t["text"] for t in theirs.tokens] == [t["text"] for t in ours.tokens]
     assert [t["logprob"] for t in theirs.tokens] == pytest.approx([t["logprob"] for t in ours.tokens], abs=0.02)

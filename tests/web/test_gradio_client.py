@@ -58,7 +58,7 @@ def test_the_three_endpoints_are_named_with_the_documented_inputs(client):
     names = {name: [p["parameter_name"] for p in endpoints[name]["parameters"]]
              for name in ("/chat", "/fill", "/complete")}
     assert names["/complete"] == ["prompt", *params, "candidates", "heal"]
-    assert names["/fill"] == ["code", "filename", *params, "candidates", "heal"]
+    assert names["/fill"] == ["code", "filename", *params, "candidates", "heal", "end_at_scope"]
     assert names["/chat"] == ["message", "history", "system_prompt", *params, "heal"]
 
 
@@ -137,8 +137,8 @@ def test_chat_returns_the_history_with_the_assistants_reply_last(client, nano_pl
     assert "Human:" not in texts[-1] and "-----" not in texts[-1]
     stats = stats_of(outputs)
     assert "finish: " in stats and "example dialogues" in stats  # nano's context cannot hold the few-shot prompt
-    [raw] = [o for o in outputs if isinstance(o, str) and o.endswith("Assistant:")]
-    assert raw.endswith(f"Human: hi\n\nAssistant: Hello! How can I help?\n\nHuman: {question}\n\nAssistant:")
+    [raw_prompt] = [o for o in outputs if isinstance(o, str) and o.endswith("Assistant:")]
+    assert raw_prompt.endswith(f"Human: hi\n\nAssistant: Hello! How can I help?\n\nHuman: {question}\n\nAssistant:")
 
 
 def test_fill_without_a_marker_is_an_error_naming_it(client):

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
+from playground.backends.remote_healing import start_regex
 from playground.bootstrap import build_playground
 from playground.config import Settings
 from playground.config_types import RemoteTimeouts
@@ -147,33 +148,40 @@ def test_health_and_models_describe_the_remote_engine(tgi):
 
 
 def test_complete_streams_from_the_engine(tgi):
-    tgi.engine.script(Behaviour(tokens=["    return", " a", " +", " b", "\n"]))
+    # Token healing: the prompt's last newline is taken back and TGI's grammar makes the output begin with
+    # it, as the scripted tokens do; the app shows the text after it.
+    tgi.engine.script(Behaviour(tokens=["\n", "    return", " a", " +", " b", "\n"]))
     events = stream_all(tgi.url, prompt="def add(a, b):\n")
     *deltas, done = events
     assert all(set(e) == {"delta"} for e in deltas) and done["done"] is True
     assert "".join(e["delta"] for e in deltas) == done["text"] == "    return a + b\n"
-    assert done["finish_reason"] == "eos" and done["usage"]["completion_tokens"] == 6  # 5 tokens + end-of-text
+    assert done["finish_reason"] == "eos" and done["usage"]["completion_tokens"] == 7  # 6 tokens + end-of-text
     assert done["backend"]["kind"] == "tgi" and done["backend"]["endpoint"] == tgi.engine_url
+    assert any("asked (grammar, regex)" in n for n in done["notices"])
     [request] = tgi.engine.requests
-    assert request["path"] == "/" and request["body"]["inputs"] == "def add(a, b):\n"
+    assert request["path"] == "/" and request["body"]["inputs"] == "def add(a, b):"
+    assert request["body"]["parameters"]["grammar"]["type"] == "regex"
     assert request["body"]["parameters"]["do_sample"] is False  # temperature 0: greedy, no sampling knobs
     assert request["body"]["parameters"]["max_new_tokens"] == 16
     assert tgi.engine.streams[-1].outcome == "finished"
 
 
 def test_fill_sends_a_fim_prompt_with_user_specials_broken(tgi):
-    tgi.engine.script(Behaviour(tokens=["return", " a", " +", " b"]))
+    tgi.engine.script(Behaviour(tokens=["\n    return", " a", " +", " b"]))  # the healed break comes first
     code = "def add(a, b):\n    <FILL_HERE>\n\nMARK = '<fim_suffix><|endoftext|>'\n"
     record = generate(tgi.url, mode="fill", code=code, filename="src/add.py")
     sent = tgi.engine.streams[-1].prompt
-    assert sent.startswith("<fim_prefix><filename>src/add.py\ndef add(a, b):\n    <fim_suffix>")
+    # Prefix-suffix-middle: the prefix's trailing break is taken back where the prefix ends, before the suffix.
+    assert sent.startswith("<fim_prefix><filename>src/add.py\ndef add(a, b):<fim_suffix>")
     assert sent.endswith("<fim_middle>")
     # The user's spelling arrives as text: broken by a zero-width space, never a second real token.
     assert f"MARK = '<{ZWSP}fim_suffix><{ZWSP}|endoftext|>'" in sent
     assert sent.count("<fim_suffix>") == 1 and sent.count("<fim_prefix>") == 1
     assert record["middle"] == "return a + b"
     assert record["text"] == "def add(a, b):\n    return a + b\n\nMARK = '<fim_suffix><|endoftext|>'\n"
-    assert record["raw_prompt"] == sent  # the record holds exactly what the engine was given
+    # The record holds the prompt as built, and says what healing took back from it before it was sent.
+    assert record["raw_prompt"].replace("\n    <fim_suffix>", "<fim_suffix>", 1) == sent
+    assert any("trailing '\\n    ' was taken back" in n for n in record["notices"])
 
 
 def test_chat_cuts_the_next_human_turn(tgi):
@@ -336,12 +344,13 @@ def test_killed_engine_is_a_503_naming_it_and_the_app_keeps_serving(tmp_path):
 
 
 def test_openai_fill_round_trip_and_share(openai):
-    openai.engine.script(Behaviour(tokens=["return", " a", " +", " b"]))
+    openai.engine.script(Behaviour(tokens=["\n    return", " a", " +", " b"]))  # the healed break comes first
     record = generate(openai.url, mode="fill", code="def add(a, b):\n    <FILL_HERE>\n# <fim_middle>\n")
     [request] = openai.engine.requests
     assert request["path"] == "/v1/completions" and request["body"]["model"] == "bigcode/starcoder"
     prompt = request["body"]["prompt"]
-    assert prompt.startswith("<fim_prefix>def add(a, b):\n    <fim_suffix>\n# <" + ZWSP + "fim_middle>\n")
+    assert prompt.startswith("<fim_prefix>def add(a, b):<fim_suffix>\n# <" + ZWSP + "fim_middle>\n")
+    assert request["body"]["structured_outputs"] == {"regex": start_regex("\n    ")}  # vLLM's healing
     assert prompt.endswith("<fim_middle>") and prompt.count("<fim_middle>") == 1
     assert record["text"] == "def add(a, b):\n    return a + b\n# <fim_middle>\n"
     assert record["backend"]["kind"] == "openai"

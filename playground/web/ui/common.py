@@ -104,8 +104,10 @@ class ParamPanel:
     controls: dict[str, Any]
 
     def names(self, mode: Mode) -> list[str]:
-        """The parameters a mode's endpoint takes, in order: candidates only where the mode gives them."""
-        return [name for name in self.controls if mode.candidates or not PARAMS[name].candidates]
+        """The parameters a mode's endpoint takes, in order: candidates only where the mode gives them, and
+        a mode's own settings only on that mode's."""
+        return [name for name in self.controls if (mode.candidates or not PARAMS[name].candidates)
+                and (not PARAMS[name].own or name in mode.own_params)]
 
     def inputs(self, mode: Mode) -> list[Any]:
         return [self.controls[name] for name in self.names(mode)]
