@@ -38,7 +38,13 @@ from playground.backends.base import BackendInfo, Chunk, Event, EventStream, Fin
 from playground.backends.candidates import fan_out
 from playground.backends.pump import Pump
 from playground.backends.remote_errors import classify, truncated, unavailable
-from playground.backends.remote_healing import healed_notice, unhealed_notice, with_notice, without_healed
+from playground.backends.remote_healing import (
+    engine_stops,
+    healed_notice,
+    unhealed_notice,
+    with_notice,
+    without_healed,
+)
 from playground.backends.remote_protocol import EngineProtocol, Link
 from playground.backends.tokens import ESTIMATED_NOTICE, count_with, local_tokenizer
 from playground.backends.wire import RemoteLimits, Sampling, estimate_tokens, sampling
@@ -215,7 +221,8 @@ class RemoteBackend:
             yield from with_notice(events, unhealed_notice(limits.flavour or self.backend_name))
         else:
             text = self.render(prompt.taking_back(len(healed)))
-            events = self._attempts(text, replace(request, starts_with=healed), limits, cancel, prompt_tokens)
+            healing = replace(request, starts_with=healed, stop=engine_stops(request.stop, healed))
+            events = self._attempts(text, healing, limits, cancel, prompt_tokens)
             yield from without_healed(events, healed, healed_notice(healed, how))
 
     def _attempts(self, text: str, request: Sampling, limits: RemoteLimits, cancel: threading.Event,

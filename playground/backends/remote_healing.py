@@ -36,6 +36,16 @@ def start_gbnf(text: str) -> str:
     return f'root ::= "{literal}" [^\\x00]*'
 
 
+def engine_stops(stops: tuple[str, ...], healed: str) -> tuple[str, ...]:
+    """The stop sequences the engine may see: not one that could match in the taken-back text, which the
+    engine writes first (a stop of "\n" would end a healed "\n    " at once). The stream stage cuts every
+    stop on the text after it anyway; the engine's own stops only save it generating further."""
+    def safe(stop: str) -> bool:
+        return stop not in healed and not any(healed.endswith(stop[:k]) for k in range(1, len(stop)))
+
+    return tuple(stop for stop in stops if safe(stop))
+
+
 def healed_notice(text: str, how: str) -> str:
     return (f"Token healing: the prompt's trailing {text!r} was taken back and the engine was asked ({how}) to "
             "begin with it.")

@@ -13,13 +13,14 @@ import pytest
 from playground.backends.base import Alternative, Chunk, Finished, TokenInfo
 from playground.backends.flavours import GENERIC, LLAMA_CPP, VLLM, completion_request
 from playground.backends.openai_compat import OpenAiCompletionsBackend
-from playground.backends.remote_healing import start_gbnf, start_regex, without_healed
+from playground.backends.remote_healing import engine_stops, start_gbnf, start_regex, without_healed
 from playground.backends.tgi import TgiBackend
 from playground.backends.wire import RemoteLimits, sampling, tgi_parameters
 from playground.params import GenerationParams
 from playground.prompt import Prompt, Special
 from playground.prompting.budget import Budget
 from playground.prompting.fill import build_fill
+from playground.stream import Outcome, run_stream
 from support.standins.common import Behaviour
 from support.standins.fixtures import (  # noqa: F401 - the stand-ins are fixtures
     FAST_BACKOFF_S,
@@ -110,3 +111,15 @@ def test_vllm_gets_structured_outputs_and_the_probabilities_stay_the_models(open
     assert result.text == "    return a"
     tokens = [t for c in result.chunks for t in c.details]
     assert "".join(t.text for t in tokens) == "    return a" and tokens[0].logprob < 0
+
+
+def test_a_stop_that_could_match_in_the_taken_back_text_stays_on_our_side(tgi_standin: RunningStandin) -> None:
+    """The engine writes the taken-back "\n" first: a stop of "\n" sent to it would end the text at once."""
+    assert engine_stops(("\n", "\n    ret", "  r", "return", "\n\n"), "\n    ") == ("return", "\n\n")
+    tgi_standin.state.script(Behaviour(tokens=["\n", "    return", " a", "\n", "x = 1"]))
+    tgi = TgiBackend(starcoder_spec(), tgi_standin.url, timeouts=FAST_TIMEOUTS, retry_backoff_s=FAST_BACKOFF_S)
+    outcome = Outcome()
+    shown = "".join(run_stream(tgi, Prompt.of("def add(a, b):\n"), replace(GREEDY, stop=("\n",)), threading.Event(),
+                               outcome, time_limit_s=10))
+    assert "stop" not in tgi_standin.state.requests[-1]["body"]["parameters"]
+    assert shown == outcome.text == "    return a" and outcome.finish_reason == "stop"  # cut on our side
