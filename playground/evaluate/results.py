@@ -116,7 +116,8 @@ def write_json(result: EvaluationResult, path: Path) -> Path:
     """Write atomically: a reader (the app's view) never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(result.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    # ASCII with escapes: a completion may hold a lone surrogate, which has no UTF-8 form but a JSON one.
+    partial.write_text(json.dumps(result.to_dict(), indent=1, ensure_ascii=True) + "\n", encoding="ascii")
     os.replace(partial, path)
     return path
 

@@ -85,6 +85,15 @@ class SandboxReport:
                 "the network is NOT isolated and the program runs as this user")
 
 
+def _unencodable(program: str) -> str | None:
+    try:
+        program.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"the program cannot be written as UTF-8: character {exc.start} is {program[exc.start]!r}, "
+                "a lone surrogate")
+    return None
+
+
 class Sandbox:
     """Thread-safe: every ``run`` has its own directory, uid and process tree."""
 
@@ -104,7 +113,11 @@ class Sandbox:
         return SandboxReport(result.tier, result.tier_reason)
 
     def run(self, program: str, cancel: threading.Event | None = None) -> Execution:
-        """Execute ``program``; raises Cancelled (after cleaning up) when ``cancel`` is set."""
+        """Execute ``program``; raises Cancelled (after cleaning up) when ``cancel`` is set. A program that
+        cannot be written as UTF-8 (a lone surrogate from a model) fails, as any broken program does."""
+        unwritable = _unencodable(program)
+        if unwritable is not None:
+            return Execution(False, "failed", unwritable, 0.0, "")
         token = secrets.token_hex(8)
         root = Path(tempfile.mkdtemp(prefix="playground-eval-"))
         started = time.monotonic()

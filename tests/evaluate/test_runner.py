@@ -14,6 +14,7 @@ import pytest
 
 from playground.errors import BackendUnavailableError, PromptTooLongError
 from playground.evaluate import Deployment, EvaluationConfig, EvaluationError, Problem, Sandbox, evaluate, load_problems
+from playground.evaluate.results import load_run, save_run
 from playground.evaluate.runner import STOP_SEQUENCES, seed_for, truncate
 from tests.evaluate.conftest import RESTORE_CTRL_C, answering, kill_sandbox_processes, sandbox_processes
 
@@ -37,6 +38,19 @@ def test_half_wrong_scores_exactly_one_half(sandbox: Sandbox) -> None:
     assert result.pass_at_1 == 0.5
     assert [p.passed for p in result.per_problem] == [1, 0] * 5
     assert result.per_problem[1].errors == ["RuntimeError: wrong on purpose"]
+
+
+def test_a_completion_with_a_lone_surrogate_fails_its_problem_not_the_run(sandbox: Sandbox, tmp_path: Path) -> None:
+    """The red team's input: '\\ud800' in a completion. It has no UTF-8 form, so it cannot run; the rest of
+    the evaluation does, and the saved run reads back with the completion exactly as the model gave it."""
+    problems = load_problems(limit=2)
+    bad = "    return '\ud800'\n"
+    answers = {problems[0].prompt: bad, problems[1].prompt: problems[1].canonical_solution}
+    result = evaluate(problems, answering(answers), QUIET, sandbox=sandbox)
+    assert [p.passed for p in result.per_problem] == [0, 1]
+    assert "lone surrogate" in (result.per_problem[0].errors[0] or "")
+    saved = load_run(save_run(result, tmp_path))
+    assert saved.per_problem[0].completions == [bad]
 
 
 def test_completions_are_cut_at_the_stop_sequences() -> None:
