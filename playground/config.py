@@ -195,7 +195,7 @@ _OPTIONS: dict[str, Option] = {
                                     "limits.generate_per_minute"),
     "--forwarded-for": Option("PLAYGROUND_FORWARDED_FOR", ForwardedFor.parse,
                               "client address for the limits: ignore X-Forwarded-For, its first entry, or N = the "
-                              "N-th from the right behind N proxies you run (first on a Space)", "forwarded_for"),
+                              "N-th from the right behind N proxies you run (1 on a Space)", "forwarded_for"),
     "--attribution": Option("PLAYGROUND_ATTRIBUTION", _on_off, "check generations for verbatim copies: on or off",
                             "attribution"),
     "--attribution-index": Option("PLAYGROUND_ATTRIBUTION_INDEX", _paths,
@@ -242,7 +242,9 @@ def _read(argv: Sequence[str], environ: Mapping[str, str]) -> dict[str, Any]:
             values[option.target] = option.parse(option.env, environ[option.env])
     if environ.get("SPACE_ID"):
         values.setdefault("host", "0.0.0.0")  # a Space routes traffic to the container, not to loopback
-        values.setdefault("forwarded_for", ForwardedFor("first"))  # behind its proxy every peer is the proxy
+        # Behind its proxy every peer is the proxy. The entry the proxy itself appends (the last) cannot be
+        # forged by a client; the first can, and let every spoofed request past the limits.
+        values.setdefault("forwarded_for", ForwardedFor("hops", 1))
     if environ.get("SPACE_HOST"):
         values.setdefault("public_url", f"https://{environ['SPACE_HOST']}")
     return values

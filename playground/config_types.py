@@ -38,8 +38,9 @@ class RateLimits:
 
 @dataclass(frozen=True)
 class ForwardedFor:
-    """Whose address the limits count: ignore X-Forwarded-For (the peer), its first entry (forgeable,
-    but never pools users: a Space's default), or the N-th from the right behind N proxies you run."""
+    """Whose address the limits count: ignore X-Forwarded-For (the peer), its first entry (forgeable: any
+    client can claim any address there), or the N-th from the right behind N proxies you run (a Space's
+    default is 1: the entry its proxy appends)."""
 
     policy: Literal["ignore", "first", "hops"] = "ignore"
     hops: int = 0

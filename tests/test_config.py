@@ -30,7 +30,9 @@ def test_space_environment():
     settings = load_settings([], {"SPACE_ID": "me/playground", "SPACE_HOST": "me-playground.hf.space"})
     assert settings.host == "0.0.0.0"
     assert settings.public_url == "https://me-playground.hf.space"
-    assert str(settings.forwarded_for) == "first"
+    # The entry a Space's proxy appends, which a client cannot forge: a forged first entry changes nothing.
+    assert settings.forwarded_for == ForwardedFor("hops", 1)
+    assert settings.forwarded_for.client("10.16.3.80", ["6.6.6.6", "1.2.3.4"]) == "1.2.3.4"
     assert str(load_settings([], {}).forwarded_for) == "ignore"
 
 
