@@ -30,10 +30,16 @@ def _route_group(path: str) -> str:
     return "page" if path == "/" else "other"
 
 
+# Pages load images and media only from the app itself: model output or a shared chat cannot make a
+# visitor's browser fetch an attacker's URL. Scripts and styles are left to Gradio, which inlines its own.
+PAGE_CSP = "img-src 'self' data: blob:; media-src 'self' data: blob:; object-src 'none'; base-uri 'self'"
+
+
 class EdgeHeaders:
-    """Every HTTP answer gets ``nosniff`` (and the share headers on share pages) and is counted; Gradio's
-    upload route answers 403. Plain ASGI, not ``@app.middleware("http")``: that one passes every chunk
-    of a streamed answer through an extra task and memory stream, a cost paid per token (profiled)."""
+    """Every HTTP answer gets ``nosniff`` (and the share headers on share pages, and a CSP on HTML pages)
+    and is counted; Gradio's upload route answers 403. Plain ASGI, not ``@app.middleware("http")``: that
+    one passes every chunk of a streamed answer through an extra task and memory stream, a cost paid per
+    token (profiled)."""
 
     def __init__(self, app: ASGIApp, playground: Playground):
         self.app, self.playground = app, playground
@@ -49,6 +55,8 @@ class EdgeHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("X-Content-Type-Options", "nosniff")
+                if headers.get("content-type", "").startswith("text/html"):
+                    headers.setdefault("Content-Security-Policy", PAGE_CSP)  # a page's own stricter one stays
                 if share:
                     for name, value in SHARE_HEADERS.items():
                         headers.setdefault(name, value)

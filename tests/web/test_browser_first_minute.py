@@ -84,6 +84,13 @@ def test_a_shared_chat_is_only_a_view_and_an_unknown_link_is_a_page(browser, fak
         assert page.get_by_role("button", name="Edit a copy").is_visible()
         assert "A cache?" in page.locator("#chatbot").inner_text()
         page.screenshot(path=str(SCREENSHOTS / "shared-chat.png"), full_page=True)
+        # The page's CSP: an image from another origin (here, one planted by script) is blocked, not fetched.
+        blocked = page.evaluate("""(url) => new Promise((done) => {
+            document.addEventListener('securitypolicyviolation', (e) => done(e.violatedDirective), {once: true});
+            new Image().src = url; setTimeout(() => done(null), 3000); })""", "http://127.0.0.2:9/pixel.png")
+        assert blocked is not None and blocked.startswith("img-src")
+        policy = httpx.get(server.url + f"/?share={shared['id']}").headers["content-security-policy"]
+        assert "img-src 'self' data: blob:" in policy
         missing = page.goto(server.url + "/s/AAAAAAAAAAAAAAAAAAAAAA")
         assert missing is not None and missing.status == 404
         assert page.get_by_role("heading", name="Shared generation not found").is_visible()
