@@ -8,6 +8,7 @@ can be made from.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -19,6 +20,23 @@ from playground.record import Generation
 from playground.registry import ModelSpec
 
 RECENT_LIMIT = 2000  # finished generations kept in memory, shareable until evicted
+RECENT_BYTES = 256 * 2**20  # and at most this much of them, as ``approx_bytes`` estimates it
+_OBJECT = 200  # what a token or alternative object costs beyond its text (measured: see tests/test_slots.py)
+
+
+def approx_bytes(record: Generation) -> int:
+    """A record's size in memory, estimated from its texts and token entries (no serialising: this runs
+    on every generation). ``tests/test_slots.py`` checks it against what tracemalloc measures."""
+    texts = [record.raw_prompt, record.shown.text, *record.shown.fields.values(), *record.notices,
+             json.dumps(record.inputs, ensure_ascii=False)]
+    tokens = list(record.tokens or [])
+    for candidate in record.candidates or []:
+        texts += [candidate.shown.text, *candidate.shown.fields.values()]
+        tokens += candidate.tokens
+    size = sum(len(text) for text in texts if isinstance(text, str))
+    for token in tokens:
+        size += _OBJECT + len(token.text) + sum(_OBJECT + len(alt.text) for alt in token.top)
+    return size + 4096  # the record's own fields
 
 
 @dataclass
@@ -76,21 +94,28 @@ class ModelSlot:
 
 
 class RecentGenerations:
-    """Finished generations by id, bounded; the only source a share can be made from."""
+    """Finished generations by id, bounded by count and by size (oldest out first); the only source a
+    share can be made from. Size, because one record can weigh megabytes (eight candidates with five
+    alternatives per token, or a long chat) where another weighs a kilobyte."""
 
-    def __init__(self, limit: int = RECENT_LIMIT):
-        self.limit = limit
-        self._items: OrderedDict[str, Generation] = OrderedDict()
+    def __init__(self, limit: int = RECENT_LIMIT, max_bytes: int = RECENT_BYTES):
+        self.limit, self.max_bytes = limit, max_bytes
+        self._items: OrderedDict[str, tuple[Generation, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self.bytes = 0  # the records' estimated size (``approx_bytes``)
 
     def add(self, generation: Generation) -> None:
+        size = approx_bytes(generation)
         with self._lock:
-            self._items[generation.id] = generation
-            while len(self._items) > self.limit:
-                self._items.popitem(last=False)
+            old = self._items.pop(generation.id, None)
+            self.bytes += size - (old[1] if old else 0)
+            self._items[generation.id] = (generation, size)
+            while len(self._items) > 1 and (len(self._items) > self.limit or self.bytes > self.max_bytes):
+                self.bytes -= self._items.popitem(last=False)[1][1]
 
     def get(self, generation_id: object) -> Generation | None:
         if not isinstance(generation_id, str):
             return None
         with self._lock:
-            return self._items.get(generation_id)
+            found = self._items.get(generation_id)
+        return found[0] if found else None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -14,7 +15,7 @@ from playground.errors import BusyError, ModelError
 from playground.params import GenerationParams
 from playground.record import BackendSummary, Generation
 from playground.registry import ModelSpec
-from playground.slots import RECENT_LIMIT, ModelSlot, RecentGenerations
+from playground.slots import RECENT_LIMIT, ModelSlot, RecentGenerations, approx_bytes
 
 SPEC = ModelSpec("fake", "fake", 1024)
 
@@ -175,3 +176,50 @@ def test_recent_generations_stay_bounded_when_added_from_many_threads():
         thread.join()
     kept = [i for own in ids for i in own if recent.get(i) is not None]
     assert len(kept) == 50
+
+
+def _heavy_record(tmp_path, index: int) -> Generation:
+    """The red team's heavy record: eight candidates with five alternatives per token."""
+    from playground.config import Settings
+    from tests.conftest import fake_playground
+
+    backend = FakeBackend(outputs=[("x = compute(a, b)\n" * 120) + str(i) for i in range(8)])
+    playground = fake_playground(Settings(data_dir=tmp_path / str(index)), backend)
+    run = playground.start("complete", None, {"prompt": "x = "},
+                           {"n": 8, "logprobs": 5, "temperature": 0.5, "max_new_tokens": 2000})
+    list(run)
+    assert run.record is not None
+    return run.record
+
+
+def test_the_size_estimate_is_close_to_what_a_record_really_holds(tmp_path):
+    import gc
+    import pickle
+    import tracemalloc
+
+    record = _heavy_record(tmp_path, 0)
+    blob = pickle.dumps(record)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        copy = pickle.loads(blob)  # a fresh copy: every object and string of it newly allocated
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert copy.id == record.id and held > 4 * 2**20  # megabytes, as the red team measured
+    assert 0.8 <= approx_bytes(record) / held <= 1.5
+
+
+def test_recent_generations_are_bounded_by_size_not_only_count(tmp_path):
+    heavy = _heavy_record(tmp_path, 1)
+    size = approx_bytes(heavy)
+    recent = RecentGenerations(limit=2000, max_bytes=3 * size)
+    ids = []
+    for n in range(6):
+        record = replace(heavy, id=f"heavy-{n}")
+        recent.add(record)
+        ids.append(record.id)
+    assert recent.bytes <= 3 * size
+    assert [recent.get(i) is not None for i in ids] == [False, False, False, True, True, True]  # oldest out first
+    recent.add(replace(heavy, id="heavy-5"))  # the same id again is counted once
+    assert recent.bytes <= 3 * size and recent.get("heavy-4") is not None
