@@ -193,6 +193,9 @@ _OPTIONS: dict[str, Option] = {
                                         "share lookups per client; 0 = off", "limits.share_lookup_per_minute"),
     "--generate-per-minute": Option("PLAYGROUND_GENERATE_PER_MINUTE", _int, "generations per client; 0 = off",
                                     "limits.generate_per_minute"),
+    "--open-per-client": Option("PLAYGROUND_OPEN_PER_CLIENT", _int,
+                                "requests one client may have open at once (slow bodies, streams); 0 = off",
+                                "limits.open_per_client"),
     "--forwarded-for": Option("PLAYGROUND_FORWARDED_FOR", ForwardedFor.parse,
                               "client address for the limits: ignore X-Forwarded-For, its first entry, or N = the "
                               "N-th from the right behind N proxies you run (1 on a Space)", "forwarded_for"),
@@ -288,6 +291,7 @@ def _check(settings: Settings) -> None:
     limits = settings.limits
     for flag, count in {"--generate-per-minute": limits.generate_per_minute,
                         "--share-create-per-minute": limits.share_create_per_minute,
-                        "--share-lookup-per-minute": limits.share_lookup_per_minute}.items():
+                        "--share-lookup-per-minute": limits.share_lookup_per_minute,
+                        "--open-per-client": limits.open_per_client}.items():
         if count < 0:
             raise ConfigError(f"{flag} must be 0 (no limit) or more, got {count}.")

@@ -34,6 +34,8 @@ class RateLimits:
     generate_per_minute: int = 120
     share_create_per_minute: int = 60
     share_lookup_per_minute: int = 300
+    # Requests one client may have open at once (a browser tab holds two or three); 0 turns it off.
+    open_per_client: int = 64
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,12 @@ class PromptTooLongError(InputError):
     kind = "prompt_too_long"
 
 
+class BodyTimeoutError(InputError):
+    """The request body did not arrive in time (a client trickling it in holds a connection)."""
+
+    kind = "body_timeout"
+
+
 class EngineRejectedError(InputError):
     """The remote engine's own validation refused the request (parameters or length)."""
 

@@ -1,4 +1,4 @@
-"""Request bodies read with bounds: size, nesting depth and number size, so no JSON reaches a 500.
+"""Request bodies read with bounds: size, time, nesting depth and number size, so no JSON reaches a 500.
 
 Python's own parser already refuses integers longer than 4,300 digits and
 recurses until it runs out of stack on deep nesting; both become a 400 here,
@@ -7,14 +7,16 @@ as does a body of the wrong shape. Strings are validated where they are used.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 from fastapi import Request
 
-from playground.errors import InputError, PromptTooLongError
+from playground.errors import BodyTimeoutError, InputError, PromptTooLongError
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # a 200,000-character fill in JSON fits many times over
+BODY_READ_TIMEOUT_S = 30.0  # a real client sends its body at once; a trickle this slow is holding a connection
 MAX_DEPTH = 32  # the API's deepest shape (messages → message → content blocks) is 4 levels
 
 
@@ -39,11 +41,16 @@ async def _bounded_body(request: Request) -> bytes:
     if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _too_large(int(declared))
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _too_large(size, more=True)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_READ_TIMEOUT_S):  # a body trickled in byte by byte holds a connection
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise _too_large(size, more=True)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTimeoutError(f"The request body did not arrive within {BODY_READ_TIMEOUT_S:g} s "
+                               f"({size:,} bytes came). Send it at once.") from None
     return b"".join(chunks)
 
 

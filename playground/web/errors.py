@@ -23,6 +23,7 @@ STATUS: dict[type[e.PlaygroundError], int] = {
     e.InvalidTextError: 400,
     e.FillMarkerError: 422,
     e.PromptTooLongError: 413,
+    e.BodyTimeoutError: 408,
     e.EngineRejectedError: 422,
     e.BackendError: 502,
     e.BackendUnavailableError: 503,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import cast
 
 import gradio as gr
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.datastructures import MutableHeaders, QueryParams
@@ -16,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from playground import __version__
 from playground.service import Playground
 from playground.web.api import api_router, install_error_handlers
-from playground.web.limits import WebLimits
+from playground.web.limits import WebLimits, client_of
 from playground.web.schemas import AttributionBody, ShareBody, document, generate_body
 from playground.web.shares import SHARE_HEADERS, share_router
 from playground.web.ui import CSS, HEAD, build_ui
@@ -32,6 +33,7 @@ def _route_group(path: str) -> str:
 
 # Pages load images and media only from the app itself: model output or a shared chat cannot make a
 # visitor's browser fetch an attacker's URL. Scripts and styles are left to Gradio, which inlines its own.
+_ALWAYS_OPEN = ("/api/live", "/api/health")  # probes answer whatever one client holds open
 PAGE_CSP = "img-src 'self' data: blob:; media-src 'self' data: blob:; object-src 'none'; base-uri 'self'"
 
 
@@ -43,6 +45,7 @@ class EdgeHeaders:
 
     def __init__(self, app: ASGIApp, playground: Playground):
         self.app, self.playground = app, playground
+        self.open: Counter[str] = Counter()  # requests open per client, for ``limits.open_per_client``
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,7 +72,29 @@ class EdgeHeaders:
                                               "Paste text into the editors instead."}}, 403)
             await refused(scope, receive, send_with_headers)
             return
-        await self.app(scope, receive, send_with_headers)
+        if path in _ALWAYS_OPEN:
+            await self.app(scope, receive, send_with_headers)
+            return
+        await self._counted(scope, receive, send_with_headers)
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The request, unless its client already has ``open_per_client`` open (slow bodies, streams): one
+        address cannot hold every connection. Counted on the event loop, so no lock is needed."""
+        settings = self.playground.settings
+        cap = settings.limits.open_per_client
+        client = client_of(Request(scope), settings.forwarded_for)
+        if cap and self.open[client] >= cap:
+            refused = JSONResponse({"error": {"type": "too_many_open", "message": (
+                f"This address has {cap} requests open already. Wait for some to finish, then try again.")}}, 429)
+            await refused(scope, receive, send)
+            return
+        self.open[client] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.open[client] -= 1
+            if not self.open[client]:
+                del self.open[client]
 
 
 def create_app(playground: Playground) -> FastAPI:

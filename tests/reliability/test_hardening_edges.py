@@ -122,3 +122,54 @@ def test_a_folder_that_cannot_be_tightened_is_reported_and_served_anyway(tmp_pat
     private_dir(folder)
     assert mode(folder) == 0o755
     assert any("cannot be tightened" in r.getMessage() for r in caplog.records)
+
+
+def _trickle(url: str, declared: int = 100) -> socket.socket:
+    """A POST whose headers promise a body that never fully comes: the red team's slow-body input."""
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+    sock.sendall(f"POST /api/generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {declared}\r\n\r\n{{".encode())
+    return sock
+
+
+def _answer(sock: socket.socket) -> bytes:
+    answer = b""
+    while piece := sock.recv(4096):
+        answer += piece
+        if b"\r\n\r\n" in answer and answer.rstrip().endswith(b"}"):
+            break
+    return answer
+
+
+def test_a_body_trickled_in_is_cut_off_with_408(fake_server, monkeypatch):
+    monkeypatch.setattr("playground.web.bodies.BODY_READ_TIMEOUT_S", 1.0)
+    server, _ = fake_server(limits=NO_LIMITS)
+    sock = _trickle(server.url)
+    started = time.monotonic()
+    try:
+        for _ in range(3):  # a byte now and then, never the whole body
+            time.sleep(0.4)
+            sock.sendall(b" ")
+        answer = _answer(sock)
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 408") and b"body_timeout" in answer
+    assert time.monotonic() - started < 5
+
+
+def test_one_address_cannot_hold_every_connection(fake_server):
+    server, _ = fake_server(limits=RateLimits(0, 0, 0, open_per_client=3))
+    held = [_trickle(server.url) for _ in range(3)]
+    try:
+        time.sleep(0.3)  # the three are open and waiting for their bodies
+        refused = httpx.get(server.url + "/api/models", timeout=10)
+        assert refused.status_code == 429 and refused.json()["error"]["type"] == "too_many_open"
+        assert httpx.get(server.url + "/api/live", timeout=10).status_code == 200  # probes always answer
+    finally:
+        for sock in held:
+            sock.close()
+    deadline = time.monotonic() + 10
+    while httpx.get(server.url + "/api/models", timeout=10).status_code == 429:
+        assert time.monotonic() < deadline, "closed connections were never let go"
+        time.sleep(0.1)
