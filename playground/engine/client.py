@@ -37,8 +37,14 @@ _POLL_S = 0.05  # how often a waiting stream looks at its cancel flag
 _COUNT_TIMEOUT_S = 30.0
 _SILENCE_S = 120.0  # a generation the engine says nothing about for this long is given up
 _BACKOFF_S = (1.0, 30.0)  # first pause before a restart, and the longest
+# The heartbeat: a PING this often while the engine serves; no PONG for HUNG_S and it is taken for hung
+# (stopped, or stuck outside Python), killed, and started again as after a crash.
+HEARTBEAT_S = 1.0
+HUNG_S = 10.0
 CRASHED = ("The model's engine stopped unexpectedly (the server log has the detail); the output is "
            "incomplete. It is restarting: try again in a few seconds.")
+HUNG = (f"The model's engine stopped answering for {HUNG_S:g} s and was restarted; the output is incomplete. "
+        "Try again in a few seconds.")
 
 
 STUCK = "The model stopped responding; the output is incomplete. Try again; if it repeats, restart the app."
@@ -74,12 +80,16 @@ class EngineBackend:
         self._streams: dict[str, _Inbox] = {}
         self._ids = itertools.count()
         self._conn: Connection | None = None
+        self._outgoing: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._process: Any = None
+        self._last_pong = time.monotonic()
+        self._lost = CRASHED  # what the generations the engine could not finish are told
         self._closing = False
         self._crashes = 0
         self.restarts = 0
         self.ready = threading.Event()  # set whenever the engine serves; cleared while it restarts
         self._start()
+        threading.Thread(target=self._heartbeat, name="engine-heartbeat", daemon=True).start()
 
     # -- the process --
     def _start(self) -> None:
@@ -90,9 +100,39 @@ class EngineBackend:
                                   daemon=True)
         process.start()
         child.close()
+        outgoing: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         with self._lock:
-            self._conn, self._process = parent, process
+            self._conn, self._process, self._outgoing, self._lost = parent, process, outgoing, CRASHED
         threading.Thread(target=self._read, args=(parent, process), name="engine-reader", daemon=True).start()
+        threading.Thread(target=self._write, args=(parent, outgoing), name="engine-writer", daemon=True).start()
+
+    @staticmethod
+    def _write(conn: Connection, outgoing: queue.SimpleQueue[tuple[Any, ...] | None]) -> None:
+        """The one thread that writes to this engine: a stopped engine's full pipe blocks it, and nothing
+        else (no request, no lock, no health check) waits on that write."""
+        while (message := outgoing.get()) is not None:
+            try:
+                conn.send(message)
+            except (OSError, EOFError, BrokenPipeError, ValueError):
+                return  # the engine died; the reader ends every stream
+
+    def _heartbeat(self) -> None:
+        """PING the serving engine; one that stays silent for ``HUNG_S`` is killed, so that the reader's
+        crash path ends its generations (with ``HUNG``) and starts it again."""
+        while not self._closing:
+            time.sleep(HEARTBEAT_S)
+            if self.state != "ready":
+                self._last_pong = time.monotonic()  # loading or restarting: no heartbeat is owed
+                continue
+            if time.monotonic() - self._last_pong > HUNG_S:
+                log.error("the engine process answered no heartbeat for %.0f s; killing it to restart it", HUNG_S)
+                self._lost = HUNG
+                self.progress.step("restarting", f"The model's engine stopped answering for {HUNG_S:g} s; "
+                                                 "restarting it.")
+                self.kill()
+                self._last_pong = time.monotonic()
+                continue
+            self._send((p.PING,))
 
     def _read(self, conn: Connection, process: Any) -> None:
         while True:
@@ -106,7 +146,9 @@ class EngineBackend:
 
     def _dispatch(self, message: tuple[Any, ...]) -> None:
         tag = message[0]
-        if tag == p.PROGRESS:
+        if tag == p.PONG:
+            self._last_pong = time.monotonic()
+        elif tag == p.PROGRESS:
             self.progress.step(message[1], message[2])
         elif tag == p.READY:
             self.spec, self._info = message[1], message[2]
@@ -128,8 +170,9 @@ class EngineBackend:
             if restart:
                 self.state = "restarting"
             streams, self._streams = self._streams, {}
+        self._outgoing.put(None)  # this engine's writer stops
         for target in streams.values():
-            target.queue.put((p.RAISED, None, None))  # read by the stream as the crash
+            target.queue.put((p.RAISED, None, self._lost))  # read by the stream as the crash (or the hang)
         if not restart:
             return
         self.ready.clear()
@@ -176,10 +219,12 @@ class EngineBackend:
         finally:
             with self._lock:
                 self._streams.pop(inbox.request_id, None)
-        result = answer[2] if answer[0] == p.COUNTED else None
-        if isinstance(result, int):
+        result = answer[2]
+        if answer[0] == p.COUNTED and isinstance(result, int):
             return result
-        raise result if isinstance(result, PlaygroundError) else GenerationFailedError(CRASHED)
+        if isinstance(result, PlaygroundError):
+            raise result
+        raise GenerationFailedError(result if isinstance(result, str) else CRASHED)  # the crash, or the hang
 
     def stream(self, prompt: Prompt, params: GenerationParams, cancel: threading.Event) -> EventStream:
         inbox = self._ask(p.GENERATE, prompt, params)
@@ -199,9 +244,9 @@ class EngineBackend:
                 heard = time.monotonic()
                 if message[0] == p.RAISED:
                     inbox.finished = True
-                    if message[2] is not None:
+                    if isinstance(message[2], PlaygroundError):
                         raise message[2]
-                    yield from _interrupted(made, CRASHED)
+                    yield from _interrupted(made, message[2] or CRASHED)
                     return
                 for event in message[2]:
                     made += isinstance(event, Chunk) and bool(event.text)
@@ -232,13 +277,10 @@ class EngineBackend:
         return f"The model is still loading ({self.progress.message}). Try again in a moment."
 
     def _send(self, message: tuple[Any, ...]) -> None:
+        """Queue ``message`` for the engine's writer thread: never blocks, whatever the engine is doing."""
         with self._lock:
-            conn = self._conn
-            try:
-                if conn is not None:
-                    conn.send(message)
-            except (OSError, EOFError, BrokenPipeError):
-                pass  # the engine died; the reader ends every stream
+            outgoing = self._outgoing
+        outgoing.put(message)
 
     def close(self) -> None:
         self._closing = True

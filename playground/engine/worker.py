@@ -140,6 +140,8 @@ def _read(conn: Connection, backend: Any, outbox: _Outbox, cancels: dict[str, th
             cancel = cancels.get(message[1])
             if cancel is not None:
                 cancel.set()
+        elif tag == p.PING:  # answered here, not by the main thread: a long generation is not a hang
+            outbox.put((p.PONG,))
         elif tag == p.COUNT:
             outbox.put((p.COUNTED, message[1], _count(backend, message[2])))
         elif tag == p.GENERATE:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from playground.config import Settings
-from playground.errors import ModelError
+from playground.errors import GenerationFailedError, ModelError
 from support.servers import LiveServer, free_port
 
 pytestmark = pytest.mark.timeout(180)
@@ -229,3 +229,81 @@ def test_an_engine_that_hangs_does_not_hang_the_request(engine_server, monkeypat
         assert reference.record.text.startswith(run.record.text) and run.record.text != reference.record.text
     finally:
         os.kill(engine.pid, signal.SIGCONT)
+
+
+def test_a_hung_engine_is_noticed_by_its_heartbeat_reported_and_replaced(engine_server, monkeypatch):
+    """The red team's input: SIGSTOP. No heartbeat answers, so within HUNG_S the engine is reported in
+    health, the running generation ends with a true message and its text, and a new engine serves."""
+    import os
+    import signal
+
+    from playground.engine import client
+
+    server, playground = engine_server
+    wait_healthy(server.url)
+    engine = playground.slot(None).backend
+    monkeypatch.setattr(client, "HUNG_S", 3.0)
+    stopped_pid, restarts = engine.pid, engine.restarts
+    params = {"max_new_tokens": 400, "temperature": 0.8, "seed": 3, "stop": ["<never>"]}
+    run = playground.start("complete", None, {"prompt": "def f():\n"}, params)
+    deltas, stopped_at = [], 0.0
+    try:
+        for delta in run:
+            deltas.append(delta)
+            if len(deltas) == 2:
+                os.kill(stopped_pid, signal.SIGSTOP)  # alive, but silent: not one heartbeat answered
+                stopped_at = time.monotonic()
+        ended = time.monotonic() - stopped_at
+        assert run.record.finish_reason == "error" and "stopped answering" in run.record.error, run.record.error
+        assert run.record.text == "".join(deltas) and ended < 3.0 + 5.0
+        health = httpx.get(server.url + "/api/health", timeout=5)
+        assert health.status_code == 503 or engine.pid != stopped_pid  # reported, unless already replaced
+        back = wait_healthy(server.url, timeout_s=60)
+        assert engine.pid != stopped_pid and engine.restarts == restarts + 1 and ended + back < 30
+    finally:
+        try:
+            os.kill(stopped_pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass  # killed, as it should be
+
+
+def test_a_full_pipe_to_a_stopped_engine_blocks_no_request_and_no_health_check(engine_server, monkeypatch):
+    """The red team's input: 45 large prompts pending on a stopped engine. Writes to it queue on one
+    writer thread; health, liveness and the requests themselves never wait on a blocked pipe."""
+    import os
+    import signal
+
+    from playground.engine import client
+    from playground.prompt import Prompt
+
+    server, playground = engine_server
+    wait_healthy(server.url)
+    engine = playground.slot(None).backend
+    monkeypatch.setattr(client, "HUNG_S", 600.0)  # this test is about the pipe, not the heartbeat
+    monkeypatch.setattr(client, "_COUNT_TIMEOUT_S", 2.0)
+    stopped_pid = engine.pid
+    big = "x = 1\n" * 20_000  # 120 KB each: the pipe's buffer holds less than one
+    os.kill(stopped_pid, signal.SIGSTOP)
+    try:
+        refused: list[str] = []
+
+        def count() -> None:
+            try:
+                engine.count_tokens(Prompt.of(big))
+            except GenerationFailedError as exc:
+                refused.append(exc.message)
+
+        senders = [threading.Thread(target=count, daemon=True) for _ in range(45)]
+        for sender in senders:
+            sender.start()
+        time.sleep(0.5)  # the writer is now blocked on the full pipe
+        for path in ("/api/live", "/api/health"):
+            started = time.monotonic()
+            httpx.get(server.url + path, timeout=5)
+            assert time.monotonic() - started < 0.5, path
+        for sender in senders:
+            sender.join(10)
+        assert not any(sender.is_alive() for sender in senders) and len(refused) == 45  # each by its own timeout
+    finally:
+        os.kill(stopped_pid, signal.SIGCONT)
+    wait_healthy(server.url)
