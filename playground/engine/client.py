@@ -17,11 +17,13 @@ import multiprocessing
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from multiprocessing.connection import Connection
 from typing import Any
 
 from playground.backends.base import BackendInfo, Chunk, EngineState, EventStream, Finished
+from playground.backends.tokens import prompt_counter
 from playground.config import Settings
 from playground.engine import protocol as p
 from playground.engine import worker
@@ -83,6 +85,8 @@ class EngineBackend:
         self._outgoing: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._process: Any = None
         self._last_pong = time.monotonic()
+        # Counts prompts here, with the model's own tokenizer file, as the engine would (no round trip).
+        self._counter: Callable[[Prompt], int] | None = None
         self._lost = CRASHED  # what the generations the engine could not finish are told
         self._closing = False
         self._crashes = 0
@@ -152,6 +156,8 @@ class EngineBackend:
             self.progress.step(message[1], message[2])
         elif tag == p.READY:
             self.spec, self._info = message[1], message[2]
+            if self._counter is None:
+                self._counter = prompt_counter(self.spec)
             self.state, self._crashes = "ready", 0  # the loader's own "ready" step came as PROGRESS
             self.ready.set()
         elif tag == p.FAILED:
@@ -211,6 +217,8 @@ class EngineBackend:
         return prompt.render()  # as LocalBackend: specials become their ids, user text stays text
 
     def count_tokens(self, prompt: Prompt) -> int:
+        if self._counter is not None and self.state == "ready":
+            return self._counter(prompt)
         inbox = self._ask(p.COUNT, prompt)
         try:
             answer = inbox.queue.get(timeout=_COUNT_TIMEOUT_S)

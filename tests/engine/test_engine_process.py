@@ -274,13 +274,14 @@ def test_a_full_pipe_to_a_stopped_engine_blocks_no_request_and_no_health_check(e
     import signal
 
     from playground.engine import client
+    from playground.params import GenerationParams
     from playground.prompt import Prompt
 
     server, playground = engine_server
     wait_healthy(server.url)
     engine = playground.slot(None).backend
     monkeypatch.setattr(client, "HUNG_S", 600.0)  # this test is about the pipe, not the heartbeat
-    monkeypatch.setattr(client, "_COUNT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(client, "_SILENCE_S", 2.0)
     stopped_pid = engine.pid
     big = "x = 1\n" * 20_000  # 120 KB each: the pipe's buffer holds less than one
     os.kill(stopped_pid, signal.SIGSTOP)
@@ -289,7 +290,7 @@ def test_a_full_pipe_to_a_stopped_engine_blocks_no_request_and_no_health_check(e
 
         def count() -> None:
             try:
-                engine.count_tokens(Prompt.of(big))
+                list(engine.stream(Prompt.of(big), GenerationParams(max_new_tokens=4), threading.Event()))
             except GenerationFailedError as exc:
                 refused.append(exc.message)
 
@@ -307,3 +308,35 @@ def test_a_full_pipe_to_a_stopped_engine_blocks_no_request_and_no_health_check(e
     finally:
         os.kill(stopped_pid, signal.SIGCONT)
     wait_healthy(server.url)
+
+
+def test_the_web_side_counts_prompts_exactly_as_the_engine_would(engine_server, nano_playground):
+    """Counting costs no round trip (a fill counts each of its lines): the web process counts with the
+    model's own tokenizer file, and gets what the model's backend gets, special spellings and all."""
+    from playground.prompt import Prompt, Special
+
+    engine = engine_server[1].slot(None).backend
+    local = nano_playground.slot(None).backend
+    wait_healthy(engine_server[0].url)
+    prompts = [Prompt.of("def add(a, b):\n    "), Prompt.of("s = '<fim_prefix>' + '<|endoftext|>'\n"),
+               Prompt.of(Special("<fim_prefix>"), "x = 'é中😀'\n", Special("<fim_suffix>"), "\n", Special("<fim_middle>")),
+               Prompt.of("\t\r\n" * 50), Prompt.of("")]
+    assert [engine.count_tokens(prompt) for prompt in prompts] == [local.count_tokens(prompt) for prompt in prompts]
+
+
+def test_a_fill_of_5000_lines_is_planned_without_asking_the_engine(engine_server):
+    """The red team's input: a fill of 5,000 newlines once cost one engine round trip per line. Planned
+    while the engine is stopped, it is ready at once: its counting never reaches the engine."""
+    import os
+    import signal
+
+    server, playground = engine_server
+    wait_healthy(server.url)
+    engine = playground.slot(None).backend
+    os.kill(engine.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        plan = playground.plan("fill", None, {"code": "\n" * 5000 + "x = <FILL_HERE>\n"}, {"max_new_tokens": 16})
+        assert time.monotonic() - started < 5 and plan.prepared.notices  # the lines above were trimmed to fit
+    finally:
+        os.kill(engine.pid, signal.SIGCONT)
