@@ -44,7 +44,9 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 32, 4096,
 MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
-SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm")  # the world-writable places a program could fill
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+# The world-writable places a program could fill, or leave files in for later (/run/lock is on the host).
+SCRATCH_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run")
 
 
 def _libc() -> ctypes.CDLL:
@@ -110,6 +112,67 @@ def _limit(config: dict[str, Any]) -> None:
         resource.setrlimit(kind, (value, value))  # soft = hard: the program cannot raise them
 
 
+# -- seccomp: the system calls a test program never needs, refused with EPERM ------------------------
+# A HumanEval program computes and prints. These let a program build namespaces of its own (where it
+# would be root again), mount, trace other processes, load kernel code or reach the kernel's keyrings.
+# Numbers per architecture (asm/unistd.h); another architecture gets no filter, and the status says so.
+_ARCHES = {
+    "x86_64": (0xC000003E, 56, 435, {"unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155,
+                                     "ptrace": 101, "bpf": 321, "perf_event_open": 298, "keyctl": 250,
+                                     "add_key": 248, "request_key": 249, "userfaultfd": 323, "kexec_load": 246,
+                                     "init_module": 175, "finit_module": 313, "delete_module": 176,
+                                     "open_by_handle_at": 304, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+                                     "fsmount": 432, "mount_setattr": 442}),
+    "aarch64": (0xC00000B7, 220, 435, {"unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41,
+                                       "ptrace": 117, "bpf": 280, "perf_event_open": 241, "keyctl": 219,
+                                       "add_key": 217, "request_key": 218, "userfaultfd": 282, "kexec_load": 104,
+                                       "init_module": 105, "finit_module": 273, "delete_module": 106,
+                                       "open_by_handle_at": 265, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+                                       "fsmount": 432, "mount_setattr": 442}),
+}
+_NEW_NAMESPACES = 0x10000000 | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | 0x04000000 | 0x08000000 | 0x02000000
+_LD_ABS, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
+_ALLOW, _EPERM, _ENOSYS = 0x7FFF0000, 0x00050000 | 1, 0x00050000 | 38
+
+
+def _seccomp_program(arch: int, clone: int, clone3: int, denied: list[int]) -> list[tuple[int, int, int, int]]:
+    """The filter as (code, jump if true, jump if false, k). Another ABI (i386's int 0x80, x32's high
+    numbers) is refused outright: its numbers differ, so this list would not hold there."""
+    body: list[tuple[int, str | int, str | int, int]] = [
+        (_LD_ABS, 0, 0, 4), (_JEQ, 0, "deny", arch), (_LD_ABS, 0, 0, 0), (_JGE, "deny", 0, 0x40000000),
+        *[(_JEQ, "deny", 0, number) for number in denied],
+        (_JEQ, "nosys", 0, clone3),  # clone3 hides its flags in memory: "not here" makes libc use clone
+        (_JEQ, 0, "allow", clone), (_LD_ABS, 0, 0, 16), (_JSET, "deny", "allow", _NEW_NAMESPACES),
+    ]
+    labels = {"allow": len(body), "deny": len(body) + 1, "nosys": len(body) + 2}
+    program = [(code, _offset(jt, i, labels), _offset(jf, i, labels), k) for i, (code, jt, jf, k) in enumerate(body)]
+    return [*program, (_RET, 0, 0, _ALLOW), (_RET, 0, 0, _EPERM), (_RET, 0, 0, _ENOSYS)]
+
+
+def _offset(target: str | int, at: int, labels: dict[str, int]) -> int:
+    return target if isinstance(target, int) else labels[target] - at - 1
+
+
+def _seccomp(libc: ctypes.CDLL) -> bool:
+    """Install the filter on this process (and so on all it starts); False where the architecture has none."""
+    arch = _ARCHES.get(os.uname().machine)
+    if arch is None:
+        return False
+    program = _seccomp_program(arch[0], arch[1], arch[2], list(arch[3].values()))
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    filters = (Filter * len(program))(*[Filter(*instruction) for instruction in program])
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    fprog = Program(len(program), filters)
+    _check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "prctl(SECCOMP)")
+    return True
+
+
 def _become_program(libc: ctypes.CDLL, config: dict[str, Any], home: str, full: bool) -> None:
     """In the forked child: finish the set-up, drop privileges and exec the interpreter."""
     try:
@@ -123,6 +186,7 @@ def _become_program(libc: ctypes.CDLL, config: dict[str, Any], home: str, full: 
             os.setuid(config["uid"])
         # Set after the uid change (which clears it): the program dies with this launcher.
         _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl")
+        _seccomp(libc)  # last: nothing of the set-up above is a system call the filter refuses
         env = {**config["env"], "HOME": home, "TMPDIR": home}
         os.execve(config["python"], [config["python"], "-I", f"{home}/program.py"], env)
     except BaseException as exc:  # anything at all: never fall through into the launcher's own code
@@ -133,6 +197,9 @@ def _become_program(libc: ctypes.CDLL, config: dict[str, Any], home: str, full: 
 def main(argv: list[str]) -> int:
     config: dict[str, Any] = json.loads(argv[1])
     libc = _libc()
+    if config.get("cgroup_procs"):  # join the run's memory group first: whatever forks later is in it
+        with open(config["cgroup_procs"], "w", encoding="ascii") as procs:
+            procs.write(str(os.getpid()))
     full, reason, home = False, "", config["home"]
     status = open(config["status"], "w", encoding="utf-8")  # opened first: its folder is hidden below
     with open(config["program"], "rb") as source:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from playground.evaluate.errors import SandboxError
+from playground.evaluate.memory_cap import memory_cap
 
 LAUNCHER = Path(__file__).resolve().parent / "_launch.py"
 PASS_MARK = "__playground_evaluate_passed__"  # printed after check(); an early exit(0) cannot fake a pass by accident
@@ -52,8 +53,10 @@ class SandboxLimits:
     memory_bytes: int = 1 * GiB  # RLIMIT_AS: address space per process
     file_bytes: int = 16 * MiB  # RLIMIT_FSIZE: largest file (and stdout/stderr capture) it may write
     processes: int = 16  # RLIMIT_NPROC: processes and threads of its uid (enforced only for non-root uids)
-    scratch_bytes: int = 64 * MiB  # full tier: size of each private tmpfs (/tmp, /var/tmp, /dev/shm)
+    scratch_bytes: int = 64 * MiB  # full tier: size of each private tmpfs (/tmp, /var/tmp, /dev/shm, /run)
+    total_memory_bytes: int = 2 * GiB  # all its processes together (``memory_cap``)
     isolate: bool = True  # False forces the basic tier, for tests of the fallback
+    cgroups: bool = True  # False counts the group's memory instead of asking the kernel, for tests of that
 
     @property
     def cpu_seconds(self) -> int:
@@ -121,8 +124,10 @@ class Sandbox:
         token = secrets.token_hex(8)
         root = Path(tempfile.mkdtemp(prefix="playground-eval-"))
         started = time.monotonic()
+        cap = memory_cap(self.limits.total_memory_bytes, token, self.limits.cgroups)
         try:
-            config = self._prepare(root, program, token)
+            config = {**self._prepare(root, program, token), "cgroup_procs": cap.procs}
+            cap.watch(token)
             with open(root / "out", "wb") as out, open(root / "err", "wb") as err:
                 proc = subprocess.Popen(
                     [sys.executable, "-I", str(LAUNCHER), json.dumps(config)],
@@ -133,9 +138,14 @@ class Sandbox:
                     code = self._wait(proc, started, cancel)
                 finally:
                     _kill_group(proc)
+            if cap.exceeded():  # whatever its exit code: a killed child need not fail its parent
+                return Execution(False, "failed", f"its processes together used more than "
+                                 f"{self.limits.total_memory_bytes // MiB} MiB of memory ({cap.how})",
+                                 time.monotonic() - started, *_read_status(root / "status.json"))
             return self._classify(root, code, time.monotonic() - started)
         finally:
             _sweep(token)
+            cap.close()
             shutil.rmtree(root, ignore_errors=True)
 
     def _prepare(self, root: Path, program: str, token: str) -> dict[str, object]:

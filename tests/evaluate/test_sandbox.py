@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from playground.evaluate.sandbox import Sandbox, SandboxLimits
+from playground.evaluate.memory_cap import memory_cap
+from playground.evaluate.sandbox import MiB, Sandbox, SandboxLimits
 from tests.evaluate.conftest import sandbox_processes
 
 
@@ -133,3 +134,64 @@ def test_basic_tier_when_isolation_is_off(tmp_path: Path) -> None:
     assert report.tier == "basic" and "NOT isolated" in report.describe()
     assert basic.run("import os\nassert os.getcwd() == os.path.expanduser('~')").passed
     assert basic.run("while True:\n    pass").outcome == "timeout"
+
+
+# -- the second red-team run ------------------------------------------------------------------
+
+SIXTEEN_HOGS = """
+import os, time
+children = []
+for _ in range(15):  # with the program itself, 16 processes, each well under its own address-space limit
+    pid = os.fork()
+    if pid == 0:
+        block = b"x" * (120 * 2**20)  # touched, so resident: 1.8 GiB in all
+        time.sleep(2)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.parametrize("cgroups", [True, False])
+def test_sixteen_processes_together_stay_under_the_total_memory_cap(cgroups: bool) -> None:
+    """The red team's input: memory was capped per process only, so 16 processes had 16 times the cap. The
+    kernel's cgroup (where the evaluator may make one) or the counting fallback caps them together."""
+    sandbox = Sandbox(SandboxLimits(timeout_s=8.0, memory_bytes=256 * MiB, processes=16,
+                                    total_memory_bytes=512 * MiB, cgroups=cgroups))
+    how = memory_cap(512 * MiB, "probe", cgroups)
+    how.close()  # which kind of cap this machine gives: the result names it
+    result = sandbox.run(SIXTEEN_HOGS)
+    assert not result.passed and "together used more than 512 MiB" in result.detail and how.how in result.detail
+    assert cgroups or how.how == "counted"
+
+
+def test_no_user_namespace_mount_or_ptrace_inside(sandbox: Sandbox) -> None:
+    """The red team's input: unshare(CLONE_NEWUSER) succeeded inside. A seccomp filter refuses it, and
+    the other calls a test program never needs; fork, threads and subprocesses still work."""
+    program = """
+import ctypes, os, subprocess, threading
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.unshare(0x10000000) == -1 and ctypes.get_errno() == 1, "unshare(CLONE_NEWUSER) succeeded"
+assert libc.syscall(56 if os.uname().machine == "x86_64" else 220, 0x10000000 | 17, 0, 0, 0, 0) == -1
+assert libc.mount(b"none", b"/tmp", b"tmpfs", 0, None) == -1 and libc.ptrace(0, 0, 0, 0) == -1
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 7
+assert subprocess.run(["true"]).returncode == 0
+worker = threading.Thread(target=lambda: None)
+worker.start()
+worker.join()
+"""
+    result = sandbox.run(program)
+    assert result.passed, result.detail
+
+
+def test_run_is_private_so_nothing_is_left_on_the_host(sandbox: Sandbox, needs_full_tier: None) -> None:
+    """The red team's input: files written to /run/lock landed on the host and stayed there."""
+    marker = f"playground-{os.getpid()}"
+    result = sandbox.run(f"import os\nos.makedirs('/run/lock', exist_ok=True)\n"
+                         f"open('/run/lock/{marker}', 'w').write('x')\n")
+    assert result.passed, result.detail
+    assert not os.path.exists(f"/run/lock/{marker}")
