@@ -114,7 +114,9 @@ def test_32_concurrent_streams_against_a_remote_engine(tmp_path):
 
 
 def test_200_simultaneous_users_against_a_small_queue(tmp_path):
-    settings = Settings(data_dir=tmp_path, max_queue=8, limits=RateLimits(generate_per_minute=0))
+    # 200 users, simulated from one address: the per-address cap on open requests is off, as it would not
+    # bind 200 real users.
+    settings = Settings(data_dir=tmp_path, max_queue=8, limits=RateLimits(generate_per_minute=0, open_per_client=0))
     server = serve(fake_playground(settings, FakeBackend(outputs=["a b c d"] * 500, delay_s=0.01)))
     try:
         start = threading.Barrier(200)
