@@ -1,0 +1,71 @@
+"""What transformers offers against per-token overhead, on the shipped model: a static KV cache and
+``torch.compile`` of the forward pass, each against plain ``generate`` (the model card's call).
+
+Greedy, a fixed number of new tokens, the same prompt, rounds interleaved so that the machine's drift
+hits every variant alike. Compilation happens once, before the rounds, and its time is printed apart.
+
+    python bench/bench_decode_options.py --tokens 128 --rounds 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+MODEL = Path(__file__).resolve().parents[1] / "models" / "nano-starcoder"
+PROMPT = "def fibonacci(n):\n    "
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (the app's default on 2 cores)")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (it takes a minute)")
+    args = parser.parse_args()
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(args.threads)
+    tokenizer = AutoTokenizer.from_pretrained(MODEL)
+    model = AutoModelForCausalLM.from_pretrained(MODEL, dtype=torch.float32).eval()
+    ids = tokenizer(PROMPT, return_tensors="pt").input_ids
+
+    def speed(**options: Any) -> float:
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(ids, max_new_tokens=args.tokens, min_new_tokens=args.tokens, do_sample=False,
+                                 **options)
+        return float(out.shape[1] - ids.shape[1]) / (time.perf_counter() - started)
+
+    eager = model.forward
+    variants = {"plain generate (dynamic cache)": {}, "static cache": {"cache_implementation": "static"}}
+    compiled = None
+    if not args.no_compile:
+        started = time.perf_counter()
+        compiled = torch.compile(eager, dynamic=False)
+        model.forward = compiled
+        speed(cache_implementation="static")  # compiles
+        print(f"torch.compile + first run: {time.perf_counter() - started:.1f} s")
+        model.forward = eager
+    figures: dict[str, list[float]] = {name: [] for name in [*variants, *(["compiled, static cache"] * bool(compiled))]}
+    for _ in range(args.rounds):
+        for name, options in variants.items():
+            figures[name].append(speed(**options))
+        if compiled is not None:
+            model.forward = compiled
+            figures["compiled, static cache"].append(speed(cache_implementation="static"))
+            model.forward = eager
+    base = statistics.median(figures["plain generate (dynamic cache)"])
+    for name, values in figures.items():
+        median = statistics.median(values)
+        print(f"{name:32s} median {median:6.1f} tok/s  ({median / base:.3f} x plain)  rounds: "
+              + ", ".join(f"{v:.0f}" for v in values))
+
+
+if __name__ == "__main__":
+    main()
