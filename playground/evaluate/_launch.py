@@ -9,7 +9,7 @@ When it runs as root and the kernel allows namespaces (the "full" tier), it:
 
 1. unshares the network, mount and PID namespaces: the program sees only a
    loopback device that is down, so every connect fails;
-2. mounts fresh, size-capped tmpfs on /tmp, /var/tmp and /dev/shm, so what
+2. mounts fresh, size-capped tmpfs on /tmp, /var/tmp, /dev/shm and /run, so what
    the program writes vanishes with it and cannot fill the disk;
 3. makes the interpreter reachable for an unprivileged user when it lives
    under a closed directory such as /root (pyenv), by mounting an empty tmpfs
@@ -23,6 +23,11 @@ When it runs as root and the kernel allows namespaces (the "full" tier), it:
 Otherwise (the "basic" tier: not root, or namespaces refused) it only sets
 rlimits and runs the program in the temp directory the evaluator made.
 Before forking it writes what it achieved to ``status`` as JSON.
+
+In both tiers it first joins the run's memory group (a cgroup the evaluator
+made, ``memory_cap.py``), so every process of the program counts against one
+cap, and the program runs under a seccomp filter that refuses new namespaces,
+mounts, ptrace and other calls a test program never needs.
 
 Only the standard library is used: this file runs outside the app's imports.
 """
