@@ -36,15 +36,15 @@ class StopCutter:
         if self.stopped:
             return ""
         self.seen += delta
-        if self.ended is not None and delta.strip() and self.ended(self.seen):  # decided only by visible text
-            self.stopped = True
-            safe, self.pending = self.pending + delta, ""
-            return safe
         self.pending += delta
         cut = min((i for i in (self.pending.find(s) for s in self.stops) if i >= 0), default=-1)
         if cut >= 0:
             self.stopped = True
             safe, self.pending = self.pending[:cut], ""
+            return safe
+        if self.ended is not None and delta.strip() and self.ended(self.seen):  # decided only by visible text
+            self.stopped = True
+            safe, self.pending = self.pending, ""
             return safe
         hold = self._partial_stop_length()
         safe = self.pending[: len(self.pending) - hold]

@@ -419,3 +419,15 @@ def test_candidates_speed_is_one_candidates_tokens_over_the_whole_time():
                       candidates=[CandidateOutcome() for _ in range(4)])
     assert outcome.tokens_per_s == 64.0
     assert Outcome(completion_tokens=101, total_ms=1100.0, ttft_ms=100.0).tokens_per_s == 100.0
+
+
+def test_a_stop_sequence_is_cut_before_a_modes_own_ending_keeps_its_text():
+    """Both can end a text on the same delta: the stop sequence is cut out, the mode's ending keeps what
+    came (the mode trims it itself), and nothing passes either."""
+    from playground.stream import StopCutter
+
+    both = StopCutter(("END",), ended=lambda raw: "def" in raw)
+    assert both.feed("x = 1\nEND\ndef g") == "x = 1\n" and both.stopped and both.feed("more") == ""
+    mode_only = StopCutter(("END",), ended=lambda raw: "def" in raw)
+    assert mode_only.feed("x = 1\n\n") == "x = 1\n\n" and not mode_only.stopped
+    assert mode_only.feed("def g") == "def g" and mode_only.stopped and mode_only.flush() == ""
