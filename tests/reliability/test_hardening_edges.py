@@ -173,3 +173,38 @@ def test_one_address_cannot_hold_every_connection(fake_server):
     while httpx.get(server.url + "/api/models", timeout=10).status_code == 429:
         assert time.monotonic() < deadline, "closed connections were never let go"
         time.sleep(0.1)
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def test_a_96_mib_body_raises_the_servers_memory_by_less_than_8_mib(fake_server):
+    """The red team's input: a 200 MiB POST once raised the web process by 376 MiB before its 413. Here
+    a 96 MiB chunked body (no length declared) is sent to the app, served in this process."""
+    server, _ = fake_server(limits=NO_LIMITS)
+    piece = b" " * (1024 * 1024)
+
+    def chunks():
+        for _ in range(96):
+            yield piece
+
+    httpx.post(server.url + "/api/generate", content=b"{}", timeout=30)  # warm: buffers and pools exist
+    before, peak, done = _rss(), [0], threading.Event()
+
+    def sample() -> None:  # the peak, not the end: a freed large buffer leaves no trace in the RSS after
+        while not done.wait(0.002):
+            peak[0] = max(peak[0], _rss())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        response = httpx.post(server.url + "/api/generate", content=chunks(), timeout=60)
+        assert response.status_code == 413
+    except httpx.RemoteProtocolError:
+        pass  # the server may close the connection while the rest of the body is still being sent
+    finally:
+        done.set()
+        sampler.join()
+    assert peak[0] - before < 8 * 2**20, (peak[0] - before) / 2**20
