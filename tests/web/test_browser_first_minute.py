@@ -204,3 +204,19 @@ def test_an_empty_completion_says_so_and_a_long_candidate_line_scrolls_in_its_ca
     finally:
         context.close()
         server.stop()
+
+
+def test_a_reply_that_opens_with_code_shows_as_code_without_its_fence_marks(browser, tmp_path):
+    backend = FakeBackend(outputs=['\ndef add(a, b):\n    """Return the sum."""\n    return a + b\n'] * 3)
+    server = serve(fake_playground(Settings(data_dir=tmp_path), backend))
+    context, page = new_page(browser, server.url + "/")
+    try:
+        page.locator("#chat-message textarea").fill("Write the body")
+        page.keyboard.press("Enter")
+        page.locator("#chat-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=60_000)
+        chatbot = page.locator("#chatbot")
+        assert chatbot.locator("pre").count() >= 1 and "~~~" not in chatbot.inner_text()
+        assert 'def add(a, b):\n    """Return the sum."""\n    return a + b' in chatbot.locator("pre").last.inner_text()
+    finally:
+        context.close()
+        server.stop()

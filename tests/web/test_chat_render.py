@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -34,3 +35,12 @@ def test_the_models_own_fences_pass_through_for_highlighting():
 
 def test_text_the_view_did_not_render_is_taken_as_it_is():
     assert raw("an API client's own **history**") == "an API client's own **history**"
+
+
+@pytest.mark.parametrize("reply", ['    """\n    Return the sum.\n    """', "```python\nprint(1)\n```", "def f():\n    pass"])
+def test_a_reply_that_opens_with_code_opens_with_a_fence_at_the_start_of_a_line(reply):
+    """The invisible mark gets a line of its own there: before the fence on the same line, it would keep
+    the fence from opening, and the reply would show its fence marks as text."""
+    out = shown(reply)
+    first_content_line = out.split("\n")[1]
+    assert first_content_line.startswith(("~~~", "```")) and raw(out) == reply

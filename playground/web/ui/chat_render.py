@@ -11,8 +11,9 @@ So a message is shown as
 
 The chat view hands its messages back on the next turn, so the shown form is
 exactly invertible: ``raw(shown(text)) == text``. A shown message starts with
-an invisible mark; text without it (an API client's own history) is taken as
-it is.
+an invisible mark (on a line of its own when the message opens with a fence,
+which must begin its line); text without it (an API client's own history) is
+taken as it is.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from __future__ import annotations
 import re
 
 MARK = "\u2063"  # INVISIBLE SEPARATOR: "this message was rendered here"
-_ESCAPED = set("\\*_#>+-=[]()<|~!$.{}")  # everything Markdown (and the view's LaTeX) could act on in prose
+_MARK_LINE = MARK * 2 + "\n"  # the mark before a message that opens with a fence (prose escapes a MARK)
+_ESCAPED = set("\\*_#>+-=[]()<|~!$.{}" + MARK)  # everything Markdown (and the view's LaTeX) could act on in prose
 _CODE_START = re.compile(r"[ \t]|(def|class|import|from|return|if|for|while|elif|else|try|except|with|async|"
                          r"function|const|let|var|public|private|fn|func|package|#include|SELECT)\b|@\w|>>>|#")
 _CODE_END = re.compile(r"[{};]\s*$|\):\s*$")
@@ -30,7 +32,7 @@ _OUR_FENCE = re.compile(r"~{3,}\n?")
 
 def shown(text: str) -> str:
     """``text`` as Markdown that shows it as written."""
-    out = [MARK]
+    out = []
     for kind, part in _parts(text):
         if kind == "fenced":
             out.append(part)
@@ -39,14 +41,19 @@ def shown(text: str) -> str:
             out.append(f"{fence}\n{part}{fence}\n" if part.endswith("\n") else f"{fence}\n{part}\n{fence}")
         else:
             out.append("".join("\\" + c if c in _ESCAPED else c for c in part))
-    return "".join(out)
+    body = "".join(out)
+    return (_MARK_LINE if _FENCE.match(body) or _OUR_FENCE.match(body) else MARK) + body
 
 
 def raw(message: str) -> str:
     """The text behind a shown message; a message not shown by ``shown`` is returned as it is."""
-    if not message.startswith(MARK):
+    if message.startswith(_MARK_LINE):
+        body = message[len(_MARK_LINE):]
+    elif message.startswith(MARK):
+        body = message[len(MARK):]
+    else:
         return message
-    lines = message[len(MARK):].splitlines(keepends=True)
+    lines = body.splitlines(keepends=True)
     out, i = [], 0
     while i < len(lines):
         line = lines[i]
