@@ -16,7 +16,6 @@ so the deltas a client gets join into the recorded middle exactly.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -60,11 +59,9 @@ def settled_middle(raw: str, hole: Hole) -> tuple[str, Why | None]:
     return (raw[: end.at], end.why) if end.final else (raw, None)
 
 
-def width(indent: str) -> int:
-    return len(indent.expandtabs(_TAB))
-
-
-_LEADING = re.compile(r"[ \t]*")
+def _indent(line: str) -> int:
+    """The width of a line's leading spaces and tabs."""
+    return len(line[: len(line) - len(line.lstrip(" \t"))].expandtabs(_TAB))
 
 
 def _scope_end(raw: str, prefix: str) -> MiddleEnd | None:
@@ -74,7 +71,7 @@ def _scope_end(raw: str, prefix: str) -> MiddleEnd | None:
         return None  # the hole's own line is always the middle's
     hole_line = prefix.rpartition("\n")[2]
     # The hole's line as the middle leaves it: an empty line takes the middle's own indentation.
-    scope = width(_LEADING.match(hole_line + first if not hole_line.strip() else hole_line).group())  # type: ignore[union-attr]
+    scope = _indent(hole_line + first if not hole_line.strip() else hole_line)
     depth = _bracket_depth(first)
     blank_from: int | None = None  # where the run of blank lines before the current line began
     position = len(first)  # index of the newline that starts the current line
@@ -82,7 +79,7 @@ def _scope_end(raw: str, prefix: str) -> MiddleEnd | None:
         if not line.strip():
             blank_from = position if blank_from is None else blank_from
         else:
-            indent = width(_LEADING.match(line).group())  # type: ignore[union-attr]
+            indent = _indent(line)
             closes = depth > 0 and line.lstrip()[0] in _CLOSERS
             if indent < scope and not closes:
                 return MiddleEnd(position if blank_from is None else blank_from, True, "scope")
