@@ -66,16 +66,15 @@ def without_healed(events: Iterator[Event], healed: str, notice: str) -> Iterato
     strayed = False
     for event in events:
         if isinstance(event, Finished):
-            notes = (notice, *(() if not strayed else (_STRAYED,)))
-            yield replace(event, notices=(*event.notices, *notes))
+            yield replace(event, notices=(*event.notices, notice, *((_STRAYED,) if strayed else ())))
             continue
-        if isinstance(event, Chunk):
-            rest = left.setdefault(event.index, healed)
-            if rest:
-                cut = _common_prefix(event.text, rest)
-                strayed = strayed or (cut < min(len(rest), len(event.text)))
-                left[event.index] = "" if cut < min(len(rest), len(event.text)) else rest[cut:]
-                event = replace(event, text=event.text[cut:], details=_trimmed(event.details, cut))
+        rest = left.setdefault(event.index, healed) if isinstance(event, Chunk) else ""
+        if isinstance(event, Chunk) and rest:
+            cut = _common_prefix(event.text, rest)
+            left_it = cut < min(len(rest), len(event.text))  # the text went another way: nothing more to take
+            strayed = strayed or left_it
+            left[event.index] = "" if left_it else rest[cut:]
+            event = replace(event, text=event.text[cut:], details=_trimmed(event.details, cut))
         yield event
 
 
