@@ -150,6 +150,16 @@ class Generation:
     def incomplete(self) -> bool:
         return self.finish_reason in ("cancelled", "error")
 
+    def viewed(self, candidate: int = 0) -> tuple[Shown, list[TokenInfo] | None, Report | None]:
+        """What a view shows of candidate ``candidate`` (the record itself when it has none): its text,
+        its tokens (where the record kept tokens at all) and its attribution (the record's own for the
+        best of a record made before candidates were checked one by one)."""
+        chosen = self.candidates[candidate] if self.candidates else None
+        if chosen is None:
+            return self.shown, self.tokens, self.attribution
+        report = chosen.attribution if candidate or chosen.attribution else self.attribution
+        return chosen.shown, chosen.tokens if self.tokens is not None else None, report
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, keys in a fixed order: the columns, with the mode's own fields after ``text``."""
         with_tokens = self.tokens is not None

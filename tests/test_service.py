@@ -431,3 +431,16 @@ def test_a_stop_sequence_is_cut_before_a_modes_own_ending_keeps_its_text():
     mode_only = StopCutter(("END",), ended=lambda raw: "def" in raw)
     assert mode_only.feed("x = 1\n\n") == "x = 1\n\n" and not mode_only.stopped
     assert mode_only.feed("def g") == "def g" and mode_only.stopped and mode_only.flush() == ""
+
+
+def test_a_record_viewed_as_one_of_its_candidates_is_that_candidate_throughout(tmp_path):
+    backend = FakeBackend(outputs=["a = 1\n", "b = 2\n", "c = 3\n"] * 2)
+    playground = make(tmp_path, backend)
+    run = playground.start("complete", None, {"prompt": "x = "}, {"n": 3, "temperature": 0.5})
+    finish(run)
+    record = run.record
+    assert record.viewed(0)[0] == record.shown and record.viewed(0)[1] is None  # no tokens were asked for
+    assert record.viewed(2)[0] == record.candidates[2].shown != record.shown
+    weighed = playground.start("complete", None, {"prompt": "x = "}, {"n": 3, "temperature": 0.5, "logprobs": 1})
+    finish(weighed)
+    assert weighed.record.viewed(1)[1] == weighed.record.candidates[1].tokens

@@ -112,11 +112,9 @@ def complete(ctx: UiContext, tab: CompleteTab, prompt: str, model: str, values: 
 def _shown(tab: CompleteTab, record: Generation, prompt: str, candidate: int = 0) -> Updates:
     """The result as one of its candidates (the best by default), with what the model weighed for it:
     every panel describes the candidate shown, and Share shares it."""
-    chosen = record.candidates[candidate] if record.candidates else None
-    text = chosen.shown.text if chosen else record.text
-    tokens = chosen.tokens if chosen and record.tokens is not None else record.tokens
+    shown, tokens, report = record.viewed(candidate)
+    text = shown.text
     token_data = None if tokens is None else tokens_to_json(tokens)
-    report = chosen.attribution if chosen and (candidate or chosen.attribution) else record.attribution
     weighed = {"prompt": prompt, "tokens": token_data, "record": record, "shown": candidate}
     return {tab.result: prompt + text, tab.probabilities: result_html(prompt, text, "", token_data, branchable=True),
             tab.candidates: candidates_html(record.candidates, candidate), tab.weighed: weighed,

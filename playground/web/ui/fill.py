@@ -132,11 +132,8 @@ def fill(ctx: UiContext, tab: FillTab, code: str, filename: str, model: str, val
 def _shown(tab: FillTab, record: Generation, code: str, candidate: int = 0) -> Updates:
     """The result as one of its candidates (the best by default), with what the model weighed for it:
     every panel describes the candidate shown, and Share shares it."""
-    chosen = record.candidates[candidate] if record.candidates else None
-    shown = chosen.shown if chosen else record.shown
-    tokens = chosen.tokens if chosen and record.tokens is not None else record.tokens
+    shown, tokens, report = record.viewed(candidate)
     token_data = None if tokens is None else tokens_to_json(tokens)
-    report = chosen.attribution if chosen and (candidate or chosen.attribution) else record.attribution
     prefix, suffix = split_hole(code)
     return {tab.result: shown.text, tab.middle: shown.generated, tab.mark: mark_middle(code, shown.generated),
             tab.probabilities: result_html(prefix, shown.generated, suffix, token_data, branchable=True),
