@@ -39,9 +39,25 @@ class MiddleEnd:
 
 
 def middle_end(raw: str, hole: Hole) -> MiddleEnd:
-    """The middle within the raw generated text, as far as it can be told now: the earliest certain
-    end if there is one (the generation can stop there), else where text that may still become an
-    end begins (held back while streaming), else all of it."""
+    """The middle within the raw generated text, as far as it can be told now: the earliest end, certain
+    (the generation can stop there) or not yet (text held back while streaming, since it may still
+    become an end); all of it when there is none. A certain end behind a pending one is not final yet:
+    the pending one may still become certain, and earlier."""
+    return min(_ends(raw, hole) or [MiddleEnd(len(raw), False)], key=lambda end: (end.at, not end.final))
+
+
+def settled_middle(raw: str, hole: Hole) -> tuple[str, Why | None]:
+    """The middle of a finished generation (text that was pending can no longer become an end), and
+    what ended it early (None: the model itself)."""
+    certain = [end for end in _ends(raw, hole) if end.final]
+    if not certain:
+        return raw, None
+    end = min(certain, key=lambda end: end.at)
+    return raw[: end.at], end.why
+
+
+def _ends(raw: str, hole: Hole) -> list[MiddleEnd]:
+    """Every place the middle may end: a repeat of the code after the hole, and leaving the hole's block."""
     ends = []
     echo = echo_start(raw, hole.suffix)
     if echo is not None:
@@ -49,14 +65,7 @@ def middle_end(raw: str, hole: Hole) -> MiddleEnd:
     scope = _scope_end(raw, hole.prefix) if hole.end_at_scope else None
     if scope is not None:
         ends.append(scope)
-    certain = [end for end in ends if end.final]
-    return min(certain or ends or [MiddleEnd(len(raw), False)], key=lambda end: end.at)
-
-
-def settled_middle(raw: str, hole: Hole) -> tuple[str, Why | None]:
-    """The middle of a finished generation, and what ended it early (None: the model itself)."""
-    end = middle_end(raw, hole)
-    return (raw[: end.at], end.why) if end.final else (raw, None)
+    return ends
 
 
 def _indent(line: str) -> int:

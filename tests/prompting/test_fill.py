@@ -187,3 +187,14 @@ def test_text_that_may_still_leave_the_block_is_held_back_and_nothing_ends_with_
     assert not middle_end("return r\n\n", HOLE_IN_BODY).final
     off = replace(HOLE_IN_BODY, end_at_scope=False)
     assert settled_middle("return r\n\ndef volume(r):\n", off) == ("return r\n\ndef volume(r):\n", None)
+
+
+def test_a_certain_end_waits_while_an_earlier_repeat_may_still_become_certain():
+    """Found by the property test: a line that leaves the block (certain) behind a line that may still
+    grow into a repeat of the suffix (pending) must not end the stream there, or the deltas sent would
+    run past the middle the record keeps once the repeat completes."""
+    hole = Hole(" ", ":\n::")
+    pieces = [":\n:", ":"]
+    assert not middle_end(":\n:", hole).final  # the repeat at 0 is still open
+    deltas = list(FillMode().deltas(Prepared(Prompt.of(""), 1, hole), iter(pieces)))
+    assert "".join(deltas) == settled_middle(":\n::", hole)[0] == ""
