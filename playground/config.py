@@ -70,12 +70,29 @@ class Settings:
     attribution_indexes: tuple[Path, ...] = ()  # indexes of your own, besides nano-starcoder's corpus
     log_prompts: bool = False  # put prompt text in the generation log (off: it may hold secrets)
     log_key: str | None = field(default=None, repr=False)  # HMAC key for ids in logs; None: random per process
+    # Keys for the editor routes (/v1/*, /generate, /infill); none: those routes are open, as /api is.
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    api_key_file: Path | None = None  # one key per line; blank lines and "#" comments skipped
     log_level: str = "INFO"
 
     @property
     def model_threads(self) -> int:
         """torch's intra-op threads for a local model."""
         return self.cpu_threads or max(1, (os.cpu_count() or 2) - 1)
+
+    def editor_keys(self) -> tuple[str, ...]:
+        """The API keys: the flags' and the key file's. Read once, when the app is made."""
+        keys = list(self.api_keys)
+        if self.api_key_file is not None:
+            try:
+                lines = self.api_key_file.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"--api-key-file {self.api_key_file} cannot be read ({exc.__class__.__name__}). "
+                                  "Give a UTF-8 text file with one key per line.") from None
+            keys += [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        if self.api_key_file is not None and not keys:
+            raise ConfigError(f"--api-key-file {self.api_key_file} holds no key. Put one key per line in it.")
+        return tuple(dict.fromkeys(keys))
 
     @property
     def database(self) -> str:
@@ -129,6 +146,14 @@ def _path(name: str, text: str) -> Path | None:
 def _paths(name: str, text: str) -> tuple[Path, ...]:
     """Several paths: the flag repeated, or one value separated by commas (also the env var)."""
     return tuple(Path(part.strip()).expanduser() for part in text.split(",") if part.strip())
+
+
+def _keys(name: str, text: str) -> tuple[str, ...]:
+    """API keys: the flag repeated, or one value separated by commas (also the env var)."""
+    keys = tuple(part.strip() for part in text.split(",") if part.strip())
+    if any(len(key) < 16 for key in keys):
+        raise ConfigError(f"{name}: each key must be at least 16 characters (e.g. from `openssl rand -hex 24`).")
+    return keys
 
 
 def _on_off(name: str, text: str) -> bool:
@@ -193,6 +218,12 @@ _OPTIONS: dict[str, Option] = {
                                         "share lookups per client; 0 = off", "limits.share_lookup_per_minute"),
     "--generate-per-minute": Option("PLAYGROUND_GENERATE_PER_MINUTE", _int, "generations per client; 0 = off",
                                     "limits.generate_per_minute"),
+    "--key-requests-per-minute": Option("PLAYGROUND_KEY_REQUESTS_PER_MINUTE", _int,
+                                        "editor-route requests per API key; 0 = off", "limits.per_key_per_minute"),
+    "--api-key": Option("PLAYGROUND_API_KEYS", _keys, "a key the editor routes (/v1, /generate, /infill) then need; "
+                        "repeatable", "api_keys", repeat=True),
+    "--api-key-file": Option("PLAYGROUND_API_KEY_FILE", _path, "a file of editor-route keys, one per line",
+                             "api_key_file"),
     "--open-per-client": Option("PLAYGROUND_OPEN_PER_CLIENT", _int,
                                 "requests one client may have open at once (slow bodies, streams); 0 = off",
                                 "limits.open_per_client"),
@@ -292,6 +323,7 @@ def _check(settings: Settings) -> None:
     for flag, count in {"--generate-per-minute": limits.generate_per_minute,
                         "--share-create-per-minute": limits.share_create_per_minute,
                         "--share-lookup-per-minute": limits.share_lookup_per_minute,
+                        "--key-requests-per-minute": limits.per_key_per_minute,
                         "--open-per-client": limits.open_per_client}.items():
         if count < 0:
             raise ConfigError(f"{flag} must be 0 (no limit) or more, got {count}.")

@@ -34,6 +34,7 @@ class RateLimits:
     generate_per_minute: int = 120
     share_create_per_minute: int = 60
     share_lookup_per_minute: int = 300
+    per_key_per_minute: int = 600  # editor-route requests per API key: an editor asks on every pause in typing
     # Requests one client may have open at once (a browser tab holds two or three); 0 turns it off.
     open_per_client: int = 64
 

@@ -148,6 +148,12 @@ class RateLimitedError(PlaygroundError):
     kind = "rate_limited"
 
 
+class KeyRequiredError(PlaygroundError):
+    """The editor routes need an API key (``--api-key``) and the request had none, or an unknown one."""
+
+    kind = "invalid_api_key"
+
+
 class CheckUnavailableError(PlaygroundError):
     kind = "attribution_unavailable"
 

@@ -17,6 +17,7 @@ from typing import Any
 from playground.attribution import Report
 from playground.backends.base import Alternative, TokenInfo
 from playground.params import GenerationParams
+from playground.prompting.prepared import Spent
 
 DIGITS = 4  # log-probabilities are kept to 1e-4: finer is noise for a person, and bulk for a share
 
@@ -106,8 +107,8 @@ class Candidate:
 
 
 _COLUMNS = ("id", "mode", "model", "created_at", "app_version", "inputs", "raw_prompt", "prompt_version", "params",
-            "backend", "text", "finish_reason", "error", "notices", "usage", "timings", "attribution", "tokens",
-            "candidates")
+            "backend", "text", "finish_reason", "error", "notices", "budget", "usage", "timings", "attribution",
+            "tokens", "candidates")
 
 
 @dataclass
@@ -126,6 +127,9 @@ class Generation:
     finish_reason: str = "length"  # length | eos | stop | cancelled | error
     error: str | None = None
     notices: list[str] = field(default_factory=list)  # e.g. "dropped 3 example dialogues to fit"
+    # Where the prompt's token budget went, part by part (a fill: prefix, suffix, each context file, the
+    # reply); None where the mode does not say, and in records made before it did (so they read back exactly).
+    budget: list[Spent] | None = None
     usage: Usage = field(default_factory=Usage)
     timings: Timings = field(default_factory=Timings)
     # The generated part checked against code indexes; None when attribution is turned off.
@@ -169,9 +173,12 @@ class Generation:
             "attribution": None if self.attribution is None else self.attribution.to_dict(),
             "tokens": None if self.tokens is None else tokens_to_json(self.tokens),
             "candidates": None if self.candidates is None else [c.to_dict(with_tokens) for c in self.candidates],
+            "budget": None if self.budget is None else [part.to_dict() for part in self.budget],
         }
         data: dict[str, Any] = {}
         for name in _COLUMNS:
+            if name == "budget" and self.budget is None:
+                continue
             data[name] = typed[name] if name in typed else getattr(self, name)
             if name == "text":
                 data.update(self.shown.fields)
@@ -198,6 +205,7 @@ class Generation:
             "timings": Timings(**data["timings"]),
             "attribution": None if data.get("attribution") is None else Report.from_dict(data["attribution"]),
             "tokens": None if data.get("tokens") is None else tokens_from_json(data["tokens"]),
+            "budget": None if data.get("budget") is None else [Spent(**part) for part in data["budget"]],
             "candidates": None if candidates is None else [Candidate.from_dict(c, generated_field)
                                                            for c in candidates],
         })

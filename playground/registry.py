@@ -44,6 +44,12 @@ class FimTokens:
         return tuple(t for t in (self.prefix, self.middle, self.suffix, self.pad) if t)
 
 
+RepoFormat = Literal["starcoder", "starcoder2", "comments"]
+# The metadata tokens each repository format spells files with (besides the filename token).
+REPO_TOKENS: dict[RepoFormat, tuple[str, ...]] = {
+    "starcoder": ("<reponame>",), "starcoder2": ("<repo_name>", "<file_sep>"), "comments": ()}
+
+
 @dataclass(frozen=True)
 class PublishedScore:
     """A score from the model's card or paper, for checking a deployment against it."""
@@ -78,8 +84,17 @@ class ModelSpec:
     # a mode it serves well (nano-starcoder: "complete"). None: the first mode's.
     opens_on: str | None = None
 
+    @property
+    def repo_format(self) -> RepoFormat:
+        """How the model was shown a repository's other files: StarCoder's metadata tokens (one file per
+        document), StarCoder2's file separators (a whole repository per document), or, for a model trained
+        with neither, nothing of its own (the files go in as comments)."""
+        if "<file_sep>" in self.stop_tokens:
+            return "starcoder2"
+        return "starcoder" if self.filename_token else "comments"
+
     def special_tokens(self) -> frozenset[str]:
-        tokens = {self.end_of_text, *self.stop_tokens}
+        tokens = {self.end_of_text, *self.stop_tokens, *REPO_TOKENS[self.repo_format]}
         if self.fim:
             tokens.update(self.fim.all())
         if self.filename_token:

@@ -212,6 +212,7 @@ class Run:
             finish_reason=outcome.finish_reason,
             error=outcome.error,
             notices=self._notices() + unsent_note + weighed_note,
+            budget=list(self.prepared.spent) or None,
             usage=Usage(outcome.prompt_tokens, outcome.completion_tokens),
             timings=Timings(None if outcome.ttft_ms is None else round(outcome.ttft_ms, 1),
                             round(outcome.total_ms, 1), outcome.tokens_per_s),

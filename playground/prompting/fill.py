@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 from playground.errors import FillMarkerError, InputError
 from playground.prompt import Prompt, Special
 from playground.prompting.budget import Budget, TokenCounter, check_text, reply_notice, too_long
-from playground.prompting.prepared import Prepared
+from playground.prompting.prepared import Prepared, Spent
+from playground.prompting.repo_context import NO_CONTEXT, RepoContext, check_filename, fit_context
 from playground.registry import ModelSpec
 
 FILL_MARKER = "<FILL_HERE>"
@@ -47,63 +48,102 @@ def split_hole(code: str) -> tuple[str, str]:
     return prefix, suffix
 
 
-def _fim_prompt(spec: ModelSpec, prefix: str, suffix: str, filename: str) -> Prompt:
+def _fim_prompt(spec: ModelSpec, prefix: str, suffix: str, filename: str, context: list[Special | str]) -> Prompt:
+    """The FIM prompt in the model's order, the repository context (already in its format) before it."""
     assert spec.fim is not None
     header: list[Special | str] = []
     if filename and spec.filename_token:
         header = [Special(spec.filename_token), filename + "\n"]
+    elif filename and context and spec.repo_format == "starcoder2":  # the edited file's path opens its document
+        header = [filename + "\n"]
     fim = spec.fim
     if fim.order == "spm":  # StarCoder's SPM variant: the middle sentinel sits between suffix and prefix
-        return Prompt.of(Special(fim.prefix), Special(fim.suffix), suffix, Special(fim.middle), *header, prefix)
+        return Prompt.of(*context, Special(fim.prefix), Special(fim.suffix), suffix, Special(fim.middle), *header,
+                         prefix)
     # The middle continues the prefix, which here sits before the suffix: token healing works on it there.
-    prompt = Prompt.of(Special(fim.prefix), *header, prefix, Special(fim.suffix), suffix, Special(fim.middle))
+    prompt = Prompt.of(*context, Special(fim.prefix), *header, prefix, Special(fim.suffix), suffix, Special(fim.middle))
     return replace(prompt, resumes=prompt.segments.index(Special(fim.suffix)) - 1 if prefix else None)
 
 
-def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget,
-               count: TokenCounter, *, end_at_scope: bool = True) -> Prepared[Hole]:
+def build_fill(code: str, filename: str, spec: ModelSpec, budget: Budget, count: TokenCounter, *,
+               end_at_scope: bool = True, context: RepoContext = NO_CONTEXT) -> Prepared[Hole]:
+    """The fill of the one ``<FILL_HERE>`` hole in ``code``."""
     check_text("The code", code)
-    check_text("The filename", filename, allow_empty=True)
-    if "\n" in filename or len(filename) > 256:
-        raise InputError("The filename must be one line of at most 256 characters, e.g. src/utils.py.")
+    prefix, suffix = split_hole(code)
+    return fill_around(prefix, suffix, filename, spec, budget, count, end_at_scope=end_at_scope, context=context)
+
+
+def fill_around(prefix: str, suffix: str, filename: str, spec: ModelSpec, budget: Budget, count: TokenCounter, *,
+                end_at_scope: bool = True, context: RepoContext = NO_CONTEXT) -> Prepared[Hole]:
+    """The fill between ``prefix`` and ``suffix``: the lines nearest the hole first, then the repository
+    context in what they leave of the budget."""
+    check_text("The code", prefix + suffix, allow_empty=True)
+    check_filename(filename)
     if spec.fim is None:
         raise InputError(f"{spec.id} was not trained for fill-in-the-middle. "
                          "Use completion mode, or pick a StarCoder model.")
-    prefix, suffix = split_hole(code)
     use_filename = bool(filename and spec.filename_token)
     fixed = 3 + (1 + count(filename + "\n") if use_filename else 0)  # the FIM specials and the header
+    near = _near_the_hole(prefix, suffix, budget.prompt_tokens - fixed, count)
+    if fixed + near.tokens > budget.prompt_tokens:
+        raise too_long("The code around the hole", fixed + near.tokens, budget,
+                       "Shorten the lines next to the hole, or lower max_new_tokens.")
+    fitted = fit_context(spec, context, filename, budget.prompt_tokens - fixed - near.tokens, count)
+    total = fixed + near.tokens + fitted.tokens
+    header = filename if use_filename or fitted.segments else ""
+    reply = budget.reply_for(total)
+    spent = (*near.spent, *fitted.spent, Spent("reply", reply, f"up to {reply} new tokens"))
+    return Prepared(
+        _fim_prompt(spec, near.prefix, near.suffix, header, fitted.segments),
+        reply,
+        Hole(prefix, suffix, end_at_scope),  # the user's code around the hole, split once
+        notices=near.notices + ((fitted.notice,) if fitted.notice else ()) + reply_notice(budget, total),
+        spent=spent,
+    )
+
+
+@dataclass(frozen=True)
+class _Near:
+    """The prefix and suffix as they fit: whole, or without the lines farthest from the hole."""
+
+    prefix: str
+    suffix: str
+    tokens: int
+    spent: tuple[Spent, Spent]
+    notices: tuple[str, ...]
+
+
+def _near_the_hole(prefix: str, suffix: str, room: int, count: TokenCounter) -> _Near:
     prefix_lines = prefix.splitlines(keepends=True)
     suffix_lines = suffix.splitlines(keepends=True)
     prefix_counts = [count(line) for line in prefix_lines]
     suffix_counts = [count(line) for line in suffix_lines]
-    total = fixed + sum(prefix_counts) + sum(suffix_counts)
+    total = sum(prefix_counts) + sum(suffix_counts)
     dropped_prefix = dropped_suffix = 0
     # Keep the lines touching the hole: without them the model cannot know what belongs there.
-    while total > budget.prompt_tokens and len(prefix_lines) - dropped_prefix > 1:
+    while total > room and len(prefix_lines) - dropped_prefix > 1:
         total -= prefix_counts[dropped_prefix]
         dropped_prefix += 1
-    while total > budget.prompt_tokens and len(suffix_lines) - dropped_suffix > 1:
+    while total > room and len(suffix_lines) - dropped_suffix > 1:
         dropped_suffix += 1
         total -= suffix_counts[-dropped_suffix]
-    if total > budget.prompt_tokens:
-        raise too_long("The code around the hole", total, budget,
-                       "Shorten the lines next to the hole, or lower max_new_tokens.")
-    kept_prefix = "".join(prefix_lines[dropped_prefix:])
-    kept_suffix = "".join(suffix_lines[: len(suffix_lines) - dropped_suffix])
+    kept_prefix = len(prefix_lines) - dropped_prefix
+    kept_suffix = len(suffix_lines) - dropped_suffix
     notices = []
     if dropped_prefix:
-        notices.append(f"Only the last {len(prefix_lines) - dropped_prefix} lines above the hole fit the context; "
+        notices.append(f"Only the last {kept_prefix} lines above the hole fit the context; "
                        f"the first {dropped_prefix} were left out of the prompt.")
     if dropped_suffix:
-        notices.append(f"Only the first {len(suffix_lines) - dropped_suffix} lines below the hole fit the context; "
+        notices.append(f"Only the first {kept_suffix} lines below the hole fit the context; "
                        f"the last {dropped_suffix} were left out of the prompt.")
-    return Prepared(
-        _fim_prompt(spec, kept_prefix, kept_suffix, filename if use_filename else ""),
-        budget.reply_for(total),
-        Hole(prefix, suffix, end_at_scope),  # the user's code around the hole, split once
-        notices=tuple(notices) + reply_notice(budget, total),
-        inputs={"code": code, "filename": filename},
-    )
+    spent = (Spent("prefix", sum(prefix_counts[dropped_prefix:]), _kept("last", kept_prefix, len(prefix_lines))),
+             Spent("suffix", sum(suffix_counts[:kept_suffix]), _kept("first", kept_suffix, len(suffix_lines))))
+    return _Near("".join(prefix_lines[dropped_prefix:]), "".join(suffix_lines[:kept_suffix]), total, spent,
+                 tuple(notices))
+
+
+def _kept(which: str, kept: int, lines: int) -> str:
+    return f"all {lines} lines" if kept == lines else f"{which} {kept} of {lines} lines"
 
 
 def echo_start(middle: str, suffix: str) -> tuple[int, bool] | None:

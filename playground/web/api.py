@@ -35,6 +35,7 @@ from playground.metrics import Metrics
 from playground.modes import validated
 from playground.params import MAX_STOP_SEQUENCES, PARAMS
 from playground.prompting.budget import check_text
+from playground.record import Generation
 from playground.service import Playground, Run
 from playground.web.bodies import read_json_object
 from playground.web.errors import INTERNAL_MESSAGE, error_body, error_response, status_of
@@ -156,7 +157,7 @@ def _pump(run: Run, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[tuple[
         put("error", PlaygroundError(f"The generation failed unexpectedly ({type(exc).__name__}). Try again."))
 
 
-async def _events(run: Run) -> AsyncGenerator[tuple[str, Any], None]:
+async def events(run: Run) -> AsyncGenerator[tuple[str, Any], None]:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     worker = threading.Thread(target=_pump, args=(run, loop, queue), name="api-generation", daemon=True)
@@ -258,7 +259,7 @@ def _work_routes(router: APIRouter, playground: Playground, generations: RateLim
 
 
 async def _stream_sse(run: Run) -> AsyncIterator[str]:
-    async for kind, payload in _events(run):
+    async for kind, payload in events(run):
         if kind == "delta":
             delta, tokens = payload
             run.mark_sent(delta)
@@ -270,17 +271,25 @@ async def _stream_sse(run: Run) -> AsyncIterator[str]:
 
 
 async def _whole(run: Run, request: Request) -> JSONResponse:
-    events = _events(run)
+    try:
+        return JSONResponse((await finished(run, request)).to_dict())
+    except PlaygroundError as exc:
+        return error_response(exc)
+
+
+async def finished(run: Run, request: Request) -> Generation:
+    """The run's record once it ends (stopped at once if the client goes away); raises the run's error."""
+    stream = events(run)
     watcher = asyncio.create_task(_stop_on_disconnect(request, run))
     try:
-        async for kind, payload in events:
+        async for kind, payload in stream:
             if kind == "done":
-                return JSONResponse(payload.to_dict())
+                return payload  # type: ignore[no-any-return]
             if kind == "error":
-                return error_response(payload)
+                raise payload
     finally:
         watcher.cancel()
-        await events.aclose()
+        await stream.aclose()
     raise PlaygroundError("The generation ended without a result. Try again.")
 
 

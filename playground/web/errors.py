@@ -32,6 +32,7 @@ STATUS: dict[type[e.PlaygroundError], int] = {
     e.BackendTimeoutError: 504,
     e.BusyError: 503,
     e.RateLimitedError: 429,
+    e.KeyRequiredError: 401,
     e.CheckUnavailableError: 503,
     e.StoreError: 503,
     e.ShareNotFoundError: 404,

@@ -34,9 +34,13 @@ class RateLimiter:
 
     def check(self, request: Request) -> None:
         """Count one hit for the request's client; raise RateLimitedError once over the limit."""
+        if self.per_minute > 0:
+            self.hit(client_of(request, self.forwarded_for))
+
+    def hit(self, client: str) -> None:
+        """Count one hit for ``client`` (an address, or an API key's digest); raise once over the limit."""
         if self.per_minute <= 0:
             return
-        client = client_of(request, self.forwarded_for)
         now = self.clock()
         with self._lock:
             hits = self._hits[client]
@@ -45,7 +49,7 @@ class RateLimiter:
             if len(hits) >= self.per_minute:
                 wait = max(1, int(_WINDOW_S - (now - hits[0])) + 1)
                 raise RateLimitedError(
-                    f"Too many {self.what} from your address ({self.per_minute} a minute). Try again in {wait} s."
+                    f"Too many {self.what} ({self.per_minute} a minute). Try again in {wait} s."
                 )
             hits.append(now)
             if len(self._hits) > _MAX_CLIENTS and now - self._swept > _WINDOW_S:
@@ -75,6 +79,6 @@ class WebLimits:
 
     @classmethod
     def from_settings(cls, limits: RateLimits, forwarded_for: ForwardedFor) -> WebLimits:
-        return cls(RateLimiter(limits.generate_per_minute, "generations", forwarded_for),
-                   RateLimiter(limits.share_create_per_minute, "shares created", forwarded_for),
-                   RateLimiter(limits.share_lookup_per_minute, "share lookups", forwarded_for))
+        return cls(RateLimiter(limits.generate_per_minute, "generations from your address", forwarded_for),
+                   RateLimiter(limits.share_create_per_minute, "shares created from your address", forwarded_for),
+                   RateLimiter(limits.share_lookup_per_minute, "share lookups from your address", forwarded_for))

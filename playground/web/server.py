@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from playground import __version__
 from playground.service import Playground
 from playground.web.api import api_router, install_error_handlers
+from playground.web.editors import editor_router
 from playground.web.limits import WebLimits, client_of
 from playground.web.schemas import AttributionBody, ShareBody, document, generate_body
 from playground.web.shares import SHARE_HEADERS, share_router
@@ -25,7 +26,8 @@ from playground.web.ui import CSS, HEAD, build_ui
 
 def _route_group(path: str) -> str:
     """A bounded label set for metrics: never the raw path, which holds ids."""
-    for prefix in ("/api/generate", "/api/shares", "/api/health", "/api/models", "/s/", "/metrics", "/gradio_api"):
+    for prefix in ("/api/generate", "/api/shares", "/api/health", "/api/models", "/s/", "/metrics", "/gradio_api",
+                   "/v1/", "/generate", "/infill"):
         if path.startswith(prefix):
             return prefix.strip("/")
     return "page" if path == "/" else "other"
@@ -109,6 +111,7 @@ def create_app(playground: Playground) -> FastAPI:
     settings = playground.settings
     limits = WebLimits.from_settings(settings.limits, settings.forwarded_for)
     app.include_router(share_router(playground, limits))
+    app.include_router(editor_router(playground, limits.generations))
     app.include_router(api_router(playground, limits.generations))  # last: its catch-all answers unknown /api/ paths
     document(app, {"/api/generate": generate_body(playground.modes), "/api/shares": ShareBody,
                    "/api/attribution": AttributionBody})

@@ -81,8 +81,8 @@ def test_named_shows_a_name_ascii_safe():
 
 @pytest.mark.parametrize(("mode", "raw", "expected"), [
     ("complete", {"prompt": "x = ", "ignored": 1}, {"prompt": "x = "}),
-    ("fill", {"code": FILL_CODE}, {"code": FILL_CODE, "filename": ""}),
-    ("fill", {"code": FILL_CODE, "filename": "a.py"}, {"code": FILL_CODE, "filename": "a.py"}),
+    ("fill", {"code": FILL_CODE}, {"code": FILL_CODE, "filename": "", "repo_name": ""}),
+    ("fill", {"code": FILL_CODE, "filename": "a.py"}, {"code": FILL_CODE, "filename": "a.py", "repo_name": ""}),
     ("chat", {"message": "Hi", "history": [["q", "a"]]}, {"message": "Hi", "history": [["q", "a"]]}),
     ("chat", {"message": "Hi", "system_prompt": None}, {"message": "Hi"}),
 ])

@@ -92,7 +92,7 @@ def test_trims_prefix_text_from_the_top_then_suffix_from_the_bottom():
     assert text[0].endswith("line9\n") and not text[0].startswith("line0")
     assert 3 + sum(len(t) for t in text) <= 60  # the specials count one each
     assert any("lines above the hole" in n for n in prepared.notices)
-    assert prepared.inputs["code"].startswith("line0")  # the user's code is recorded whole
+    assert prepared.state.prefix.startswith("line0")  # the user's code is kept whole for the splice
 
 
 def test_refuses_when_even_the_lines_at_the_hole_do_not_fit():
