@@ -99,3 +99,33 @@ def test_help_shows_each_default_from_its_field():
 
     text = build_parser().format_help()
     assert "(default: 60.0)" in text and "(default: 120)" in text and "(default: ignore)" in text
+
+
+def test_api_keys_from_flags_env_and_a_file_never_in_the_repr(tmp_path):
+    key_file = tmp_path / "keys.txt"
+    key_file.write_text("# editors\nfile-key-0123456789abcdef\n\nflag-key-0123456789abcdef\n", encoding="utf-8")
+    settings = load_settings(["--api-key", "flag-key-0123456789abcdef", "--api-key", "second-key-0123456789abc",
+                              "--api-key-file", str(key_file), "--key-requests-per-minute", "30"], {})
+    assert settings.editor_keys() == ("flag-key-0123456789abcdef", "second-key-0123456789abc",
+                                      "file-key-0123456789abcdef")
+    assert settings.limits.per_key_per_minute == 30
+    assert "key-0123456789" not in repr(settings)
+    from_env = load_settings([], {"PLAYGROUND_API_KEYS": "env-key-0123456789abcdef,env-key-2-0123456789abcdef"})
+    assert len(from_env.editor_keys()) == 2
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--api-key", "short"], "at least 16 characters"),
+    (["--key-requests-per-minute", "-1"], "--key-requests-per-minute must be 0"),
+])
+def test_bad_api_key_settings_are_named(argv, needle):
+    with pytest.raises(ConfigError, match=needle):
+        load_settings(argv, {})
+
+
+def test_an_unreadable_or_empty_key_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be read"):
+        Settings(api_key_file=tmp_path / "missing.txt").editor_keys()
+    (tmp_path / "empty.txt").write_text("# none yet\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="holds no key"):
+        Settings(api_key_file=tmp_path / "empty.txt").editor_keys()

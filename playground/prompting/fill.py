@@ -56,12 +56,15 @@ def _fim_prompt(spec: ModelSpec, prefix: str, suffix: str, filename: str, contex
         header = [Special(spec.filename_token), filename + "\n"]
     elif filename and context and spec.repo_format == "starcoder2":  # the edited file's path opens its document
         header = [filename + "\n"]
+    # Comments are part of the edited file, so they open its prefix; metadata documents come before the fill's.
+    before, opening = ([], context) if spec.repo_format == "comments" else (context, [])
     fim = spec.fim
     if fim.order == "spm":  # StarCoder's SPM variant: the middle sentinel sits between suffix and prefix
-        return Prompt.of(*context, Special(fim.prefix), Special(fim.suffix), suffix, Special(fim.middle), *header,
-                         prefix)
+        return Prompt.of(*before, Special(fim.prefix), Special(fim.suffix), suffix, Special(fim.middle), *header,
+                         *opening, prefix)
     # The middle continues the prefix, which here sits before the suffix: token healing works on it there.
-    prompt = Prompt.of(*context, Special(fim.prefix), *header, prefix, Special(fim.suffix), suffix, Special(fim.middle))
+    prompt = Prompt.of(*before, Special(fim.prefix), *header, *opening, prefix, Special(fim.suffix), suffix,
+                       Special(fim.middle))
     return replace(prompt, resumes=prompt.segments.index(Special(fim.suffix)) - 1 if prefix else None)
 
 

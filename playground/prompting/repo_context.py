@@ -16,7 +16,8 @@ part, for the record and the Fill tab.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -175,3 +176,26 @@ def _notice(spent: Sequence[Spent]) -> str | None:
     said = "; ".join(f"{s.part[5:]}: {s.kept}" for s in short)
     return (f"Repository context: {len(spent) - len(short)} of {len(spent)} files fit whole in the prompt "
             f"after the code around the hole ({said}).")
+
+
+# -- the Fill tab's listing: files pasted one after another, each under a "==> path <==" line (as `head` prints) --
+
+_HEADER = re.compile(r"^==> (.+?) <==$", re.MULTILINE)
+
+
+def read_listing(listing: str) -> list[ContextFile]:
+    """The files of a listing; text before the first header is refused, not guessed at."""
+    if not listing.strip():
+        return []
+    parts = _HEADER.split(listing)
+    if parts[0].strip():
+        raise InputError("Start each context file with a line '==> path/to/file.py <==', then its text.")
+    return [ContextFile(name.strip(), text.removeprefix("\n")) for name, text in zip(parts[1::2], parts[2::2],
+                                                                                    strict=True)]
+
+
+def write_listing(files: Sequence[Mapping[str, str]]) -> str:
+    """A listing of recorded files; ``read_listing`` gives them back (with a line break ending each file but
+    the last, where it had none: the next header needs its own line)."""
+    return "".join(f"==> {f['filename']} <==\n{f['text']}" + ("" if f["text"].endswith("\n") or i == len(files) - 1
+                                                             else "\n") for i, f in enumerate(files))

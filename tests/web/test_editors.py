@@ -17,6 +17,7 @@ import pytest
 from huggingface_hub import InferenceClient
 from openai import OpenAI
 
+from playground.config_types import RateLimits
 from tests.web.editor_requests import (
     CONTINUE_FIM,
     CONTINUE_OPENAI,
@@ -33,14 +34,18 @@ pytestmark = pytest.mark.timeout(120)
 TOKENS = 24
 
 
-@pytest.fixture(scope="module")
-def ui_middle(nano_server) -> str:
+def ui_fill(url: str) -> str:
     """The fill as the UI's service path makes it: the REST fill of the same hole, greedy."""
     body = {"mode": "fill", "code": HOLE_PREFIX + "<FILL_HERE>" + HOLE_SUFFIX,
             "params": {"max_new_tokens": TOKENS, "temperature": 0}}
-    record = httpx.post(nano_server.url + "/api/generate", json=body, timeout=60).json()
+    record = httpx.post(url + "/api/generate", json=body, timeout=60).json()
     assert record["middle"].strip(), record  # a middle worth comparing
     return str(record["middle"])
+
+
+@pytest.fixture(scope="module")
+def ui_middle(nano_server) -> str:
+    return ui_fill(nano_server.url)
 
 
 def events(response: httpx.Response) -> list[Any]:
@@ -74,28 +79,33 @@ def test_openai_client_with_a_suffix_gives_the_ui_fill(nano_server, ui_middle):
     assert "".join(chunk.choices[0].text for chunk in parts) == ui_middle
 
 
-def test_every_editor_body_gives_the_ui_fill(nano_server, ui_middle):
-    url = nano_server.url
+def dialect_middles(url: str) -> dict[str, str]:
+    """The same hole through every dialect, greedy, each in the body its editor sends: the middles."""
     greedy_openai = {"max_tokens": TOKENS, "temperature": 0}
-    llm_ls = post(url + "/v1/completions", {**LLM_LS_OPENAI, "parameters": {"max_new_tokens": TOKENS},
-                                            "temperature": 0}).json()
-    assert llm_ls["choices"][0]["text"] == ui_middle
-    continued = stream(url + "/v1/completions", {**CONTINUE_OPENAI, **greedy_openai})
-    assert continued[-1] == "[DONE]"
-    assert "".join(e["choices"][0]["text"] for e in continued[:-1]) == ui_middle
-    fim = stream(url + "/v1/fim/completions", {**CONTINUE_FIM, **greedy_openai})
-    assert "".join(e["choices"][0]["delta"]["content"] for e in fim[:-1]) == ui_middle
-    assert fim[-2]["choices"][0]["finish_reason"] in ("stop", "length")
     tgi = {**LLM_LS_TGI, "parameters": {"max_new_tokens": TOKENS, "do_sample": False, "return_full_text": False}}
-    assert post(url + "/generate", tgi).json()["generated_text"] == ui_middle
-    tokens = stream(url + "/generate_stream", tgi)
-    assert "".join(e["token"]["text"] for e in tokens) == ui_middle
-    assert tokens[-1]["generated_text"] == ui_middle and tokens[-1]["details"]["finish_reason"]
     infill = {**LLAMA_VIM, "n_predict": TOKENS, "temperature": 0}
-    answer = post(url + "/infill", infill).json()
-    assert answer["content"] == ui_middle and answer["stop"] is True and answer["timings"]["predicted_n"] > 0
-    streamed = stream(url + "/infill", {**infill, "stream": True})
-    assert "".join(e["content"] for e in streamed) == ui_middle and streamed[-1]["stop"] is True
+    continued = stream(url + "/v1/completions", {**CONTINUE_OPENAI, **greedy_openai})
+    fim = stream(url + "/v1/fim/completions", {**CONTINUE_FIM, **greedy_openai})
+    tokens = stream(url + "/generate_stream", tgi)
+    streamed_infill = stream(url + "/infill", {**infill, "stream": True})
+    assert continued[-1] == "[DONE]" and fim[-1] == "[DONE]" and streamed_infill[-1]["stop"] is True
+    assert fim[-2]["choices"][0]["finish_reason"] in ("stop", "length") and tokens[-1]["details"]["finish_reason"]
+    llm_ls = {**LLM_LS_OPENAI, "parameters": {"max_new_tokens": TOKENS}, "temperature": 0}
+    return {
+        "llm-ls /v1/completions": post(url + "/v1/completions", llm_ls).json()["choices"][0]["text"],
+        "continue /v1/completions": "".join(e["choices"][0]["text"] for e in continued[:-1]),
+        "continue /v1/fim/completions": "".join(e["choices"][0]["delta"]["content"] for e in fim[:-1]),
+        "llm-ls /generate": post(url + "/generate", tgi).json()["generated_text"],
+        "/generate_stream tokens": "".join(e["token"]["text"] for e in tokens),
+        "/generate_stream generated_text": tokens[-1]["generated_text"],
+        "llama.vim /infill": post(url + "/infill", infill).json()["content"],
+        "llama.vim /infill streamed": "".join(e["content"] for e in streamed_infill),
+    }
+
+
+def test_every_editor_body_gives_the_ui_fill(nano_server, ui_middle):
+    middles = dialect_middles(nano_server.url)
+    assert middles == dict.fromkeys(middles, ui_middle)
 
 
 @pytest.fixture
@@ -177,3 +187,44 @@ def test_tgi_errors_leave_in_tgis_shape(nano_server, online):
                                "error_type": "invalid_parameter"}
     with pytest.raises(Exception, match="a fill prompt has one each"):
         InferenceClient(base_url=nano_server.url + "/generate").text_generation("<fim_prefix>a<fim_prefix>b")
+
+
+# -- access --------------------------------------------------------------------------------------
+
+KEY = "k3y-for-the-editor-routes-0123456789"
+
+
+def test_with_api_keys_the_editor_routes_need_one_and_nothing_else_does(fake_server, caplog):
+    server, playground = fake_server(api_keys=(KEY,))
+    body = {"prompt": "def f(", "max_tokens": 4}
+    missing = post(server.url + "/v1/completions", body)
+    assert missing.status_code == 401 and "Authorization: Bearer" in missing.json()["error"]["message"]
+    wrong = post(server.url + "/infill", {"input_prefix": "a"}, headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and "not known" in wrong.json()["error"]["message"]
+    assert post(server.url + "/generate", {"inputs": "a"}).json()["error_type"] == "invalid_api_key"
+    ok = post(server.url + "/v1/completions", body, headers={"Authorization": f"Bearer {KEY}"})
+    assert ok.status_code == 200
+    assert post(server.url + "/v1/completions", body, headers={"X-API-Key": KEY}).status_code == 200
+    assert post(server.url + "/api/generate", {"mode": "complete", "prompt": "x"}).status_code == 200  # no key
+    assert httpx.get(server.url + "/").status_code == 200
+    record = httpx.get(server.url + ok.json()["playground"]["record"]).json()
+    assert KEY not in json.dumps(record) and KEY not in caplog.text
+
+
+def test_each_key_has_its_own_limit(fake_server):
+    other = "another-key-for-the-editor-routes-42"
+    server, _ = fake_server(api_keys=(KEY, other), limits=RateLimits(per_key_per_minute=2))
+    body = {"prompt": "x", "max_tokens": 2}
+
+    def call(key: str) -> int:
+        return post(server.url + "/v1/completions", body, headers={"Authorization": f"Bearer {key}"}).status_code
+
+    assert [call(KEY), call(KEY), call(KEY)] == [200, 200, 429]
+    assert call(other) == 200  # a key's limit is its own
+
+
+def test_without_keys_the_editor_routes_count_per_address(fake_server):
+    server, _ = fake_server(limits=RateLimits(generate_per_minute=1))
+    assert post(server.url + "/v1/completions", {"prompt": "x", "max_tokens": 2}).status_code == 200
+    limited = post(server.url + "/infill", {"input_prefix": "x", "n_predict": 2})
+    assert limited.status_code == 429 and "from your address" in limited.json()["error"]["message"]

@@ -30,12 +30,13 @@ from playground.web.ui.common import (
     stop_runs,
     wire_share,
 )
+from playground.web.ui.fill import CONTEXT_UPLOAD_JS
 from playground.web.ui.parts import CSS as PARTS_CSS
 from playground.web.ui.parts import SUBMIT_SHORTCUT_JS, notice
 from playground.web.ui.probability_view import CSS as PROBABILITY_CSS
 from playground.web.ui.shared_view import LOCK_JS, TabView, restore, wire_shared_view
 
-HEAD = f"<script>{SUBMIT_SHORTCUT_JS}</script>"
+HEAD = f"<script>{SUBMIT_SHORTCUT_JS}{CONTEXT_UPLOAD_JS}</script>"
 CSS = PARTS_CSS + ATTRIBUTION_CSS + PROBABILITY_CSS
 __all__ = ["CSS", "HEAD", "build_ui"]
 

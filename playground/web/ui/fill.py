@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import gradio as gr
 
+from playground.errors import PlaygroundError
 from playground.modes import Mode, Restored
 from playground.prompting.fill import FILL_MARKER, split_hole
+from playground.prompting.repo_context import read_listing, write_listing
 from playground.record import Generation, tokens_to_json
 from playground.web.ui.attribution_view import attribution_html
 from playground.web.ui.common import (
@@ -23,6 +26,7 @@ from playground.web.ui.common import (
     build_banner,
     build_share_panel,
     finished,
+    user_error,
     wire_weighing,
 )
 from playground.web.ui.parts import FILL_EXAMPLE, FILL_EXAMPLES, LANGUAGES, language_for, stats_line
@@ -59,22 +63,25 @@ class FillTab:
     weighed: gr.State  # {"code", "tokens", "record", "shown"} of the result shown, for branching and applying
     mode: Mode
     examples: gr.Dataset
+    repo_name: gr.Textbox
+    files: gr.Textbox  # other files of the repository, as a listing (repo_context.read_listing)
+    budget: gr.Markdown  # where the prompt's tokens went
 
     @property
     def editable(self) -> list[Any]:
-        return [self.code, self.filename]
+        return [self.code, self.filename, self.repo_name, self.files]
 
     @property
     def live_controls(self) -> list[Any]:
         return [self.run, self.stop, self.examples]
 
     def inputs(self, ctx: UiContext) -> list[Any]:
-        return [self.code, self.filename, ctx.model, *ctx.params.inputs(self.mode)]
+        return [self.code, self.filename, ctx.model, *ctx.params.inputs(self.mode), self.repo_name, self.files]
 
     @property
     def outputs(self) -> list[Any]:
         return [self.result, self.middle, self.mark, self.stats, self.probabilities, self.candidates,
-                self.attribution, self.raw, self.share.record, self.weighed]
+                self.attribution, self.raw, self.share.record, self.weighed, self.budget]
 
 
 def build_fill_tab(ctx: UiContext) -> FillTab:
@@ -102,18 +109,62 @@ def build_fill_tab(ctx: UiContext) -> FillTab:
     attribution = gr.HTML(elem_id="fill-attribution")
     share = build_share_panel("fill")
     examples = gr.Examples(FILL_EXAMPLES, [code, filename], label="Try").dataset
+    repo_name, files, budget = _context_panel()
     with gr.Accordion("Raw prompt", open=False):
         raw = gr.Textbox(lines=8, interactive=False, elem_id="fill-raw", buttons=["copy"],
                          label="Exactly what the model was given")
     return FillTab(banner, filename, language, code, run, stop, mark, view, result, middle, stats, probabilities,
-                   candidates, attribution, share, raw, gr.State(None), ctx.playground.modes.named("fill"), examples)
+                   candidates, attribution, share, raw, gr.State(None), ctx.playground.modes.named("fill"), examples,
+                   repo_name, files, budget)
+
+
+# "Add files…" reads the chosen files in the browser and appends them to the listing: no upload route is
+# opened (the server refuses Gradio's), and nothing lands on the server's disk.
+CONTEXT_UPLOAD_JS = """
+document.addEventListener("change", async (event) => {
+  const input = event.target;
+  if (!(input instanceof HTMLInputElement) || input.id !== "fill-context-upload") return;
+  const box = document.querySelector("#fill-context textarea");
+  if (!box) return;
+  let listing = box.value;
+  for (const file of input.files) {
+    if (listing && !listing.endsWith("\\n")) listing += "\\n";
+    listing += `==> ${file.webkitRelativePath || file.name} <==\\n${await file.text()}`;
+  }
+  box.value = listing;
+  box.dispatchEvent(new Event("input", { bubbles: true }));
+  input.value = "";
+});
+"""
+
+
+def _context_panel() -> tuple[gr.Textbox, gr.Textbox, gr.Markdown]:
+    """Other files of the repository (pasted, or read from disk by the browser: nothing is uploaded to the
+    server's disk) and, after a fill, where the prompt's tokens went."""
+    with gr.Accordion("Repository context and prompt budget", open=False, elem_id="fill-context-panel"):
+        repo_name = gr.Textbox("", label="Repository name (optional)", placeholder="bigcode/my-app",
+                               elem_id="fill-repo")
+        files = gr.Textbox("", label="Other files: each under a line ==> path <==", lines=6, max_lines=20,
+                           placeholder="==> src/utils.py <==\ndef double(x):\n    return 2 * x\n",
+                           elem_id="fill-context")
+        gr.HTML('<label class="context-upload">Add files… <input type="file" multiple id="fill-context-upload">'
+                "</label>")
+        budget = gr.Markdown("The prompt's budget shows here after a fill.", elem_id="fill-budget")
+    return repo_name, files, budget
 
 
 def fill(ctx: UiContext, tab: FillTab, code: str, filename: str, model: str, values: ParamValues,
-         request: gr.Request) -> Iterator[Updates]:
+         repo_name: str | None, files: str | None, request: gr.Request) -> Iterator[Updates]:
     """The public ``/fill`` endpoint: the code with its hole filled, streamed (several candidates arrive
-    together, ranked)."""
-    run = ctx.start(tab.mode, model, {"code": code, "filename": filename}, values, request)
+    together, ranked). ``files`` are the repository's other files as a listing (``==> path <==`` lines)."""
+    inputs: dict[str, Any] = {"code": code, "filename": filename}
+    if (repo_name or "").strip() or (files or "").strip():
+        try:
+            context = read_listing(files or "")
+        except PlaygroundError as exc:
+            raise user_error(exc, request) from None
+        inputs.update(repo_name=(repo_name or "").strip(), context=[asdict(f) for f in context])
+    run = ctx.start(tab.mode, model, inputs, values, request)
     waiting = f"Generating {run.params.n} candidates…" if run.params.n > 1 else "Generating…"
     # Every update names all the tab's shown outputs: Gradio rebuilds each one an update leaves out.
     updates: Updates = {tab.result: "", tab.middle: "", tab.mark: "", tab.stats: waiting, tab.raw: run.raw_prompt,
@@ -126,7 +177,16 @@ def fill(ctx: UiContext, tab: FillTab, code: str, filename: str, model: str, val
                tab.probabilities: result_html(prefix, shown.generated, suffix, None, branchable=False)}
     record = finished(run)
     yield {tab.stats: stats_line(record), tab.raw: record.raw_prompt, tab.share.record: record.id,
-           **_shown(tab, record, code)}
+           tab.budget: budget_table(record), **_shown(tab, record, code)}
+
+
+def budget_table(record: Generation) -> str:
+    """Where the prompt's tokens went, part by part."""
+    if not record.budget:
+        return ""
+    rows = "".join(f"| {html.escape(part.part)} | {part.tokens} | {html.escape(part.kept)} |\n"
+                   for part in record.budget)
+    return "| part of the prompt | tokens | kept |\n|---|---:|---|\n" + rows
 
 
 def _shown(tab: FillTab, record: Generation, code: str, candidate: int = 0) -> Updates:
@@ -145,6 +205,8 @@ def _shown(tab: FillTab, record: Generation, code: str, candidate: int = 0) -> U
 def show_shared(tab: FillTab, restored: Restored, record: Generation, candidate: int = 0) -> Updates:
     code = restored.inputs["code"]
     return {tab.code: code, tab.filename: restored.inputs["filename"], tab.raw: record.raw_prompt,
+            tab.repo_name: restored.inputs.get("repo_name", ""),
+            tab.files: write_listing(restored.inputs.get("context", [])), tab.budget: budget_table(record),
             tab.stats: stats_line(record), **_shown(tab, record, code, candidate)}
 
 

@@ -1,0 +1,49 @@
+"""The Fill tab's repository context in chromium: files added from disk by the browser, the fill's prompt
+budget shown beside them, and a share that reopens them."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+pytest.importorskip("playwright.sync_api")
+
+from tests.web.browser_support import BROWSER_MARKS, SCREENSHOTS, browser  # noqa: E402,F401 - fixture
+from tests.web.test_browser import open_tab  # noqa: E402
+
+pytestmark = [*BROWSER_MARKS, pytest.mark.timeout(240)]
+
+
+def test_files_added_in_the_browser_become_context_and_the_budget_is_shown(browser, nano_server):
+    context = browser.new_context(viewport={"width": 1280, "height": 1600})
+    page = context.new_page()
+    try:
+        page.goto(nano_server.url + "/")
+        page.wait_for_selector("#model", timeout=60_000)
+        open_tab(page, "Fill in the middle")
+        page.get_by_role("button", name=re.compile("Repository context")).click()
+        page.locator("#fill-repo textarea, #fill-repo input").first.fill("me/app")
+        page.locator("#fill-context-upload").set_input_files([
+            {"name": "utils.py", "mimeType": "text/x-python", "buffer": b"def double(x):\n    return 2 * x\n"},
+            {"name": "big.py", "mimeType": "text/x-python",
+             "buffer": "".join(f"value_{i} = {i}\n" for i in range(400)).encode()},
+        ])
+        listing = page.locator("#fill-context textarea")
+        page.wait_for_function("document.querySelector('#fill-context textarea').value.includes('==> big.py <==')",
+                               timeout=10_000)
+        assert listing.input_value().startswith("==> utils.py <==\ndef double(x):")
+        page.locator("#fill-run").click()
+        page.locator("#fill-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=120_000)
+        budget = page.locator("#fill-budget")
+        text = budget.inner_text()
+        assert "file utils.py" in text and "all 2 lines" in text
+        assert re.search(r"file big\.py\s+\d+\s+(first \d+ of 400 lines|left out)", text), text
+        page.screenshot(path=str(SCREENSHOTS / "fill-context.png"), full_page=True)
+        generation = page.locator("#fill-stats").inner_text().split("id ")[-1].split()[0]
+        record = httpx.get(f"{nano_server.url}/api/generations/{generation}").json()
+        assert [f["filename"] for f in record["inputs"]["context"]] == ["utils.py", "big.py"]
+        assert record["raw_prompt"].startswith("<reponame>me/app<filename>utils.py\ndef double(x):")
+    finally:
+        context.close()
