@@ -46,6 +46,8 @@ def fill_or_complete(prompt: str, suffix: str | None,
     if not isinstance(prompt, str) or not (suffix is None or isinstance(suffix, str)):
         raise InvalidParameterError("prompt and suffix must be strings.")
     extra = dict(context or {})
+    if not isinstance(extra.get("context", []), list):
+        raise InvalidParameterError('context must be a list of {"filename": ..., "text": ...} files.')
     if suffix is not None:
         return "fill", {"prefix": prompt, "suffix": suffix, **extra}
     templated = read_templated(prompt)
