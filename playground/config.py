@@ -58,6 +58,7 @@ class Settings:
     cpu_threads: int | None = None
     data_dir: Path = Path("data")
     database_url: str | None = None  # any SQLAlchemy URL; default: SQLite under data_dir
+    generation_retention_h: float = 24.0  # how long unshared generations stay shareable; 0 = for good
     public_url: str | None = None  # absolute base for share links
     chat_prompt: Path | None = None  # a Tech Assistant prompt file to use instead of ours
     generation_timeout_s: float = 120.0  # wall-clock cap on one generation
@@ -199,6 +200,9 @@ _OPTIONS: dict[str, Option] = {
     "--data-dir": Option("PLAYGROUND_DATA_DIR", _path, "where the share database lives", "data_dir"),
     "--database-url": Option("PLAYGROUND_DATABASE_URL", _text, "SQLAlchemy URL overriding the SQLite file",
                              "database_url"),
+    "--generation-retention": Option("PLAYGROUND_GENERATION_RETENTION", _float,
+                                     "hours a finished generation stays in the database to be shared or read "
+                                     "(shares are kept for good); 0 = keep all", "generation_retention_h"),
     "--public-url": Option("PLAYGROUND_PUBLIC_URL", _text, "absolute base URL for share links", "public_url"),
     "--chat-prompt": Option("PLAYGROUND_CHAT_PROMPT", _path, "Tech Assistant prompt file to use instead of ours",
                             "chat_prompt"),
@@ -316,6 +320,8 @@ def _check(settings: Settings) -> None:
     for flag, number in positive.items():
         if number <= 0:
             raise ConfigError(f"{flag} must be positive.")
+    if settings.generation_retention_h < 0:
+        raise ConfigError("--generation-retention must be 0 (keep all) or a number of hours.")
     for flag, count in {"--remote-concurrency": settings.remote_concurrency, "--max-queue": settings.max_queue}.items():
         if count < 1:
             raise ConfigError(f"{flag} must be at least 1.")

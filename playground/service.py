@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from playground import __version__
@@ -41,7 +41,7 @@ from playground.prompting.chat import TechAssistantPrompt
 from playground.prompting.prepared import Prepared
 from playground.record import BackendSummary, Candidate, Generation, Shown, Timings, Usage, tokens_to_json
 from playground.slots import ModelSlot, RecentGenerations
-from playground.store import CreatedShare, ShareStore
+from playground.store import CreatedShare, GenerationLog, ShareStore
 from playground.stream import Outcome, run_candidates, run_stream
 
 log = logging.getLogger(__name__)
@@ -251,8 +251,12 @@ class Playground:
         self.settings = settings
         self.slots = dict(slots)
         self.modes = Modes(chat_prompt)
-        self.recent = RecentGenerations()
+        self.recent = RecentGenerations()  # this process's own, at hand even while the database is down
         self.store = store
+        retention = settings.generation_retention_h
+        # Every finished generation, in the database: any replica can share or read what another made.
+        self.generations = None if store is None else GenerationLog(
+            store, None if retention <= 0 else timedelta(hours=retention))
         self.checks = checks  # None: attribution is off
         self.metrics = Metrics(self.queue_depth)
         self.hash_id = IdHasher(settings.log_key)  # ids in logs are keyed hashes: an id grants access
@@ -317,6 +321,11 @@ class Playground:
 
     def finished(self, record: Generation) -> None:
         self.recent.add(record)
+        # Saved before the client hears of it, so nothing acknowledged is lost; with the database down it
+        # still reaches the client, from this process's memory, and says so.
+        if self.generations is not None and not self.generations.save(record):
+            record.notices.append("Kept on this server only: the database could not be reached, so sharing it "
+                                  "may fail on another server of this deployment.")
         self.metrics.observe(record)
         log_generation(record, include_prompt=self.settings.log_prompts, hasher=self.hash_id)
 
@@ -332,13 +341,23 @@ class Playground:
     def share(self, generation_id: object) -> CreatedShare:
         """Persist a generation this server made and still holds; clients never supply content.
         Sharing it again gives the same share (without its delete token, which was shown once)."""
-        record = self.recent.get(generation_id)
+        record = self.generation(generation_id)
         if record is None:
             raise ShareNotFoundError(
-                "This server holds no finished generation with that id (it may have restarted since). "
-                "Generate again, then share."
+                "No finished generation has that id (it may have expired, or been made on a server with another "
+                "database). Generate again, then share."
             )
         return self._store().create(record)
+
+    def generation(self, generation_id: object) -> Generation | None:
+        """A finished generation by id: this process's own, or any replica's from the database while it
+        is kept. None when unknown or expired; StoreError when the database cannot be read."""
+        record = self.recent.get(generation_id)
+        if record is not None or self.generations is None or not isinstance(generation_id, str):
+            return record
+        if not 0 < len(generation_id) <= 64:
+            return None
+        return self.generations.get(generation_id, read=self.modes.read_record)
 
     def open_share(self, share_id: str) -> Generation:
         return self._store().get(share_id, read=self.modes.read_record)

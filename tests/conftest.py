@@ -84,6 +84,34 @@ def nano_server(nano_playground) -> Iterator[LiveServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """Debian's PostgreSQL in a temporary folder, for the whole session (each test makes its own database)."""
+    from support.postgres import available, start_postgres
+
+    reason = available()
+    if reason:
+        pytest.skip(reason)
+    with start_postgres() as running:
+        yield running
+
+
+@pytest.fixture
+def postgres_url(postgres, request):
+    """The URL of a fresh, empty database on the session's PostgreSQL."""
+    import re
+
+    import sqlalchemy
+
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:50]
+    admin = sqlalchemy.create_engine(postgres.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return postgres.url.rsplit("/", 1)[0] + "/" + name
+
+
 def fake_playground(settings, backend=None):
     """A Playground over a FakeBackend, with a real share store under ``settings.data_dir``."""
     from playground.backends.fake import FakeBackend

@@ -13,6 +13,7 @@ CLI: ``python -m playground.store {migrate,backup,schema}``.
 
 from playground.store.backup import BackupResult, backup_database
 from playground.store.database import SqlitePlan, fs_type_for, is_network_fs, open_database, plan_for
+from playground.store.generations import GenerationLog
 from playground.store.migrations import LATEST_VERSION, MIGRATIONS, applied_migrations, migrate
 from playground.store.shares import (
     NOT_FOUND_MESSAGE,
@@ -28,6 +29,7 @@ __all__ = [
     "NOT_FOUND_MESSAGE",
     "BackupResult",
     "CreatedShare",
+    "GenerationLog",
     "Share",
     "ShareStore",
     "SqlitePlan",

@@ -170,7 +170,14 @@ def open_database(
     url = to_url(url_or_path)
     kwargs: dict[str, Any] = dict(engine_kwargs or {})
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, **kwargs)
+        # A pooled connection dies with a database restart; checking it out first replaces it unseen.
+        kwargs.setdefault("pool_pre_ping", True)
+        try:
+            return create_engine(url, **kwargs)
+        except (ModuleNotFoundError, ImportError) as error:
+            raise ConfigError(f"--database-url needs the {url.get_driver_name()!r} driver, which is not installed "
+                              f"({error.name or error}). For PostgreSQL use postgresql+psycopg://USER:PASSWORD@HOST/DB "
+                              "(psycopg is in requirements.txt).") from None
 
     db_file = _sqlite_file(url)
     plan = plan_for(db_file, journal, mounts_text)

@@ -55,12 +55,44 @@ GENERIC_MESSAGE = (
     "Generation still works."
 )
 
+UNREACHABLE_MESSAGE = (
+    "Sharing is temporarily unavailable: the database server cannot be reached (it may be down or "
+    "restarting); try again in a moment, and an operator should check --database-url and the server. "
+    "Generation still works."
+)
+AUTH_MESSAGE = (
+    "Sharing is unavailable: the database server refused the app's user name or password; an operator "
+    "needs to fix the credentials in --database-url. Generation still works."
+)
+
+# PostgreSQL SQLSTATEs (psycopg's ``sqlstate``): disk full, out of memory for the server, shutting down.
+_PG_FULL = {"53100", "53200", "54000"}
+_PG_RESTARTING = {"57P01", "57P02", "57P03", "08000", "08003", "08006", "08001", "08004"}
+_PG_AUTH = {"28P01", "28000"}
+
 # Primary SQLite result codes (extended codes carry them in the low byte).
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR = 5, 6, 8, 10
 SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 13, 14, 26
 
 
+def _classify_server(error: BaseException) -> StoreError | None:
+    """A database server's trouble (PostgreSQL through psycopg), by SQLSTATE and message; None if not one."""
+    state = getattr(error, "sqlstate", None)
+    text = str(error).lower()
+    if state in _PG_AUTH or "password authentication failed" in text or "no password supplied" in text:
+        return StoreError(AUTH_MESSAGE)
+    if state in _PG_FULL or "no space left on device" in text:
+        return StoreFullError(FULL_MESSAGE)
+    if state in _PG_RESTARTING or "connection refused" in text or "could not connect" in text or (
+            "server closed the connection" in text) or "the database system is" in text:
+        return StoreError(UNREACHABLE_MESSAGE)
+    return None
+
+
 def _classify(error: BaseException) -> StoreError:
+    server = _classify_server(error)
+    if server is not None:
+        return server
     code = getattr(error, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
     text = str(error).lower()

@@ -57,13 +57,37 @@ def m003_lookup_indexes(conn: Connection) -> None:
     conn.execute(text("CREATE INDEX ix_shares_generation_id ON shares (generation_id)"))
 
 
+def m004_generations(conn: Connection) -> None:
+    # Every finished generation, so that any replica can share, read or re-run what another made.
+    conn.execute(text("""
+        CREATE TABLE generations (
+            id TEXT NOT NULL PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            model TEXT NOT NULL,
+            record_json TEXT NOT NULL
+        )
+    """))
+    conn.execute(text("CREATE INDEX ix_generations_created_at ON generations (created_at)"))
+
+
+def m005_one_share_per_generation(conn: Connection) -> None:
+    # The database, not a lock in one process, keeps a generation to one share across replicas. Earlier
+    # versions looked up before inserting under SQLite's write lock, so no duplicate can exist yet.
+    conn.execute(text("DROP INDEX ix_shares_generation_id"))
+    conn.execute(text("CREATE UNIQUE INDEX ux_shares_generation_id ON shares (generation_id)"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_create_shares,
     m002_finish_reason_and_app_version,
     m003_lookup_indexes,
+    m004_generations,
+    m005_one_share_per_generation,
 )
 LATEST_VERSION = len(MIGRATIONS)
 
+_MIGRATION_LOCK = 7860_0001  # any constant: the advisory lock only this app's migrations take
 _CREATE_LEDGER = """
     CREATE TABLE IF NOT EXISTS schema_migrations (
         name TEXT NOT NULL PRIMARY KEY,
@@ -104,6 +128,9 @@ def migrate(engine: Engine, *, upto: int | None = None) -> list[str]:
         return []
     done: list[str] = []
     with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            # Replicas starting together: one migrates, the others wait here, then find it done.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         conn.execute(text(_CREATE_LEDGER))
         # Re-read under the write lock: another process may have migrated meanwhile.
         present = set(conn.execute(text("SELECT name FROM schema_migrations")).scalars())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Dialect, Text
+from sqlalchemy import Dialect, Index, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -42,14 +42,27 @@ class ShareRow(Base):
     """One shared generation. The full record is JSON; a few fields are copied out for queries."""
 
     __tablename__ = "shares"
+    __table_args__ = (Index("ux_shares_generation_id", "generation_id", unique=True),)
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)  # secrets.token_urlsafe(16): 128 bits
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # when it was shared
     mode: Mapped[str] = mapped_column(Text)
     model: Mapped[str] = mapped_column(Text, index=True)
-    generation_id: Mapped[str] = mapped_column(Text, index=True)  # the Generation.id it came from
+    generation_id: Mapped[str] = mapped_column(Text)  # the Generation.id it came from: one share each (the index)
     delete_token_hash: Mapped[str] = mapped_column(Text)  # sha256 hex; the token itself is never kept
     record_json: Mapped[str] = mapped_column(Text)  # Generation.to_dict(), surrogates replaced
     finish_reason: Mapped[str | None] = mapped_column(Text)  # added by m002, hence nullable
     app_version: Mapped[str | None] = mapped_column(Text)  # added by m002, hence nullable
 
+
+
+class GenerationRow(Base):
+    """A finished generation, shared or not, kept for the retention period so any replica can find it."""
+
+    __tablename__ = "generations"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)  # Generation.id
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)  # when it finished
+    mode: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(Text)
+    record_json: Mapped[str] = mapped_column(Text)  # Generation.to_dict(), surrogates replaced

@@ -12,7 +12,8 @@
   knows an id can already read it, so it reveals nothing new.
 - Writes are serialized inside the process by a lock (fair queueing instead of
   SQLite's sleep-and-poll busy handler) and start with ``BEGIN IMMEDIATE``
-  across processes. Create one ShareStore per database and share it.
+  across processes. Create one ShareStore per database and share it. Across
+  replicas on one PostgreSQL, a unique index keeps a generation to one share.
 - The store starts even when the database is locked, full or broken: the
   failure is logged, and each call retries the schema check and raises a
   StoreError that says what to do. Reads keep working while writes fail.
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from playground.errors import ShareForbiddenError, ShareNotFoundError, StoreError, StoreLockedError
 from playground.record import Generation
@@ -139,7 +141,8 @@ class ShareStore:
                 self._schema_ready = True
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
+    def writing(self) -> Iterator[Connection]:
+        """A write transaction, queued behind this process's other writers first."""
         # Queue on a lock first: wakes the next writer at once, where SQLite's busy handler sleeps and polls.
         if not self._write_lock.acquire(timeout=self._lock_timeout_s):
             raise StoreLockedError(BUSY_MESSAGE)
@@ -170,15 +173,29 @@ class ShareStore:
         }
         self.ensure_schema()
         # A 128-bit id colliding is not a practical event; the primary key would refuse it.
-        with store_errors("create share"), self._writing() as conn:
-            existing = conn.execute(select(ShareRow.id, ShareRow.created_at)
-                                    .where(ShareRow.generation_id == record["id"]).limit(1)).first()
-            if existing is not None:
-                return CreatedShare(id=existing.id, delete_token=None, created_at=existing.created_at)
-            # Values as parameters, not .values(): the statement stays identical, so its compiled
-            # form is cached (building .values() per call cost ~1 ms, half of a create).
-            conn.execute(insert(ShareRow), values)
+        with store_errors("create share"):
+            try:
+                with self.writing() as conn:
+                    existing = self._share_of(conn, record["id"])
+                    if existing is not None:
+                        return existing
+                    # Values as parameters, not .values(): the statement stays identical, so its compiled
+                    # form is cached (building .values() per call cost ~1 ms, half of a create).
+                    conn.execute(insert(ShareRow), values)
+            except IntegrityError:
+                # Another replica shared it in between: the unique index kept it to one share.
+                with read_transaction(self._database) as conn:
+                    raced = self._share_of(conn, record["id"])
+                if raced is None:
+                    raise
+                return raced
         return CreatedShare(id=share_id, delete_token=token, created_at=created_at)
+
+    @staticmethod
+    def _share_of(conn: Connection, generation_id: str) -> CreatedShare | None:
+        row = conn.execute(select(ShareRow.id, ShareRow.created_at)
+                           .where(ShareRow.generation_id == generation_id).limit(1)).first()
+        return None if row is None else CreatedShare(id=row.id, delete_token=None, created_at=row.created_at)
 
     def get_share(self, share_id: str, read: RecordReader = Generation.from_dict) -> Share:
         """The share with this id; ShareNotFoundError (one fixed message) for anything else. ``read``
@@ -210,7 +227,7 @@ class ShareStore:
             raise ShareNotFoundError(NOT_FOUND_MESSAGE)
         given = hash_token(token)
         self.ensure_schema()
-        with store_errors("delete share"), self._writing() as conn:
+        with store_errors("delete share"), self.writing() as conn:
             stored = conn.execute(select(ShareRow.delete_token_hash).where(ShareRow.id == share_id)).scalar()
             if stored is None:
                 raise ShareNotFoundError(NOT_FOUND_MESSAGE)

@@ -227,7 +227,7 @@ def _state_routes(router: APIRouter, playground: Playground) -> None:
 
     @router.get("/generations/{generation_id}")
     def generation(generation_id: str) -> dict[str, Any]:
-        record = playground.recent.get(generation_id)
+        record = playground.generation(generation_id)
         if record is None:
             raise ShareNotFoundError("No recent generation has this id; it may have been evicted. Generate again.")
         return record.to_dict()

@@ -1,0 +1,115 @@
+"""The store on both databases it supports, SQLite (the embedded default) and PostgreSQL (replicas):
+the same migrations, shares, generations with their retention, and one share per generation under
+concurrent writers; and each PostgreSQL failure a person can act on, said in one sentence."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+
+from playground.errors import ConfigError, StoreError
+from playground.store import MIGRATIONS, GenerationLog, ShareStore, applied_migrations, open_database
+from playground.store.schema import Base
+from tests.store.store_factories import make_generation
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_the_same_migrations_give_the_same_tables_on_both(url: str) -> None:
+    store = ShareStore.open(url)
+    assert applied_migrations(store.database) == [m.__name__ for m in MIGRATIONS]
+    inspector = sqlalchemy.inspect(store.database)
+    for table in Base.metadata.sorted_tables:
+        assert {c["name"] for c in inspector.get_columns(table.name)} == {c.name for c in table.columns}
+        assert {i["name"] for i in inspector.get_indexes(table.name)} == {i.name for i in table.indexes}
+    store.close()
+
+
+def test_shares_round_trip_on_both(url: str) -> None:
+    store = ShareStore.open(url)
+    record = make_generation()
+    created = store.create(record)
+    assert store.get(created.id).to_dict() == record.to_dict()
+    assert store.create(record).id == created.id  # shared again: the same share, no new token
+    store.delete(created.id, created.delete_token)
+    store.close()
+
+
+def test_concurrent_writers_make_one_share_per_generation(url: str) -> None:
+    """Separate stores stand for separate replicas: only the database can keep them to one share."""
+    stores = [ShareStore.open(url) for _ in range(4)]
+    record = make_generation()
+    ids: list[str] = []
+    barrier = threading.Barrier(len(stores))
+
+    def share(store: ShareStore) -> None:
+        barrier.wait()
+        ids.append(store.create(record).id)
+
+    threads = [threading.Thread(target=share, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(ids) == 4 and len(set(ids)) == 1
+    for store in stores:
+        store.close()
+
+
+def test_generations_are_kept_for_the_retention_period_then_expire(url: str) -> None:
+    store = ShareStore.open(url)
+    now = [datetime(2026, 12, 6, 12, 0, tzinfo=UTC)]
+    log = GenerationLog(store, timedelta(hours=24), clock=lambda: now[0])
+    old, fresh = make_generation(), make_generation()
+    assert log.save(old)
+    now[0] += timedelta(hours=20)
+    assert log.save(fresh)
+    shared = store.create(old)
+    assert log.get(old.id).to_dict() == old.to_dict()
+    now[0] += timedelta(hours=5)  # old is 25 hours old, fresh 5
+    assert log.get(old.id) is None and log.get(fresh.id) is not None  # expired reads as gone at once
+    assert log.expire() == 1
+    assert log.get(fresh.id) is not None
+    assert store.get(shared.id).id == old.id  # a share keeps its own copy: expiry never touches it
+    forever = GenerationLog(store, None, clock=lambda: now[0] + timedelta(days=999))
+    assert forever.get(fresh.id) is not None and forever.expire() == 0
+    store.close()
+
+
+# -- PostgreSQL's failures, each one sentence ---------------------------------------------------------
+
+
+def test_a_missing_driver_is_a_sentence_not_a_traceback() -> None:
+    with pytest.raises(ConfigError, match="needs the 'pg8000' driver.*postgresql\\+psycopg://"):
+        open_database("postgresql+pg8000://user:secret@127.0.0.1/db")
+
+
+def test_a_refused_password_and_an_unreachable_server(postgres) -> None:
+    wrong = postgres.url.replace(":playground-test-password@", ":wrong@")
+    store = ShareStore.open(wrong)  # starts: sharing fails with advice, generation goes on
+    with pytest.raises(StoreError, match="refused the app's user name or password"):
+        store.create(make_generation())
+    store.close()
+    from support.servers import free_port
+
+    nobody = ShareStore.open(f"postgresql+psycopg://postgres:x@127.0.0.1:{free_port()}/playground")
+    with pytest.raises(StoreError, match="cannot be reached"):
+        nobody.get("A" * 22)
+    nobody.close()
+
+
+def test_a_restarted_server_is_reconnected_without_restarting_the_app(postgres, postgres_url: str) -> None:
+    store = ShareStore.open(postgres_url)
+    created = store.create(make_generation())
+    postgres.restart()
+    assert store.get(created.id) is not None  # the pool replaced its dead connections unseen
+    store.close()
