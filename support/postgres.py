@@ -106,8 +106,9 @@ def start_postgres() -> RunningPostgres:
     if os.geteuid() == 0:
         shutil.chown(folder, "postgres", "postgres")
         shutil.chown(password_file, "postgres", "postgres")
-    subprocess.run(_as_postgres(bin_dir / "initdb", "-D", folder / "data", "-U", "postgres", "--auth-host=scram-sha-256",
-                                "--auth-local=trust", f"--pwfile={password_file}", "-E", "UTF8", "--no-sync"),
+    subprocess.run(_as_postgres(bin_dir / "initdb", "-D", folder / "data", "-U", "postgres", "-E", "UTF8",
+                                "--auth-host=scram-sha-256", "--auth-local=trust", f"--pwfile={password_file}",
+                                "--no-sync"),
                    check=True, capture_output=True, timeout=120)
     running = RunningPostgres(folder, free_port()).start()
     subprocess.run(_as_postgres(bin_dir / "createdb", "-h", folder, "-p", str(running.port), "-U", "postgres",
