@@ -58,6 +58,9 @@ class Settings:
     cpu_threads: int | None = None
     data_dir: Path = Path("data")
     database_url: str | None = None  # any SQLAlchemy URL; default: SQLite under data_dir
+    # Where rate limits count: this process (memory), the shared database, or auto (the database when it
+    # is not SQLite: replicas share PostgreSQL, and a limit must hold for all of them together).
+    limits_store: str = "auto"
     generation_retention_h: float = 24.0  # how long unshared generations stay shareable; 0 = for good
     public_url: str | None = None  # absolute base for share links
     chat_prompt: Path | None = None  # a Tech Assistant prompt file to use instead of ours
@@ -94,6 +97,13 @@ class Settings:
         if self.api_key_file is not None and not keys:
             raise ConfigError(f"--api-key-file {self.api_key_file} holds no key. Put one key per line in it.")
         return tuple(dict.fromkeys(keys))
+
+    @property
+    def limits_shared(self) -> bool:
+        """Whether the rate limits count in the database, for all replicas together."""
+        if self.limits_store == "auto":
+            return not self.database.startswith("sqlite")
+        return self.limits_store == "database"
 
     @property
     def database(self) -> str:
@@ -228,6 +238,9 @@ _OPTIONS: dict[str, Option] = {
                         "repeatable", "api_keys", repeat=True),
     "--api-key-file": Option("PLAYGROUND_API_KEY_FILE", _path, "a file of editor-route keys, one per line",
                              "api_key_file"),
+    "--limits-store": Option("PLAYGROUND_LIMITS_STORE", _choice(("auto", "memory", "database")),
+                             "where rate limits count: memory (this process), database (all replicas on it), or "
+                             "auto (the database unless it is SQLite)", "limits_store"),
     "--open-per-client": Option("PLAYGROUND_OPEN_PER_CLIENT", _int,
                                 "requests one client may have open at once (slow bodies, streams); 0 = off",
                                 "limits.open_per_client"),

@@ -129,3 +129,13 @@ def test_an_unreadable_or_empty_key_file_is_named(tmp_path):
     (tmp_path / "empty.txt").write_text("# none yet\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="holds no key"):
         Settings(api_key_file=tmp_path / "empty.txt").editor_keys()
+
+
+def test_retention_and_where_limits_count():
+    assert Settings().limits_shared is False  # SQLite: one process, limits in memory
+    assert Settings(database_url="postgresql+psycopg://u:p@db/playground").limits_shared is True
+    assert load_settings(["--limits-store", "memory", "--database-url", "postgresql+psycopg://u:p@db/p"],
+                         {}).limits_shared is False
+    assert load_settings(["--generation-retention", "0.5"], {}).generation_retention_h == 0.5
+    with pytest.raises(ConfigError, match="--generation-retention must be 0"):
+        load_settings(["--generation-retention", "-1"], {})

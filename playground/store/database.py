@@ -172,6 +172,8 @@ def open_database(
     if url.get_backend_name() != "sqlite":
         # A pooled connection dies with a database restart; checking it out first replaces it unseen.
         kwargs.setdefault("pool_pre_ping", True)
+        if url.get_backend_name() == "postgresql":  # an unreachable server is an error in seconds, not minutes
+            kwargs.setdefault("connect_args", {"connect_timeout": 5})
         try:
             return create_engine(url, **kwargs)
         except (ModuleNotFoundError, ImportError) as error:

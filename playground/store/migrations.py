@@ -78,12 +78,25 @@ def m005_one_share_per_generation(conn: Connection) -> None:
     conn.execute(text("CREATE UNIQUE INDEX ux_shares_generation_id ON shares (generation_id)"))
 
 
+def m006_rate_windows(conn: Connection) -> None:
+    # Per-minute request counters, so a rate limit holds across replicas (see store/limits.py).
+    conn.execute(text("""
+        CREATE TABLE rate_windows (
+            key TEXT NOT NULL,
+            window_start BIGINT NOT NULL,
+            hits INTEGER NOT NULL,
+            PRIMARY KEY (key, window_start)
+        )
+    """))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_create_shares,
     m002_finish_reason_and_app_version,
     m003_lookup_indexes,
     m004_generations,
     m005_one_share_per_generation,
+    m006_rate_windows,
 )
 LATEST_VERSION = len(MIGRATIONS)
 

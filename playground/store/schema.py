@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Dialect, Index, Text
+from sqlalchemy import BigInteger, Dialect, Index, Integer, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -66,3 +66,13 @@ class GenerationRow(Base):
     mode: Mapped[str] = mapped_column(Text)
     model: Mapped[str] = mapped_column(Text)
     record_json: Mapped[str] = mapped_column(Text)  # Generation.to_dict(), surrogates replaced
+
+
+class RateWindowRow(Base):
+    """Requests one client made under one limit in one minute (``store/limits.py``)."""
+
+    __tablename__ = "rate_windows"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)  # a hash of the limit and the client
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # Unix time, a multiple of 60
+    hits: Mapped[int] = mapped_column(Integer)

@@ -237,7 +237,7 @@ def _work_routes(router: APIRouter, playground: Playground, generations: RateLim
     @router.post("/attribution")
     async def attribution(request: Request) -> JSONResponse:
         """Check any text against the code indexes, in the record's attribution shape."""
-        generations.check(request)
+        await run_in_threadpool(generations.check, request)  # may ask the database (limits across replicas)
         text = _attribution_text(await read_json_object(request))
         if playground.checks is None:
             raise CheckUnavailableError("Attribution is turned off on this server (--attribution off).")
@@ -248,7 +248,7 @@ def _work_routes(router: APIRouter, playground: Playground, generations: RateLim
 
     @router.post("/generate")
     async def generate(request: Request) -> Any:
-        generations.check(request)
+        await run_in_threadpool(generations.check, request)  # may ask the database (limits across replicas)
         body = await read_json_object(request)
         # Validating and tokenizing a long prompt takes a while: never on the event loop.
         run, stream = await run_in_threadpool(_start, playground, body)

@@ -16,18 +16,23 @@ from fastapi import Request
 
 from playground.config_types import ForwardedFor, RateLimits
 from playground.errors import RateLimitedError
+from playground.store.limits import SharedCounts
 
 _WINDOW_S = 60.0
 _MAX_CLIENTS = 100_000  # past this, idle clients are forgotten (at most one sweep a window, so the cost stays flat)
 
 
 class RateLimiter:
+    """Hits per client over a sliding minute: in this process, or for every replica together when given the
+    database's ``shared`` counters (a call then makes a database round trip: keep it off the event loop)."""
+
     def __init__(self, per_minute: int, what: str, forwarded_for: ForwardedFor = ForwardedFor(),
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, shared: SharedCounts | None = None):
         self.per_minute = per_minute
         self.what = what
         self.forwarded_for = forwarded_for  # how to tell who sent a request
         self.clock = clock
+        self.shared = shared
         self._hits: dict[str, deque[float]] = defaultdict(deque)
         self._swept = float("-inf")
         self._lock = threading.Lock()
@@ -40,6 +45,11 @@ class RateLimiter:
     def hit(self, client: str) -> None:
         """Count one hit for ``client`` (an address, or an API key's digest); raise once over the limit."""
         if self.per_minute <= 0:
+            return
+        if self.shared is not None:
+            if self.shared.hit(self.what, client) > self.per_minute:
+                raise RateLimitedError(f"Too many {self.what} ({self.per_minute} a minute). Try again in a "
+                                       "few seconds.")
             return
         now = self.clock()
         with self._lock:
@@ -78,7 +88,11 @@ class WebLimits:
     share_lookups: RateLimiter
 
     @classmethod
-    def from_settings(cls, limits: RateLimits, forwarded_for: ForwardedFor) -> WebLimits:
-        return cls(RateLimiter(limits.generate_per_minute, "generations from your address", forwarded_for),
-                   RateLimiter(limits.share_create_per_minute, "shares created from your address", forwarded_for),
-                   RateLimiter(limits.share_lookup_per_minute, "share lookups from your address", forwarded_for))
+    def from_settings(cls, limits: RateLimits, forwarded_for: ForwardedFor,
+                      shared: SharedCounts | None = None) -> WebLimits:
+        def limiter(per_minute: int, what: str) -> RateLimiter:
+            return RateLimiter(per_minute, what, forwarded_for, shared=shared)
+
+        return cls(limiter(limits.generate_per_minute, "generations from your address"),
+                   limiter(limits.share_create_per_minute, "shares created from your address"),
+                   limiter(limits.share_lookup_per_minute, "share lookups from your address"))

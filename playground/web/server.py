@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from playground import __version__
 from playground.service import Playground
+from playground.store.limits import SharedCounts
 from playground.web.api import api_router, install_error_handlers
 from playground.web.editors import editor_router
 from playground.web.limits import WebLimits, client_of
@@ -109,7 +110,8 @@ def create_app(playground: Playground) -> FastAPI:
                   lifespan=lifespan)
     install_error_handlers(app, playground.metrics)
     settings = playground.settings
-    limits = WebLimits.from_settings(settings.limits, settings.forwarded_for)
+    shared = SharedCounts(playground.store.database) if playground.store and settings.limits_shared else None
+    limits = WebLimits.from_settings(settings.limits, settings.forwarded_for, shared)
     app.include_router(share_router(playground, limits))
     app.include_router(editor_router(playground, limits.generations))
     app.include_router(api_router(playground, limits.generations))  # last: its catch-all answers unknown /api/ paths

@@ -185,3 +185,22 @@ def test_a_replica_killed_mid_stream_loses_nothing_acknowledged(replicas, proxy)
         assert httpx.get(f"{replica.url}/api/generations/{acknowledged['id']}").status_code == 200
     for _ in range(6):  # nginx skips the dead replica: every request is served
         assert generate(proxy.url)["finish_reason"]
+
+
+def test_a_rate_limit_holds_for_all_replicas_together(postgres_url, tmp_path):
+    from playground.config import Settings
+    from playground.config_types import RateLimits
+    from support.servers import serve
+    from tests.conftest import fake_playground
+
+    settings = [Settings(data_dir=tmp_path / name, database_url=postgres_url,
+                         limits=RateLimits(generate_per_minute=4)) for name in ("a", "b")]
+    servers = [serve(fake_playground(s)) for s in settings]
+    try:
+        body = {"mode": "complete", "prompt": "x"}
+        codes = [httpx.post(servers[i % 2].url + "/api/generate", json=body, timeout=30).status_code
+                 for i in range(6)]
+        assert codes.count(200) == 4 and codes[4:] == [429, 429], codes  # four in all, not four each
+    finally:
+        for server in servers:
+            server.stop()

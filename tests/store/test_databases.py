@@ -113,3 +113,41 @@ def test_a_restarted_server_is_reconnected_without_restarting_the_app(postgres, 
     postgres.restart()
     assert store.get(created.id) is not None  # the pool replaced its dead connections unseen
     store.close()
+
+
+# -- rate limits for all replicas together --------------------------------------------------------------
+
+
+def test_shared_counts_hold_a_limit_across_processes(url: str) -> None:
+    from playground.errors import RateLimitedError
+    from playground.store.limits import SharedCounts
+    from playground.web.limits import RateLimiter
+
+    store = ShareStore.open(url)
+    other = ShareStore.open(url)  # a second replica on the same database
+    now = [1_800_000_000.0]  # a minute's start
+    a = RateLimiter(5, "generations", shared=SharedCounts(store.database, clock=lambda: now[0]))
+    b = RateLimiter(5, "generations", shared=SharedCounts(other.database, clock=lambda: now[0]))
+    for limiter in (a, b, a, b, a):
+        limiter.hit("203.0.113.7")
+    with pytest.raises(RateLimitedError, match="5 a minute"):
+        b.hit("203.0.113.7")
+    a.hit("198.51.100.1")  # another client has its own count
+    now[0] += 90  # half of the last minute still counts: 6 * 0.5 = 3 of 5
+    a.hit("203.0.113.7")
+    b.hit("203.0.113.7")
+    with pytest.raises(RateLimitedError):
+        a.hit("203.0.113.7")
+    with store.database.connect() as conn:  # clients are kept as hashes, never as addresses
+        keys = [row[0] for row in conn.execute(sqlalchemy.text("SELECT key FROM rate_windows"))]
+    assert keys and not any("203.0.113.7" in key for key in keys)
+    store.close()
+    other.close()
+
+
+def test_shared_counts_let_requests_through_when_the_database_is_down() -> None:
+    from playground.store.limits import SharedCounts
+    from support.servers import free_port
+
+    down = open_database(f"postgresql+psycopg://postgres:x@127.0.0.1:{free_port()}/playground")
+    assert SharedCounts(down).hit("generations", "203.0.113.7") == 0.0

@@ -20,9 +20,10 @@ from playground.web.limits import RateLimiter
 
 
 def editor_router(playground: Playground, open_limit: RateLimiter) -> APIRouter:
-    """The routes, with the keys from the settings (read once, here) and ``open_limit`` for keyless use."""
+    """The routes, with the keys from the settings (read once, here) and ``open_limit`` for keyless use;
+    the keys' limits count where ``open_limit`` counts (this process, or the shared database)."""
     settings = playground.settings
-    access = EditorAccess.of(settings.editor_keys(), settings.limits.per_key_per_minute)
+    access = EditorAccess.of(settings.editor_keys(), settings.limits.per_key_per_minute, open_limit.shared)
     router = APIRouter(tags=["editors"])
     openai_routes(router, playground, access, open_limit)
     tgi_routes(router, playground, access, open_limit)

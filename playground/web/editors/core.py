@@ -23,6 +23,7 @@ from playground.errors import InvalidParameterError, KeyRequiredError
 from playground.prompting.fim_text import read_templated
 from playground.record import Generation
 from playground.service import Playground, Run
+from playground.store.limits import SharedCounts
 from playground.web.api import events
 from playground.web.bodies import read_json_object
 from playground.web.limits import RateLimiter
@@ -89,8 +90,9 @@ class EditorAccess:
     per_key: RateLimiter = field(default_factory=lambda: RateLimiter(0, "completions with this API key"))
 
     @classmethod
-    def of(cls, keys: tuple[str, ...], per_minute: int) -> EditorAccess:
-        return cls(frozenset(_digest(key) for key in keys), RateLimiter(per_minute, "completions with this API key"))
+    def of(cls, keys: tuple[str, ...], per_minute: int, shared: SharedCounts | None = None) -> EditorAccess:
+        return cls(frozenset(_digest(key) for key in keys),
+                   RateLimiter(per_minute, "completions with this API key", shared=shared))
 
     def check(self, request: Request, open_limit: RateLimiter) -> None:
         if not self.digests:
@@ -120,7 +122,7 @@ def _key_of(request: Request) -> str:
 async def read_call(request: Request, playground: Playground, access: EditorAccess, open_limit: RateLimiter,
                     parse: Any) -> tuple[EditorCall, Run | None]:
     """Check access, read and parse the body, and start its run (None for a cache-warming call)."""
-    access.check(request, open_limit)
+    await run_in_threadpool(access.check, request, open_limit)  # may ask the database (shared limits)
     body = await read_json_object(request)
     call: EditorCall = parse(body)
     if call.model not in playground.slots and len(playground.slots) == 1:
