@@ -30,7 +30,7 @@ NGINX = "/usr/sbin/nginx"
 
 
 def available() -> str | None:
-    return None if Path(NGINX).exists() else "nginx is not installed (apt-get install nginx-light or nginx)"
+    return None if Path(NGINX).exists() else "nginx is not installed (apt-get install nginx)"
 
 
 @dataclass(frozen=True)
