@@ -1,8 +1,9 @@
 """Replicas on one database, measured side by side in one run.
 
-1. The store: share creation with 16 writer threads for ``--seconds``, on SQLite (WAL, a local file: the
-   embedded default) and on PostgreSQL (Debian's, started in a temporary folder, the client over TCP on
-   this machine): commits/s, p50 and p95. Then what the limits across replicas cost per request: one
+1. The store: share creation with 16 writer threads for ``--seconds``, on SQLite (WAL, synchronous=NORMAL,
+   a local file: the embedded default) and on PostgreSQL (Debian's, with its defaults: fsync and
+   synchronous_commit on; started in a temporary folder, the client over TCP on this machine):
+   commits/s, p50 and p95. Then what the limits across replicas cost per request: one
    ``SharedCounts.hit`` on each database, against the in-process limiter.
 2. Through nginx (the shipped deploy/nginx/playground.conf): requests/s of ``POST /api/generate``
    (complete, 8 tokens) from 16 concurrent clients for ``--seconds``, with 1 replica and with 3, all on
@@ -88,7 +89,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
     print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC · {os.cpu_count()} cores")
-    with start_postgres() as postgres, tempfile.TemporaryDirectory() as tmp:
+    with start_postgres(durable=True) as postgres, tempfile.TemporaryDirectory() as tmp:
         print("share creation, 16 writers:")
         sqlite = store_phase(f"sqlite:///{tmp}/bench.db", "SQLite (WAL, local file)", args.seconds)
         pg = store_phase(postgres.url, "PostgreSQL (TCP, this machine)", args.seconds)

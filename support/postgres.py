@@ -53,6 +53,7 @@ class RunningPostgres:
     folder: Path
     port: int
     database: str = "playground"
+    durable: bool = False  # fsync as a deployment has it; off for tests, which never survive a power cut
     log: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -69,7 +70,8 @@ class RunningPostgres:
                        check=True, capture_output=True, timeout=60)
 
     def start(self) -> RunningPostgres:
-        self.ctl("-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+        fsync = "" if self.durable else " -c fsync=off"
+        self.ctl("-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1{fsync}", "start")
         return self
 
     def stop(self, mode: str = "fast") -> None:
@@ -94,8 +96,9 @@ class RunningPostgres:
         self.close()
 
 
-def start_postgres() -> RunningPostgres:
-    """A fresh cluster with a ``playground`` database, on a free port, started."""
+def start_postgres(durable: bool = False) -> RunningPostgres:
+    """A fresh cluster with a ``playground`` database, on a free port, started (``durable``: with fsync on,
+    PostgreSQL's default, for benchmarks)."""
     bin_dir = _bin()
     if bin_dir is None:
         raise RuntimeError(available() or "no PostgreSQL")
@@ -110,7 +113,7 @@ def start_postgres() -> RunningPostgres:
                                 "--auth-host=scram-sha-256", "--auth-local=trust", f"--pwfile={password_file}",
                                 "--no-sync"),
                    check=True, capture_output=True, timeout=120)
-    running = RunningPostgres(folder, free_port()).start()
+    running = RunningPostgres(folder, free_port(), durable=durable).start()
     subprocess.run(_as_postgres(bin_dir / "createdb", "-h", folder, "-p", str(running.port), "-U", "postgres",
                                 running.database), check=True, capture_output=True, timeout=60)
     return running

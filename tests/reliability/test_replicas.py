@@ -15,6 +15,7 @@ import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -123,6 +124,28 @@ def test_gradio_client_through_nginx(proxy):
     outputs = client.predict("def add(a, b):\n", "starcoder", 8, 0, 0.9, 0, 1.0, "", "7", api_name="/complete")
     client.close()
     assert any(isinstance(o, str) and "finish: " in o for o in outputs)
+
+
+@pytest.mark.browser
+def test_the_ui_in_chromium_through_nginx(proxy):
+    pytest.importorskip("playwright.sync_api")
+    from playwright.sync_api import sync_playwright
+
+    from tests.web.browser_support import CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs chromium: apt-get install chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.goto(proxy.url + "/")
+        page.get_by_role("tab", name="Complete").click()
+        page.locator("#complete-run").click()
+        page.locator("#complete-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=60_000)
+        generation_id = page.locator("#complete-stats").inner_text().split("id ")[-1].split()[0]
+        browser.close()
+    # Made through the sticky pool, readable from the API pool: any replica holds it.
+    assert httpx.get(f"{proxy.url}/api/generations/{generation_id}").status_code == 200
 
 
 def generate_requests(replica: Replica) -> int:
