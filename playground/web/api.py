@@ -39,7 +39,7 @@ from playground.record import Generation
 from playground.service import Playground, Run
 from playground.web.bodies import read_json_object
 from playground.web.errors import INTERNAL_MESSAGE, error_body, error_response, status_of
-from playground.web.limits import RateLimiter
+from playground.web.limits import RateLimiter, count
 from playground.web.schemas import AttributionBody, Options
 
 log = logging.getLogger("playground.web.api")
@@ -237,7 +237,7 @@ def _work_routes(router: APIRouter, playground: Playground, generations: RateLim
     @router.post("/attribution")
     async def attribution(request: Request) -> JSONResponse:
         """Check any text against the code indexes, in the record's attribution shape."""
-        await run_in_threadpool(generations.check, request)  # may ask the database (limits across replicas)
+        await count(generations, request)
         text = _attribution_text(await read_json_object(request))
         if playground.checks is None:
             raise CheckUnavailableError("Attribution is turned off on this server (--attribution off).")
@@ -248,7 +248,7 @@ def _work_routes(router: APIRouter, playground: Playground, generations: RateLim
 
     @router.post("/generate")
     async def generate(request: Request) -> Any:
-        await run_in_threadpool(generations.check, request)  # may ask the database (limits across replicas)
+        await count(generations, request)
         body = await read_json_object(request)
         # Validating and tokenizing a long prompt takes a while: never on the event loop.
         run, stream = await run_in_threadpool(_start, playground, body)

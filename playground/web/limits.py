@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 
 from playground.config_types import ForwardedFor, RateLimits
 from playground.errors import RateLimitedError
@@ -69,6 +70,15 @@ class RateLimiter:
     def _forget_idle(self, now: float) -> None:
         for client in [c for c, h in self._hits.items() if not h or now - h[-1] > _WINDOW_S]:
             del self._hits[client]
+
+
+async def count(limiter: RateLimiter, request: Request) -> None:
+    """``limiter.check`` from a coroutine: at once when it counts in memory; on a worker thread when it asks
+    the database, which must never hold up the event loop."""
+    if limiter.shared is None:
+        limiter.check(request)
+    else:
+        await run_in_threadpool(limiter.check, request)
 
 
 def client_of(request: Request, forwarded_for: ForwardedFor) -> str:

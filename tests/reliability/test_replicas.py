@@ -94,6 +94,10 @@ def test_made_on_one_shared_on_another_read_on_a_third_deleted_on_the_first(repl
     assert httpx.get(f"{proxy.url}/api/shares/{again['id']}").json()["text"] == through["text"]
     page = httpx.get(f"{proxy.url}/s/{again['id']}", follow_redirects=True)  # the link, opened: the UI's page
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    gone = httpx.request("DELETE", f"{proxy.url}/api/shares/{again['id']}",
+                         headers={"Authorization": f"Bearer {again['delete_token']}"})
+    assert gone.status_code == 204 and all(httpx.get(f"{r.url}/api/shares/{again['id']}").status_code == 404
+                                           for r in replicas)
 
 
 def test_forty_concurrent_cross_replica_shares_are_readable_everywhere(replicas, proxy):

@@ -151,3 +151,34 @@ def test_shared_counts_let_requests_through_when_the_database_is_down() -> None:
 
     down = open_database(f"postgresql+psycopg://postgres:x@127.0.0.1:{free_port()}/playground")
     assert SharedCounts(down).hit("generations", "203.0.113.7") == 0.0
+
+
+def test_a_full_disk_on_the_server_is_said_as_such() -> None:
+    import psycopg
+
+    from playground.errors import StoreFullError
+    from playground.store.faults import translate
+
+    full = translate(psycopg.errors.DiskFull("could not extend file: No space left on device"))
+    assert isinstance(full, StoreFullError) and "full" in full.message and "Generation" in full.message
+    shutdown = translate(psycopg.errors.AdminShutdown("terminating connection due to administrator command"))
+    assert "cannot be reached" in shutdown.message
+
+
+def test_with_the_database_down_a_generation_still_comes_back_and_says_where_it_is_kept(tmp_path: Path) -> None:
+    import httpx
+
+    from playground.config import Settings
+    from support.servers import free_port, serve
+    from tests.conftest import fake_playground
+
+    down = f"postgresql+psycopg://postgres:x@127.0.0.1:{free_port()}/playground"
+    server = serve(fake_playground(Settings(data_dir=tmp_path, database_url=down, limits_store="memory")))
+    try:
+        response = httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x"}, timeout=30)
+        assert response.status_code == 200
+        assert any("Kept on this server only" in notice for notice in response.json()["notices"])
+        shared = httpx.post(server.url + "/api/shares", json={"generation_id": response.json()["id"]}, timeout=30)
+        assert shared.status_code == 503 and "cannot be reached" in shared.json()["error"]["message"]
+    finally:
+        server.stop()

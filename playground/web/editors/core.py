@@ -122,7 +122,10 @@ def _key_of(request: Request) -> str:
 async def read_call(request: Request, playground: Playground, access: EditorAccess, open_limit: RateLimiter,
                     parse: Any) -> tuple[EditorCall, Run | None]:
     """Check access, read and parse the body, and start its run (None for a cache-warming call)."""
-    await run_in_threadpool(access.check, request, open_limit)  # may ask the database (shared limits)
+    if open_limit.shared is None:  # counted in memory: no need to leave the event loop
+        access.check(request, open_limit)
+    else:  # the limits ask the database: never on the event loop
+        await run_in_threadpool(access.check, request, open_limit)
     body = await read_json_object(request)
     call: EditorCall = parse(body)
     if call.model not in playground.slots and len(playground.slots) == 1:
