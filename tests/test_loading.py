@@ -158,6 +158,7 @@ def test_offline_without_cache_names_the_offline_options(tmp_path):
     assert "HF_HUB_OFFLINE=1" in result.stdout and "--model /path/to/folder" in result.stdout
 
 
+@pytest.mark.slow
 def test_unreachable_hub_is_reported_as_such(tmp_path):
     dead = f"http://127.0.0.1:{free_port()}"
     env = {"HF_ENDPOINT": dead, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path), "HF_HUB_ETAG_TIMEOUT": "3"}

@@ -119,6 +119,7 @@ def fuzz_client(tmp_path_factory):
 FUZZ_EXAMPLES = int(os.environ.get("PLAYGROUND_FUZZ_EXAMPLES", "3000"))
 
 
+@pytest.mark.slow
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(body=BODIES, path=st.sampled_from(["/api/generate", "/api/shares", "/api/attribution"]))
 def test_fuzzed_bodies_never_get_a_5xx(fuzz_client, body, path):

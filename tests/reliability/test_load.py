@@ -65,6 +65,7 @@ def settle(baseline_threads: int, timeout_s: float = 20) -> int:
     return own_threads()
 
 
+@pytest.mark.slow
 def test_32_concurrent_streams_against_a_remote_engine(tmp_path):
     # The engine runs in its own process so the memory measured here is the app's alone.
     args = ["--rate", "200", "--max-total-tokens", "4096", "--max-input-tokens", "2048"]

@@ -26,7 +26,7 @@ from support import nginx
 from support.replicas import Replica, running_replicas
 from support.standins.fixtures import subprocess_tgi
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 GENERATE = {"mode": "complete", "prompt": "def add(a, b):\n", "params": {"max_new_tokens": 8}}
 
 

@@ -111,6 +111,7 @@ def test_the_page_opens_on_the_tab_that_suits_nano_starcoder(page):
     assert page.locator("#complete-run").is_visible()
 
 
+@pytest.mark.slow
 def test_chat_replies_shows_the_meter_and_renders_hostile_html_inert(page):
     open_tab(page, "Chat")
     set_slider(page, "max_new_tokens", 16)

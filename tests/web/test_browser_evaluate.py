@@ -48,6 +48,7 @@ def test_a_saved_run_shows_its_summary_and_a_failed_problem(browser, server_with
     page.screenshot(path=str(SCREENSHOTS / "evaluate.png"), full_page=True)
 
 
+@pytest.mark.slow
 def test_an_empty_completion_and_no_runs_read_as_such(browser, tmp_path):  # noqa: F811
     """A problem the model answered with nothing says so, instead of an empty box beside "AssertionError";
     a server with no saved runs says it has none."""

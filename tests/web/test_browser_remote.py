@@ -45,6 +45,7 @@ def open_page(browser):
         context.close()
 
 
+@pytest.mark.slow
 def test_interrupted_remote_generation_keeps_its_partial_output(open_page, tmp_path):
     tokens = [" dirpath", ",", " _", ",", " names", " in", " os", ".walk(root):\n", "        pass"]
     with running_tgi(StandinConfig(rate=20)) as engine:
@@ -72,6 +73,7 @@ def test_interrupted_remote_generation_keeps_its_partial_output(open_page, tmp_p
             server.stop()
 
 
+@pytest.mark.slow
 def test_hostile_html_from_the_model_never_runs_in_the_chat_view(open_page, tmp_path):
     hostile = ('<img src=x onerror="window.__pwned=1"> <script>window.__pwned=2</script> '
                '<a href="javascript:window.__pwned=3">click</a> The answer is 4.')

@@ -11,6 +11,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from support.servers import free_port
 from tests.conftest import REPO
@@ -47,6 +48,7 @@ def share_until_killed(url: str, acknowledged: list[str], stop: threading.Event)
                 return  # the server died under us
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_during_share_writes_loses_nothing(tmp_path):
     rng = random.Random(1234)
     acknowledged: list[str] = []
