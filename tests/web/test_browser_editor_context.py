@@ -24,7 +24,6 @@ def test_files_added_in_the_browser_become_context_and_the_budget_is_shown(brows
         page.wait_for_selector("#model", timeout=60_000)
         open_tab(page, "Fill in the middle")
         page.get_by_role("button", name=re.compile("Repository context")).click()
-        page.locator("#fill-repo textarea, #fill-repo input").first.fill("me/app")
         page.locator("#fill-context-upload").set_input_files([
             {"name": "utils.py", "mimeType": "text/x-python", "buffer": b"def double(x):\n    return 2 * x\n"},
             {"name": "big.py", "mimeType": "text/x-python",
@@ -34,6 +33,11 @@ def test_files_added_in_the_browser_become_context_and_the_budget_is_shown(brows
         page.wait_for_function("document.querySelector('#fill-context textarea').value.includes('==> big.py <==')",
                                timeout=10_000)
         assert listing.input_value().startswith("==> utils.py <==\ndef double(x):")
+        repo = page.locator("#fill-repo textarea, #fill-repo input").first
+        repo.click()
+        page.keyboard.type("me/app")
+        page.keyboard.press("Tab")  # typed and left, as a person does: the value is the component's now
+        assert repo.input_value() == "me/app"
         page.locator("#fill-run").click()
         page.locator("#fill-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=120_000)
         budget = page.locator("#fill-budget")

@@ -121,6 +121,8 @@ def stats_line(record: Generation) -> str:
 
 
 CSS = """
+/* Pasted repository files are code: keep their columns. */
+#fill-context textarea, #fill-raw textarea { font-family: ui-monospace, monospace; font-size: 90%; }
 /* WCAG AA (4.5:1) for text on buttons and the selected tab: Gradio's orange and red are 2.8:1 and 3.8:1 with white. */
 :root, .gradio-container {
   --button-primary-background-fill: #c2410c; --button-primary-background-fill-hover: #9a3412;
