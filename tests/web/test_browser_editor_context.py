@@ -24,6 +24,7 @@ def test_files_added_in_the_browser_become_context_and_the_budget_is_shown(brows
         page.wait_for_selector("#model", timeout=60_000)
         open_tab(page, "Fill in the middle")
         page.get_by_role("button", name=re.compile("Repository context")).click()
+        page.locator("#fill-context textarea").wait_for(timeout=10_000)  # the panel's boxes are drawn
         page.locator("#fill-context-upload").set_input_files([
             {"name": "utils.py", "mimeType": "text/x-python", "buffer": b"def double(x):\n    return 2 * x\n"},
             {"name": "big.py", "mimeType": "text/x-python",
