@@ -56,7 +56,9 @@ def test_live_and_health_answer_while_every_worker_thread_is_busy(fake_server):
     finally:
         for client in clients:
             client.join(30)
-    assert statistics.quantiles(times, n=100, method="inclusive")[98] < 0.25, times
+    # Behind the busy workers every answer would take a second or more; one scheduler hiccup on two shared
+    # cores (seen in CI at 1.2 s) is not that, so the 90th percentile of the twenty is what must stay fast.
+    assert statistics.quantiles(times, n=10, method="inclusive")[8] < 0.25, times
 
 
 def test_a_declared_200_mib_body_is_refused_before_it_is_sent(fake_server):
