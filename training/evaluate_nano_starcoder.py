@@ -2,10 +2,13 @@
 
     python -m training.evaluate_nano_starcoder --model models/nano-starcoder            # held-out packages
     python -m training.evaluate_nano_starcoder --model models/nano-starcoder --split stdlib
+    python -m training.evaluate_nano_starcoder --model models/nano-starcoder --split unseen
 
 ``--split packages`` (the default) scores the whole packages that the package
 list marks ``held-out`` (never in training nor in the tokenizer); ``--split
-stdlib`` scores the standard-library files held out by path hash, as v1 did.
+stdlib`` scores the standard-library files held out by path hash, as v1 did;
+``--split unseen`` scores packages that no corpus list names at all
+(``training/unseen-packages.txt``, installed the same way into their own cache).
 Reports, as JSON (the model card quotes it):
 
 - left-to-right loss: next-token cross-entropy over the same character chunks
@@ -18,8 +21,15 @@ Reports, as JSON (the model card quotes it):
   sends to StarCoder) and SPM (suffix first, so the middle follows its prefix);
 - single-line exact match: greedy infilling of a masked line, compared with the
   original line (trailing whitespace ignored);
-- context honesty: mean loss at positions 0-127 and 384-511 of full 512-token
-  windows; late must not be worse than early, or the model cannot use its context.
+- middles that end: the share of those greedy middles that close with
+  end-of-text within 48 tokens, as the app needs them to;
+- context honesty: mean loss at positions 0-127, 32-127 and 384-511 of full
+  512-token windows of held-out code; late must not be worse than early (even
+  without the first 32 positions, which see almost no context), or a longer
+  prompt makes the model worse;
+- end-of-text in the window's last positions: on those same windows of running
+  code, the most probability put on end-of-text at any of the last 16
+  positions, and how many windows put more than half there.
 
 Lines are drawn uniformly from all candidate lines, so a very long file weighs
 in proportion. Where one file gives more than a quarter of them (in the stdlib
@@ -40,14 +50,16 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from training.corpus import SourceFile, load_corpus, load_stdlib
+from training.corpus import SourceFile, load_corpus, load_package, load_stdlib
 
 PREFIX_TOKENS = 200  # context budget around a masked line, inside the 512 trained positions
 SUFFIX_TOKENS = 150
 MAX_LINE_TOKENS = 48
 CHUNK_CHARS = 1_000  # left-to-right chunks: short enough to fit 512 tokens under any of our tokenizers
-EARLY, LATE = (0, 128), (384, 512)  # context-honesty position bands
+EARLY, SETTLED, LATE = (0, 128), (32, 128), (384, 512)  # context-honesty position bands
+LAST_POSITIONS = 16  # the end of the window, where v5 expected end-of-text in running code
 NEARBY_CHARS = 2_000  # text on each side of a hole that decides how it tokenizes
+UNSEEN_LIST = Path(__file__).with_name("unseen-packages.txt")
 DOMINANT_SHARE = 0.25  # a file giving more of the lines than this is also left out once
 
 
@@ -123,11 +135,21 @@ class Scorer:
         return [self.pre, *prefix, self.suf, *suffix, self.mid]
 
     @torch.inference_mode()
-    def infill(self, prefix: list[int], suffix: list[int], order: str) -> str:
+    def infill(self, prefix: list[int], suffix: list[int], order: str) -> tuple[str, bool]:
+        """The greedy middle, and whether the model closed it with end-of-text itself."""
         ids = torch.tensor([self.fim_context(prefix, suffix, order)])
         out = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=MAX_LINE_TOKENS,
                                   do_sample=False, eos_token_id=self.eot, pad_token_id=self.eot)
-        return self.tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        new = out[0, ids.shape[1]:]
+        return self.tok.decode(new, skip_special_tokens=True), bool((new == self.eot).any())
+
+    @torch.inference_mode()
+    def window(self, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each token's loss (from the second on), and p(end-of-text) after every position."""
+        tensor = torch.tensor([ids])
+        logits = self.model(tensor).logits[0]
+        losses = F.cross_entropy(logits[:-1], tensor[0, 1:], reduction="none")
+        return losses, F.softmax(logits, -1)[:, self.eot]
 
     @torch.inference_mode()
     def token_losses(self, ids: list[int], loss_from: int = 1) -> torch.Tensor:
@@ -138,12 +160,13 @@ class Scorer:
 
 
 def fim_lines(scorer: Scorer, cases: list[LineCase], pieces: list[tuple], order: str) -> dict:
-    gains, matches = [], 0
+    gains, matches, ended = [], 0, 0
     for case, (prefix, line, suffix) in zip(cases, pieces, strict=True):
         fim = scorer.target_logprob(scorer.fim_context(prefix, suffix, order), line)
         left_to_right = scorer.target_logprob(prefix or [scorer.eot], line)
         gains.append(fim - left_to_right)
-        guess = scorer.infill(prefix, suffix, order)
+        guess, closed = scorer.infill(prefix, suffix, order)
+        ended += closed
         # The guess must start the line (its newline) and then write it; what follows is not judged.
         matches += guess.startswith("\n") and guess[1:].split("\n")[0].rstrip() == case.line[1:].rstrip()
     ordered = sorted(gains)
@@ -154,6 +177,7 @@ def fim_lines(scorer: Scorer, cases: list[LineCase], pieces: list[tuple], order:
         "fim_gain_worst_decile_mean": round(sum(ordered[: len(gains) // 10]) / max(1, len(gains) // 10), 3),
         "single_line_exact_match": round(matches / len(cases), 3),
         "single_line_exact_matches": matches,
+        "middles_ending_by_themselves": round(ended / len(cases), 3),
     }
 
 
@@ -202,29 +226,40 @@ def chunk_losses(scorer: Scorer, chunks: list[str], rng: random.Random) -> dict:
 
 
 def context_honesty(scorer: Scorer, files: list[SourceFile], windows: int, rng: random.Random) -> dict:
-    """Mean loss by position band over full windows; late positions see more context, so should not be worse."""
+    """Loss by position band over full windows of held-out code (late positions see more context, so
+    should not be worse), and the probability of end-of-text in the last positions of running code."""
     long_ids = [ids for ids in (scorer.encode(f.text) for f in files) if len(ids) >= scorer.context]
-    early = late = 0.0
+    bands = {band: 0.0 for band in (EARLY, SETTLED, LATE)}
+    late_eot = []
     for _ in range(windows):
         ids = rng.choice(long_ids)
         start = rng.randrange(0, len(ids) - scorer.context + 1)
-        losses = scorer.token_losses(ids[start : start + scorer.context])
-        # losses[i] is the loss of token i + 1, predicted from positions 0..i.
-        early += float(losses[EARLY[0] : EARLY[1] - 1].mean())
-        late += float(losses[LATE[0] - 1 : LATE[1] - 1].mean())
+        losses, p_eot = scorer.window(ids[start : start + scorer.context])
+        for low, high in bands:
+            # losses[i] is the loss of token i + 1, predicted from positions 0..i.
+            bands[low, high] += float(losses[max(0, low - 1) : high - 1].mean()) / windows
+        late_eot.append(float(p_eot[-LAST_POSITIONS:].max()))
+    early, settled, late = (round(bands[band], 4) for band in (EARLY, SETTLED, LATE))
     return {
         "context_windows": windows,
-        "loss_positions_0_127": round(early / windows, 4),
-        "loss_positions_384_511": round(late / windows, 4),
-        "late_not_worse_than_early": late <= early,
+        "loss_positions_0_127": early,
+        "loss_positions_32_127": settled,
+        "loss_positions_384_511": late,
+        "late_not_worse_than_early": late <= early and late <= settled,
+        "end_of_text_last_16_positions_max_probability_mean": round(sum(late_eot) / windows, 4),
+        "windows_expecting_end_of_text_in_last_16_positions": sum(p > 0.5 for p in late_eot),
     }
 
 
 def held_out_files(split: str, cache: Path | None) -> list[SourceFile]:
     if split == "stdlib":
         return load_stdlib()[1]
-    from training.packages import fetch
+    from training.packages import distributions, fetch
 
+    if split == "unseen":
+        cache = fetch(cache, UNSEEN_LIST)
+        skipped: dict[str, int] = {}
+        return [f for dist in distributions(cache, UNSEEN_LIST) for f in load_package(cache, dist, skipped)]
     return load_corpus(cache or fetch()).held_out_packages
 
 
@@ -237,7 +272,7 @@ def evaluate(folder: Path, lines: int, windows: int, seed: int, split: str = "pa
     chunks = pick_chunks(files, windows, rng)
     result: dict = {"split": split, "held_out_files": len(files),
                     "held_out_packages": sorted({f"{f.package} {f.version}" for f in files})
-                    if split == "packages" else ["cpython (4% of files by path hash)"]}
+                    if split != "stdlib" else ["cpython (4% of files by path hash)"]}
     result |= chunk_losses(scorer, chunks, rng)
     result |= {"lines_scored": len(cases), "lines_cut_where_the_tokenizer_splits": natural_cuts(scorer, cases)}
     pieces = [scorer.line_ids(case) for case in cases]
@@ -250,7 +285,7 @@ def evaluate(folder: Path, lines: int, windows: int, seed: int, split: str = "pa
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("models/nano-starcoder"))
-    parser.add_argument("--split", choices=("packages", "stdlib"), default="packages")
+    parser.add_argument("--split", choices=("packages", "stdlib", "unseen"), default="packages")
     parser.add_argument("--cache", type=Path, help="where the corpus packages are installed (default: fetch)")
     parser.add_argument("--lines", type=int, default=300)
     parser.add_argument("--windows", type=int, default=60)

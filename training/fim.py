@@ -1,8 +1,8 @@
-"""Fill-in-the-middle training samples, built per window as StarCoder was trained.
+"""Fill-in-the-middle training samples, as StarCoder was trained.
 
-A window of source text is, with probability ``fim_rate``, cut into
-prefix / middle / suffix and rearranged so the model learns to write the
-middle after seeing both sides:
+A window of source text is cut into prefix / middle / suffix and rearranged
+so the model learns to write the middle after seeing both sides (how often,
+and how long the windows are, is ``training.packing``'s business):
 
     PSM: <fim_prefix> prefix <fim_suffix> suffix <fim_middle> middle <|endoftext|>
     SPM: <fim_prefix> <fim_suffix> suffix <fim_middle> prefix middle <|endoftext|>
@@ -32,7 +32,7 @@ class SpecialIds:
 
 @dataclass(frozen=True)
 class FimPolicy:
-    fim_rate: float = 0.5  # share of windows turned into FIM samples (StarCoder: 0.5)
+    fim_rate: float = 0.5  # share of a row's units that are FIM samples (StarCoder: 0.5)
     spm_rate: float = 0.5  # share of FIM samples in suffix-prefix-middle order
     # How the hole is chosen. Users mostly mark whole lines or the rest of a
     # line, so those get most of the budget; random spans keep the model general.
@@ -79,21 +79,12 @@ def choose_hole(text: str, rng: random.Random, policy: FimPolicy) -> tuple[int, 
     return a, b
 
 
-def build_sample(
-    text: str,
-    *,
-    encode: Encode,
-    ids: SpecialIds,
-    policy: FimPolicy,
-    rng: random.Random,
+def fim_sample(
+    text: str, *, encode: Encode, ids: SpecialIds, policy: FimPolicy, rng: random.Random,
     filename: str | None = None,
-    ends_document: bool = True,
 ) -> list[int]:
-    """Token ids for one training window, FIM-transformed or left to right."""
+    """Token ids of ``text`` cut at a hole and rearranged; the middle always closes with end-of-text."""
     metadata = [ids.filename, *encode(filename + "\n")] if filename else []
-    tail = [ids.end_of_text] if ends_document else []
-    if not text or rng.random() >= policy.fim_rate:
-        return metadata + encode(text) + tail
     start, end = choose_hole(text, rng, policy)
     prefix = metadata + encode(text[:start])
     middle = encode(text[start:end])

@@ -13,6 +13,7 @@ the settings, throughput and loss curve that the model card quotes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import platform
@@ -26,8 +27,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM, PreTrainedTokenizerFast
 
 from training.corpus import Corpus, SourceFile, corpus_fingerprint, load_corpus
-from training.fim import FimPolicy, SpecialIds, build_sample
+from training.fim import FimPolicy, SpecialIds
 from training.packages import PACKAGE_LIST, fetch, list_fingerprint
+from training.packing import Reader, batches
 
 # StarCoder's special tokens, same spellings and ids 0-4, then its metadata tokens.
 STARCODER_SPECIAL_TOKENS = [
@@ -78,84 +80,6 @@ def save_tokenizer(tokenizer: Tokenizer, out: Path, context_length: int) -> PreT
     return wrapped
 
 
-def windows(files: list[SourceFile], tokenizer: Tokenizer, length: int) -> list[tuple[int, int, int, bool]]:
-    """(file index, char start, char end, ends_document) for consecutive token windows."""
-    out = []
-    encodings = tokenizer.encode_batch([f.text for f in files], add_special_tokens=False)
-    for index, encoding in enumerate(encodings):
-        offsets = encoding.offsets
-        for start in range(0, len(offsets), length):
-            stop = min(start + length, len(offsets))
-            char_end = offsets[stop - 1][1] if stop < len(offsets) else len(files[index].text)
-            out.append((index, offsets[start][0], char_end, stop == len(offsets)))
-    return out
-
-
-def samples(files, spans, tokenizer, ids, policy, seq_len, rng):
-    """Endless seeded stream of (token ids, labels), one shuffled epoch after another."""
-    encode = lambda text: tokenizer.encode(text, add_special_tokens=False).ids  # noqa: E731
-    order = list(range(len(spans)))
-    while True:
-        rng.shuffle(order)
-        for span_index in order:
-            file_index, start, end, ends_doc = spans[span_index]
-            source = files[file_index]
-            # Metadata only where a window starts a file, as in StarCoder's data.
-            filename = source.path if start == 0 and rng.random() < 0.5 else None
-            sample = build_sample(
-                source.text[start:end], encode=encode, ids=ids, policy=policy,
-                rng=rng, filename=filename, ends_document=ends_doc,
-            )[: seq_len - 1]
-            labels = list(sample)
-            if sample[-1] != ids.end_of_text:
-                # A window cut inside a file: a separator keeps the next sample apart, but
-                # the model must not learn that the file ended here.
-                sample, labels = sample + [ids.end_of_text], labels + [-100]
-            yield sample, labels
-
-
-WAITING_LIMIT = 8  # samples set aside for a later row; past this, the row's rest is padding
-
-
-def pack_row(stream, waiting: list, seq_len: int, pad_id: int) -> tuple[list[int], list[int]]:
-    """One row of exactly ``seq_len`` tokens: whole samples, first fit, then padding.
-
-    No sample is cut: a FIM middle in the next row would lose the prefix and suffix it depends on,
-    and a cut left-to-right sample would start a row mid-file. A sample that does not fit the room
-    left waits, oldest first, for a later row; since every sample fits an empty row, the oldest
-    starts the next one, so each is placed within a few rows and the FIM share trained on is the
-    one drawn. (The first v2 packer let FIM samples wait behind cut left-to-right tails with no
-    bound: at a FIM rate of 0.8 only about 10% of the tokens trained on were FIM.)
-    """
-    row_ids: list[int] = []
-    row_labels: list[int] = []
-    while len(row_ids) < seq_len:
-        space = seq_len - len(row_ids)
-        fitting = next((i for i, item in enumerate(waiting) if len(item[0]) <= space), None)
-        if fitting is not None:
-            sample, labels = waiting.pop(fitting)
-        elif len(waiting) < WAITING_LIMIT:
-            item = next(stream)
-            if len(item[0]) > space:
-                waiting.append(item)
-                continue
-            sample, labels = item
-        else:
-            break
-        row_ids += sample
-        row_labels += labels
-    padding = seq_len - len(row_ids)
-    return row_ids + [pad_id] * padding, row_labels + [-100] * padding
-
-
-def batches(stream, seq_len, batch_size, pad_id):
-    """Samples packed into rows of ``seq_len`` (see pack_row), separated by their end-of-text."""
-    waiting: list = []
-    while True:
-        rows = [pack_row(stream, waiting, seq_len, pad_id) for _ in range(batch_size)]
-        yield torch.tensor([ids for ids, _ in rows]), torch.tensor([labels for _, labels in rows])
-
-
 def learning_rate(step: int, total: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
@@ -167,7 +91,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models/nano-starcoder"))
     parser.add_argument("--cache", type=Path, help="where the corpus packages are installed (default: fetch)")
-    parser.add_argument("--steps", type=int, default=7000)  # the shipped run; ~86 min on 2 idle cores
+    parser.add_argument("--steps", type=int, default=7000)  # the shipped v5 and v6 runs; about 90 min on 2 idle cores
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=512, help="trained context = config n_positions")
     parser.add_argument("--vocab-size", type=int, default=4096)
@@ -177,11 +101,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--warmup", type=int, default=100)
     # StarCoder used 0.5 and 0.5. A FIM sample still trains left to right on its prefix and suffix,
-    # and the app prompts nano-starcoder suffix first, so v5 spends most samples there (v4: 0.75).
+    # and the app prompts nano-starcoder suffix first, so v5 and v6 spend most units there (v4: 0.75).
     parser.add_argument("--fim-rate", type=float, default=0.9)
     parser.add_argument("--spm-rate", type=float, default=0.9)
     parser.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True,
-                        help="bf16 autocast for the forward pass (--no-bf16: all fp32)")
+                        help="bf16 autocast for the forward pass (--no-bf16: all fp32, for CPUs "
+                             "without AVX-512 BF16, where autocast is 30x slower)")
+    parser.add_argument("--init-from", type=Path,
+                        help="a model folder to keep training (its weights and tokenizer) instead of fresh weights")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=250)
@@ -238,6 +165,26 @@ def train(args, model, stream, out: Path) -> tuple[list[dict], int, float]:
     return curve, seen_tokens, time.perf_counter() - started
 
 
+def build_model(args: argparse.Namespace) -> GPTBigCodeForCausalLM:
+    """Fresh weights of the configured shape, or the weights in ``--init-from`` to train further."""
+    if args.init_from:
+        model = GPTBigCodeForCausalLM.from_pretrained(args.init_from, dtype=torch.float32)
+        if model.config.n_positions != args.seq_len:
+            raise SystemExit(f"{args.init_from} was trained on {model.config.n_positions} positions, not {args.seq_len}")
+        return model
+    config = GPTBigCodeConfig(
+        vocab_size=args.vocab_size, n_positions=args.seq_len, n_embd=args.n_embd,
+        n_layer=args.n_layer, n_head=args.n_head, multi_query=True,
+        activation_function="gelu_pytorch_tanh", bos_token_id=0, eos_token_id=0,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+    )
+    return GPTBigCodeForCausalLM(config)
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.manual_seed(args.seed)
@@ -250,32 +197,26 @@ def main(argv: list[str] | None = None) -> None:
     train_files = corpus.train
     print(f"corpus: {len(train_files)} train files, {len(corpus.held_out_packages)} held-out package files, "
           f"{len(corpus.held_out_stdlib)} held-out stdlib files", flush=True)
-    tokenizer = train_tokenizer(train_files, args.vocab_size)
+    # Continuing from earlier weights keeps their tokenizer: the embeddings are indexed by its ids.
+    tokenizer = (Tokenizer.from_file(str(args.init_from / "tokenizer.json")) if args.init_from
+                 else train_tokenizer(train_files, args.vocab_size))
     save_tokenizer(tokenizer, args.out, args.seq_len)
     ids = SpecialIds(*(tokenizer.token_to_id(t) for t in
                        ("<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<filename>")))
-    # Room for the FIM sentinels and the extra tokens that cutting at the hole costs.
-    spans = windows(train_files, tokenizer, args.seq_len - 16)
     train_tokens = sum(len(e.ids) for e in tokenizer.encode_batch([f.text for f in train_files]))
-    print(f"{train_tokens} train tokens in {len(spans)} windows", flush=True)
+    print(f"{train_tokens} train tokens", flush=True)
 
-    config = GPTBigCodeConfig(
-        vocab_size=args.vocab_size, n_positions=args.seq_len, n_embd=args.n_embd,
-        n_layer=args.n_layer, n_head=args.n_head, multi_query=True,
-        activation_function="gelu_pytorch_tanh", bos_token_id=0, eos_token_id=0,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-    )
-    model = GPTBigCodeForCausalLM(config)
+    model = build_model(args)
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params / 1e6:.2f}M parameters", flush=True)
     policy = FimPolicy(fim_rate=args.fim_rate, spm_rate=args.spm_rate)
-    stream = batches(samples(train_files, spans, tokenizer, ids, policy, args.seq_len, rng),
-                     args.seq_len, args.batch_size, ids.end_of_text)
+    stream = batches(Reader(train_files, tokenizer, ids, rng), policy, args.seq_len, args.batch_size, rng)
     curve, seen_tokens, elapsed = train(args, model, stream, args.out)
 
     log = {
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "parameters": params,
+        "initial_weights_sha256": file_digest(args.init_from / "model.safetensors") if args.init_from else None,
         "train_files": len(train_files),
         "held_out_files": [f.path for f in corpus.held_out_stdlib],
         "train_tokens_in_corpus": train_tokens,
