@@ -130,7 +130,8 @@ def test_the_context_edge_is_kept_and_said(playground):
 
 
 def test_the_engine_killed_mid_stream_keeps_the_partial_text_then_serves_again(playground, engine):
-    started = playground.start("complete", None, {"prompt": "def f():\n"},
+    # A pattern to go on with: greedy, any model keeps writing it until it is stopped.
+    started = playground.start("complete", None, {"prompt": "x = 1\n" * 20},
                                {"temperature": 0, "max_new_tokens": 400, "stop": ["<never>"]})
     deltas = []
     for delta in started:
