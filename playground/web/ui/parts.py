@@ -75,8 +75,8 @@ FILL_EXAMPLE = '''def fibonacci(n: int) -> list[int]:
     <FILL_HERE>
     return numbers[:n]
 '''
-# It ends inside a line: a prompt ending on a bare newline before indented code is a token sequence
-# running text never has, and nano-starcoder v5 answers it with nothing half the time (seeds 0-9).
+# It ends inside a line, so the first thing written visibly continues it. (Ending on a bare newline
+# before indented code gave nothing half the time with nano-starcoder v5, seeds 0-9; v6 answers all ten.)
 COMPLETE_EXAMPLE = (
     'import os\n\n\ndef list_python_files(root):\n'
     '    """Return the paths of the Python files under root."""\n    paths = []\n    for'
