@@ -4,6 +4,8 @@ licensed packages (see ``playground/attribution/corpus.py``), on CPU.
 
     python -m training.train_nano_starcoder --out models/nano-starcoder
 
+trains fresh weights; the shipped v6 is v5's weights trained further on the
+v6 packer (``--init-from``; the model card has its exact command and why).
 The run is seeded: the same interpreter, flags and library versions give the
 same weights. It writes the model and tokenizer folder (loadable with plain
 ``AutoTokenizer`` / ``AutoModelForCausalLM``), plus ``training_log.json`` with
