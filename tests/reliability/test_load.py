@@ -114,7 +114,11 @@ def test_32_concurrent_streams_against_a_remote_engine(tmp_path):
                   f"fds {fds0}->{fds1}, rss {rss0 / 2**20:.1f}->{rss1 / 2**20:.1f} MiB")
             assert threads1 <= threads0 + THREAD_SLACK, [thread.name for thread in threading.enumerate()]
             assert fds1 <= fds0 + 8
-            assert rss1 - rss0 < 48 * 2**20
+            # Alone this minute grows RSS by about 17 MiB; after the rest of the slow tier has run in this
+            # process (a 520 MiB heap) it grew 50-56 MiB in two fresh-clone CI runs: glibc's per-thread
+            # arenas under 32 client threads. A leak of a record per generation (2,000 records of 30 kB or
+            # more) still fails.
+            assert rss1 - rss0 < 64 * 2**20
         finally:
             server.stop()
 
