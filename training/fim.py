@@ -18,6 +18,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tokenizers import Tokenizer
+
 Encode = Callable[[str], list[int]]
 
 
@@ -28,6 +30,11 @@ class SpecialIds:
     fim_middle: int
     fim_suffix: int
     filename: int
+
+    @classmethod
+    def of(cls, tokenizer: Tokenizer) -> SpecialIds:
+        tokens = ("<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<filename>")
+        return cls(*(tokenizer.token_to_id(token) for token in tokens))
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ v6 reads the shuffled training files as one stream and fills each row exactly:
 
 - a FIM unit is a window of random length from the current file, cut at a hole
   and rearranged (``training.fim``); its closing end-of-text therefore falls
-  anywhere in the row, about equally often at every position. A unit never crosses rows, so no middle loses its prefix
-  or suffix and every middle closes with a labelled end-of-text;
+  anywhere in the row, about equally often at every position. A unit never
+  crosses rows, so no middle loses its prefix or suffix and every middle closes
+  with a labelled end-of-text;
 - a left-to-right unit is the stream's next tokens up to the end of the row;
   end-of-text appears there only where a file really ends;
 - the first token of a unit that does not continue the text before it is not a

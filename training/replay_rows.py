@@ -40,8 +40,9 @@ def count_row(ids: list[int], labels: list[int], special: SpecialIds, totals: di
         totals["positions"][where] += 1
         totals["not_targets"][where] += label == IGNORED
         totals["end_of_text_targets"][where] += label == special.end_of_text
-        in_fim = (in_fim or token == special.fim_prefix) and token != special.end_of_text
-        totals["whole"]["fim_tokens"] += in_fim or token == special.end_of_text and label != IGNORED
+        in_fim = in_fim or token == special.fim_prefix
+        totals["whole"]["fim_tokens"] += in_fim  # a FIM unit runs from <fim_prefix> to its end-of-text
+        in_fim = in_fim and token != special.end_of_text
         if token == special.fim_middle:
             rest = list(zip(ids[position + 1 :], labels[position + 1 :], strict=True))
             close = next((i for i, (t, _) in enumerate(rest) if t == special.end_of_text), None)
@@ -55,8 +56,7 @@ def count_row(ids: list[int], labels: list[int], special: SpecialIds, totals: di
 
 def replay(rows: int, seq_len: int, policy: FimPolicy, seed: int, tokenizer_path: Path) -> dict:
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
-    special = SpecialIds(*(tokenizer.token_to_id(t) for t in
-                           ("<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<filename>")))
+    special = SpecialIds.of(tokenizer)
     rng = random.Random(seed)
     reader = Reader(load_corpus(fetch()).train, tokenizer, special, rng)
     totals: dict[str, Counter] = {k: Counter() for k in

@@ -203,8 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     tokenizer = (Tokenizer.from_file(str(args.init_from / "tokenizer.json")) if args.init_from
                  else train_tokenizer(train_files, args.vocab_size))
     save_tokenizer(tokenizer, args.out, args.seq_len)
-    ids = SpecialIds(*(tokenizer.token_to_id(t) for t in
-                       ("<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<filename>")))
+    ids = SpecialIds.of(tokenizer)
     train_tokens = sum(len(e.ids) for e in tokenizer.encode_batch([f.text for f in train_files]))
     print(f"{train_tokens} train tokens", flush=True)
 

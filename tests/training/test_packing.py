@@ -31,8 +31,7 @@ FILES = [SourceFile(f"pkg/mod{n}.py", "".join(function(n * 100 + i) for i in ran
 @pytest.fixture(scope="module")
 def rows():
     tokenizer = Tokenizer.from_file(str(NANO / "tokenizer.json"))
-    special = SpecialIds(*(tokenizer.token_to_id(t) for t in
-                           ("<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>", "<filename>")))
+    special = SpecialIds.of(tokenizer)
     rng = random.Random(7)
     reader = Reader(FILES, tokenizer, special, rng)
     return special, tokenizer, [pack_row(reader, FimPolicy(0.9, 0.9), SEQ_LEN, rng) for _ in range(200)]
