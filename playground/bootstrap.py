@@ -94,8 +94,6 @@ def build_playground(settings: Settings, *, wait: bool = False) -> tuple[Playgro
         thread.join()
         if slot.progress.error:
             raise ModelError(slot.progress.error)
-    checks = None
-    if settings.attribution:
-        checks = AttributionCheck(settings.data_dir, settings.attribution_indexes)
-        checks.start()  # the web server answers while the default index is built
+    # Not started here: the web app starts it once it is built (see ``create_app``).
+    checks = AttributionCheck(settings.data_dir, settings.attribution_indexes) if settings.attribution else None
     return Playground(settings, {slot.spec.id: slot, **extra}, chat_prompt, store, checks), thread

@@ -38,11 +38,15 @@ class AttributionCheck:
         self._attribution: Any = None  # playground.attribution.Attribution, once open
         self._closed = False
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> threading.Thread:
-        thread = threading.Thread(target=self._open, name="attribution-index", daemon=True)
-        thread.start()
-        return thread
+        """Open (or first build) the indexes on a thread; a second call returns the same thread."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._open, name="attribution-index", daemon=True)
+                self._thread.start()
+            return self._thread
 
     def _open(self) -> None:
         from playground.attribution import Attribution, ensure_default_index

@@ -103,6 +103,10 @@ class EdgeHeaders:
 def create_app(playground: Playground) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if playground.checks is not None:
+            # Only now, with the UI built: building the default index holds the GIL for seconds on a
+            # first start, and the first answer (/api/live) should not wait behind it.
+            playground.checks.start()
         yield
         playground.shutdown()  # stop in-flight generations, close the database cleanly
 

@@ -34,8 +34,8 @@ def wait_ready(check: AttributionCheck) -> None:
 def attributed_server(tmp_path_factory):
     playground, _ = build_playground(Settings(data_dir=tmp_path_factory.mktemp("attr")), wait=True)
     assert playground.checks is not None
+    server = serve(playground)  # the app starts building the index once it serves
     wait_ready(playground.checks)
-    server = serve(playground)
     yield server
     server.stop()
 
