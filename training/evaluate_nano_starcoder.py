@@ -22,7 +22,10 @@ Reports, as JSON (the model card quotes it):
 - single-line exact match: greedy infilling of a masked line, compared with the
   original line (trailing whitespace ignored);
 - middles that end: the share of those greedy middles that close with
-  end-of-text within 48 tokens, as the app needs them to;
+  end-of-text within 48 tokens, as the app needs them to, and the share that
+  close with nothing but whitespace before it (an empty fill); and, given the true
+  line, the probability of end-of-text right after it (whether the model knows
+  where a correct middle meets its suffix, apart from whether it writes one);
 - context honesty: mean loss at positions 0-127, 32-127 and 384-511 of full
   512-token windows of held-out code; late must not be worse than early (even
   without the first 32 positions, which see almost no context), or a longer
@@ -119,10 +122,11 @@ class Scorer:
         return self.tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
     @torch.inference_mode()
-    def target_logprob(self, context: list[int], target: list[int]) -> float:
+    def target_logprob(self, context: list[int], target: list[int]) -> tuple[float, float]:
+        """log p(target | context), and p(end-of-text) right after the target."""
         ids = torch.tensor([context + target])
-        logits = self.model(ids).logits[0, len(context) - 1 : -1]
-        return float(F.log_softmax(logits, -1).gather(1, torch.tensor(target)[:, None]).sum())
+        logprobs = F.log_softmax(self.model(ids).logits[0, len(context) - 1 :], -1)
+        return float(logprobs[:-1].gather(1, torch.tensor(target)[:, None]).sum()), float(logprobs[-1, self.eot].exp())
 
     def line_ids(self, case: LineCase) -> tuple[list[int], list[int], list[int]]:
         prefix = self.encode(case.prefix)[-PREFIX_TOKENS:]
@@ -160,13 +164,15 @@ class Scorer:
 
 
 def fim_lines(scorer: Scorer, cases: list[LineCase], pieces: list[tuple], order: str) -> dict:
-    gains, matches, ended = [], 0, 0
+    gains, matches, ended, empty, end_after_line = [], 0, 0, 0, 0.0
     for case, (prefix, line, suffix) in zip(cases, pieces, strict=True):
-        fim = scorer.target_logprob(scorer.fim_context(prefix, suffix, order), line)
-        left_to_right = scorer.target_logprob(prefix or [scorer.eot], line)
+        fim, p_end = scorer.target_logprob(scorer.fim_context(prefix, suffix, order), line)
+        left_to_right, _ = scorer.target_logprob(prefix or [scorer.eot], line)
+        end_after_line += p_end
         gains.append(fim - left_to_right)
         guess, closed = scorer.infill(prefix, suffix, order)
         ended += closed
+        empty += closed and not guess.strip()  # ended at once, or after whitespace only: nothing filled
         # The guess must start the line (its newline) and then write it; what follows is not judged.
         matches += guess.startswith("\n") and guess[1:].split("\n")[0].rstrip() == case.line[1:].rstrip()
     ordered = sorted(gains)
@@ -178,6 +184,8 @@ def fim_lines(scorer: Scorer, cases: list[LineCase], pieces: list[tuple], order:
         "single_line_exact_match": round(matches / len(cases), 3),
         "single_line_exact_matches": matches,
         "middles_ending_by_themselves": round(ended / len(cases), 3),
+        "middles_ending_empty": round(empty / len(cases), 3),
+        "end_of_text_after_true_line_mean_probability": round(end_after_line / len(cases), 3),
     }
 
 
