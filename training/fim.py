@@ -45,14 +45,8 @@ class FimPolicy:
     # line, so those get most of the budget; random spans keep the model general.
     whole_lines_share: float = 0.4
     rest_of_line_share: float = 0.3
-    # A hole that ends where its line ends leaves the line's newline either in the middle or at the
-    # start of the suffix. The second is the shape a user's "    <FILL_HERE>" makes, and the harder
-    # one to end: only the suffix says the middle is complete (a middle ending on a bare "\n" token
-    # says so by itself). v6 trained half its line holes each way and, after a correct line, gave
-    # end-of-text 0.18 in the second shape against 0.57 in the first; so most holes take the second.
-    newline_first_share: float = 0.8  # whole-line holes that start at the newline before them
-    after_indent_share: float = 0.6  # rest-of-line holes that start where the line's code starts
-    before_newline_share: float = 0.8  # other rest-of-line holes that stop before the newline
+    newline_first_share: float = 0.5  # whole-line holes that start at the newline before them
+    after_indent_share: float = 0.5  # rest-of-line holes that start where the line's code starts
 
 
 def _line_starts(text: str) -> list[int]:
@@ -87,8 +81,6 @@ def choose_hole(text: str, rng: random.Random, policy: FimPolicy) -> tuple[int, 
             if code_start < line_end - 1 and text[line_end - 1] == "\n":
                 return code_start, line_end - 1
         start = rng.randrange(starts[line], line_end)
-        if start < line_end - 1 and text[line_end - 1] == "\n" and rng.random() < policy.before_newline_share:
-            return start, line_end - 1
         return start, line_end
     a, b = sorted(rng.randrange(0, len(text) + 1) for _ in range(2))
     return a, b
@@ -97,16 +89,13 @@ def choose_hole(text: str, rng: random.Random, policy: FimPolicy) -> tuple[int, 
 def fim_sample(
     text: str, *, encode: Encode, ids: SpecialIds, policy: FimPolicy, rng: random.Random,
     filename: str | None = None,
-) -> tuple[list[int], int]:
-    """Token ids of ``text`` cut at a hole and rearranged (the middle always closes with end-of-text),
-    and the index of the middle's first token: from there to the end is what the model fills."""
+) -> list[int]:
+    """Token ids of ``text`` cut at a hole and rearranged; the middle always closes with end-of-text."""
     metadata = [ids.filename, *encode(filename + "\n")] if filename else []
     start, end = choose_hole(text, rng, policy)
     prefix = metadata + encode(text[:start])
     middle = encode(text[start:end])
     suffix = encode(text[end:])
     if rng.random() < policy.spm_rate:
-        context = [ids.fim_prefix, ids.fim_suffix, *suffix, ids.fim_middle, *prefix]
-    else:
-        context = [ids.fim_prefix, *prefix, ids.fim_suffix, *suffix, ids.fim_middle]
-    return [*context, *middle, ids.end_of_text], len(context)
+        return [ids.fim_prefix, ids.fim_suffix, *suffix, ids.fim_middle, *prefix, *middle, ids.end_of_text]
+    return [ids.fim_prefix, *prefix, ids.fim_suffix, *suffix, ids.fim_middle, *middle, ids.end_of_text]

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from typing import NamedTuple
 
 import torch
 from tokenizers import Tokenizer
@@ -90,20 +89,13 @@ class Reader:
         return text[offsets[start][0] : char_end], filename
 
 
-class Row(NamedTuple):
-    ids: list[int]
-    labels: list[int]
-    middle: list[bool]  # the positions of FIM middles and their closing end-of-text: what a fill writes
-
-
-def pack_row(reader: Reader, policy: FimPolicy, seq_len: int, rng: random.Random) -> Row:
-    """One row of exactly ``seq_len`` tokens, its labels, and where its middles are (see the module's docstring)."""
+def pack_row(reader: Reader, policy: FimPolicy, seq_len: int, rng: random.Random) -> tuple[list[int], list[int]]:
+    """One row of exactly ``seq_len`` tokens and its labels (see the module's docstring)."""
     row: list[int] = []
     labels: list[int] = []
-    middle: list[bool] = []
     after_fim = False
     while (room := seq_len - len(row)) > 0:
-        sample, middle_from = None, 0
+        sample = None
         # The window's length does not depend on the room left: a window that does not fit ends the
         # row with running code instead, so middles close about as often at every position. (Drawn
         # to fit the room, 17 % of them closed in the last 16 positions.)
@@ -111,28 +103,25 @@ def pack_row(reader: Reader, policy: FimPolicy, seq_len: int, rng: random.Random
         if rng.random() < policy.fim_rate and count + FIM_ROOM <= room:
             text, filename = reader.window(count)
             if text:
-                sample, middle_from = fim_sample(text, encode=reader.encode, ids=reader.ids, policy=policy,
-                                                 rng=rng, filename=filename)
+                sample = fim_sample(text, encode=reader.encode, ids=reader.ids, policy=policy, rng=rng,
+                                    filename=filename)
             if sample is not None and len(sample) > room:
                 sample = None  # cutting at the hole cost more than FIM_ROOM: rare, and never cut
         if sample is not None:
             row += sample
             labels += [IGNORED, *sample[1:]]
-            middle += [i >= middle_from for i in range(len(sample))]
             after_fim = True
             continue
         text_ids = reader.running(room)
         row += text_ids
         labels += [IGNORED if after_fim else text_ids[0], *text_ids[1:]]
-        middle += [False] * len(text_ids)
         after_fim = False
-    return Row(row, labels, middle)
+    return row, labels
 
 
 def batches(reader: Reader, policy: FimPolicy, seq_len: int, batch_size: int,
-            rng: random.Random) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Endless seeded (input ids, labels, middle positions) batches of ``batch_size`` packed rows."""
+            rng: random.Random) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless seeded (input ids, labels) batches of ``batch_size`` packed rows."""
     while True:
         rows = [pack_row(reader, policy, seq_len, rng) for _ in range(batch_size)]
-        yield (torch.tensor([r.ids for r in rows]), torch.tensor([r.labels for r in rows]),
-               torch.tensor([r.middle for r in rows]))
+        yield torch.tensor([ids for ids, _ in rows]), torch.tensor([labels for _, labels in rows])

@@ -62,8 +62,7 @@ def replay(rows: int, seq_len: int, policy: FimPolicy, seed: int, tokenizer_path
     totals: dict[str, Counter] = {k: Counter() for k in
                                   ("positions", "not_targets", "end_of_text_targets", "middle_closes", "whole")}
     for _ in range(rows):
-        ids, labels, _ = pack_row(reader, policy, seq_len, rng)
-        count_row(ids, labels, special, totals)
+        count_row(*pack_row(reader, policy, seq_len, rng), special, totals)
     whole = totals["whole"]
     bands = {}
     for name in totals["positions"]:

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM, PreTrainedTokenizerFast
 
@@ -112,8 +111,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "without AVX-512 BF16, where autocast is 30x slower)")
     parser.add_argument("--init-from", type=Path,
                         help="a model folder to keep training (its weights and tokenizer) instead of fresh weights")
-    parser.add_argument("--middle-weight", type=float, default=1.0,
-                        help="loss weight of the targets in FIM middles (v7: 4)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=250)
@@ -151,11 +148,10 @@ def train(args, model, stream, out: Path) -> tuple[list[dict], int, float]:
     for step in range(last):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, args.steps, args.lr, args.warmup)
-        input_ids, labels, middle = next(stream)
+        input_ids, labels = next(stream)
         # bf16 matrix products on CPUs that have them (1.4x here); weights and optimizer stay fp32.
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-            logits = model(input_ids=input_ids).logits
-        loss = weighted_loss(logits.float(), labels, middle, args.middle_weight)
+            loss = model(input_ids=input_ids, labels=labels).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -169,23 +165,6 @@ def train(args, model, stream, out: Path) -> tuple[list[dict], int, float]:
         if (step + 1) % args.checkpoint_every == 0 or step == last - 1:
             model.save_pretrained(out)
     return curve, seen_tokens, time.perf_counter() - started
-
-
-def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, middle: torch.Tensor, middle_weight: float) -> torch.Tensor:
-    """Next-token cross-entropy with the targets in FIM middles (their closing end-of-text included)
-    counted ``middle_weight`` times.
-
-    Why by position and not by token: weighting every end-of-text target 10 times (tried, 750 steps)
-    taught middles to end, but also to end at once: 14 of 40 greedy fills came back empty, because a
-    class weight of w moves the model's end-of-text probability up by about a factor of w wherever it
-    is unsure. Weighting every target at a middle's positions alike keeps the choice between ending and
-    going on calibrated while giving the fill task more of the gradient than the running code around it.
-    """
-    targets = labels[:, 1:].reshape(-1)
-    losses = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets, ignore_index=-100,
-                             reduction="none")
-    weights = torch.where(middle[:, 1:].reshape(-1), middle_weight, 1.0) * (targets != -100)
-    return (losses * weights).sum() / weights.sum()
 
 
 def build_model(args: argparse.Namespace) -> GPTBigCodeForCausalLM:

@@ -39,7 +39,7 @@ def rows():
 
 def test_every_row_is_full_and_no_position_is_padding(rows):
     special, _, packed = rows
-    for ids, labels, _ in packed:
+    for ids, labels in packed:
         assert len(ids) == len(labels) == SEQ_LEN
         # Only a unit's first token may go untrained, so a row has a handful at most.
         assert sum(label == IGNORED for label in labels) <= 12
@@ -48,7 +48,7 @@ def test_every_row_is_full_and_no_position_is_padding(rows):
 def test_every_middle_closes_with_a_trained_end_of_text_in_its_row(rows):
     special, _, packed = rows
     middles = 0
-    for ids, labels, _ in packed:
+    for ids, labels in packed:
         for at in (i for i, token in enumerate(ids) if token == special.fim_middle):
             close = ids.index(special.end_of_text, at)  # raises when the middle runs off the row
             assert labels[close] == special.end_of_text
@@ -59,7 +59,7 @@ def test_every_middle_closes_with_a_trained_end_of_text_in_its_row(rows):
 def test_middles_close_at_every_depth_of_the_row(rows):
     special, _, packed = rows
     closes: Counter[int] = Counter()
-    for ids, _, _ in packed:
+    for ids, _labels in packed:
         for at in (i for i, token in enumerate(ids) if token == special.fim_middle):
             closes[ids.index(special.end_of_text, at) * 4 // SEQ_LEN] += 1
     # v5 closed 85 % of its middles in the last 16 positions; here each quarter gets a fair share.
@@ -70,7 +70,7 @@ def test_running_code_ends_only_where_a_file_does(rows):
     special, tokenizer, packed = rows
     texts = [f.text for f in FILES]
     checked = 0
-    for ids, labels, _ in packed:
+    for ids, labels in packed:
         # Every label is its own token (the model shifts them) or not a target.
         assert all(label in (token, IGNORED) for label, token in zip(labels, ids, strict=True))
         running = ids[: ids.index(special.fim_prefix)] if special.fim_prefix in ids else ids
@@ -80,27 +80,3 @@ def test_running_code_ends_only_where_a_file_does(rows):
             assert any(text.endswith(body) for text in texts)
             checked += 1
     assert checked > 5
-
-
-def test_the_training_loss_weighs_the_middles_positions(rows):
-    """With weight 1 the loss is transformers' own; with weight w each target in a middle counts w times."""
-    import torch
-    from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM
-
-    from training.train_nano_starcoder import weighted_loss
-
-    special, _, packed = rows
-    ids, labels, middle = (torch.tensor([row[k] for row in packed[:2]]) for k in range(3))
-    # The middle flags cover exactly a middle and its close: from after <fim_middle> (and, suffix
-    # first, the prefix) up to each closing end-of-text.
-    for row_ids, row_middle in zip(ids.tolist(), middle.tolist(), strict=True):
-        closes = [i for i, flag in enumerate(row_middle) if flag and (i + 1 == len(row_middle) or not row_middle[i + 1])]
-        assert closes and all(row_ids[i] == special.end_of_text for i in closes)
-    torch.manual_seed(0)
-    model = GPTBigCodeForCausalLM(GPTBigCodeConfig(vocab_size=4096, n_positions=SEQ_LEN, n_embd=16, n_layer=1, n_head=2))
-    out = model(input_ids=ids, labels=labels)
-    assert torch.allclose(weighted_loss(out.logits, labels, middle, 1.0), out.loss, atol=1e-5)
-    per_token = torch.nn.functional.cross_entropy(out.logits[:, :-1].reshape(-1, 4096), labels[:, 1:].reshape(-1),
-                                                  ignore_index=IGNORED, reduction="none")
-    weights = (labels[:, 1:].reshape(-1) != IGNORED) * (1.0 + 3.0 * middle[:, 1:].reshape(-1))
-    assert torch.allclose(weighted_loss(out.logits, labels, middle, 4.0), (per_token * weights).sum() / weights.sum())
