@@ -43,6 +43,7 @@ _BACKOFF_S = (1.0, 30.0)  # first pause before a restart, and the longest
 # (stopped, or stuck outside Python), killed, and started again as after a crash.
 HEARTBEAT_S = 1.0
 HUNG_S = 10.0
+PAUSED_S = 3.0  # a beat this much later than asked: the web process was not running, not the engine silent
 CRASHED = ("The model's engine stopped unexpectedly (the server log has the detail); the output is "
            "incomplete. It is restarting: try again in a few seconds.")
 HUNG = (f"The model's engine stopped answering for {HUNG_S:g} s and was restarted; the output is incomplete. "
@@ -123,10 +124,15 @@ class EngineBackend:
     def _heartbeat(self) -> None:
         """PING the serving engine; one that stays silent for ``HUNG_S`` is killed, so that the reader's
         crash path ends its generations (with ``HUNG``) and starts it again."""
+        last_beat = time.monotonic()
         while not self._closing:
             time.sleep(HEARTBEAT_S)
-            if self.state != "ready":
-                self._last_pong = time.monotonic()  # loading or restarting: no heartbeat is owed
+            now = time.monotonic()
+            # A beat far later than asked means this process itself was stopped (SIGSTOP, a suspended
+            # machine): the engine's silence over that time says nothing about the engine.
+            paused, last_beat = now - last_beat > HEARTBEAT_S + PAUSED_S, now
+            if self.state != "ready" or paused:
+                self._last_pong = now  # loading, restarting or just resumed: no heartbeat is owed yet
                 continue
             if time.monotonic() - self._last_pong > HUNG_S:
                 log.error("the engine process answered no heartbeat for %.0f s; killing it to restart it", HUNG_S)

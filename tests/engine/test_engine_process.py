@@ -267,6 +267,33 @@ def test_a_hung_engine_is_noticed_by_its_heartbeat_reported_and_replaced(engine_
             pass  # killed, as it should be
 
 
+def test_a_web_process_that_was_itself_stopped_does_not_kill_a_healthy_engine(engine_server, monkeypatch):
+    """A suspended machine, or the web process under SIGSTOP: when it runs again, 20 s have passed
+    with no PONG read, but nothing was listening either. The engine is kept (it used to be killed)."""
+    from playground.engine import client
+
+    class Clock:  # the client's clock, which jumps 20 s at once as it does across a suspension
+        offset = 0.0
+        sleep = staticmethod(time.sleep)
+
+        def monotonic(self) -> float:
+            return time.monotonic() + self.offset
+
+    server, playground = engine_server
+    wait_healthy(server.url)
+    engine = playground.slot(None).backend
+    pid, restarts = engine.pid, engine.restarts
+    clock = Clock()
+    monkeypatch.setattr(client, "time", clock)
+    time.sleep(1.5)  # the heartbeat thread now reads this clock
+    clock.offset = 20.0
+    time.sleep(3 * client.HEARTBEAT_S + 0.5)
+    assert (engine.pid, engine.restarts) == (pid, restarts)
+    record = httpx.post(server.url + "/api/generate", json={"mode": "complete", "prompt": "x = ", "params": GREEDY},
+                        timeout=60).json()
+    assert record["finish_reason"] in ("stop", "length") and (engine.pid, engine.restarts) == (pid, restarts)
+
+
 def test_a_full_pipe_to_a_stopped_engine_blocks_no_request_and_no_health_check(engine_server, monkeypatch):
     """The red team's input: 45 large prompts pending on a stopped engine. Writes to it queue on one
     writer thread; health, liveness and the requests themselves never wait on a blocked pipe."""
