@@ -102,9 +102,14 @@ def test_candidates_are_listed_ranked_and_applied(browser, nano_server):
         page.wait_for_function(
             "n => [...document.querySelectorAll('#complete-prompt .cm-line')].map(e => e.textContent).join('\\n')"
             ".length > n", arg=len(PROMPT) - 1, timeout=10_000)
+        # Gradio may paint the result view a moment after the editor (one CI run read it first): wait for it.
+        for _ in range(100):
+            if texts[chosen].strip() in result_text(page, "complete"):
+                break
+            page.wait_for_timeout(100)
+        assert texts[chosen].strip() in result_text(page, "complete")
         # The editor renders only the lines in view (CodeMirror), so its text is a prefix of the result's.
         assert result_text(page, "complete").startswith(code_text(page, "complete-prompt").rstrip("\n"))
-        assert texts[chosen].strip() in result_text(page, "complete")
         assert "shown above" in last.locator(".cand-head").inner_text()
         page.screenshot(path=str(SCREENSHOTS / "candidates.png"), full_page=True)
         # Share that candidate: the link opens the same generation on it.
