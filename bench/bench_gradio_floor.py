@@ -28,6 +28,7 @@ from gradio_client import Client
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from anywhere without installing
 
+from bench.bench_cold_start import poll  # noqa: E402  (waits for a child's first answer)
 from support.servers import free_port  # noqa: E402
 
 APP = """
@@ -62,15 +63,12 @@ def start_app(port: int) -> subprocess.Popen:
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-c", APP, str(port)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the bare Gradio app did not start within 120 s")
+    try:
+        poll(time.perf_counter(), proc, lambda: httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200)
+    except RuntimeError as exc:
+        proc.kill()
+        raise SystemExit(f"the bare Gradio app did not start: {exc}") from None
+    return proc
 
 
 def time_call(client: Client, api: str, n: int, rate: float) -> tuple[float, float]:
