@@ -38,7 +38,6 @@ import os
 import platform
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -70,7 +69,7 @@ from playground.service import Playground
 from playground.slots import ModelSlot  # noqa: E402
 from playground.stream import Outcome, run_stream  # noqa: E402
 from playground.tech_assistant import load_tech_assistant  # noqa: E402
-from support.servers import serve  # noqa: E402
+from support.servers import free_port, serve, wait_healthy  # noqa: E402
 
 CANDIDATE_PROMPTS = [
     "import os\nimport sys\n\n\ndef main():\n",
@@ -241,9 +240,7 @@ class AppProcess:
     """`python app.py` on a free port; pause() / resume() keep its idle polling off the in-process runs."""
 
     def __init__(self, threads: int | None):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = dict(os.environ, PLAYGROUND_DATA_DIR=tempfile.mkdtemp(prefix="bench-"),
                    PLAYGROUND_GENERATION_TIMEOUT="600", PLAYGROUND_LOG_LEVEL="WARNING")
@@ -251,16 +248,11 @@ class AppProcess:
             env["PLAYGROUND_CPU_THREADS"] = str(threads)
         self.proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if httpx.get(self.url + "/api/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise SystemExit("app.py did not become healthy within 180 s")
+        try:
+            wait_healthy(self.url + "/api/health", 180, self.proc)
+        except RuntimeError as exc:
+            self.stop()
+            raise SystemExit(f"app.py did not become healthy: {exc}") from None
 
     def pause(self) -> None:
         self.proc.send_signal(signal.SIGSTOP)

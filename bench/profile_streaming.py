@@ -29,7 +29,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from support.servers import free_port  # noqa: E402
+from support.servers import free_port, wait_healthy  # noqa: E402
 
 # First match wins, read from the innermost frame outwards.
 CATEGORIES = (
@@ -46,16 +46,12 @@ def start_app(engine: str, port: int, log: Path) -> subprocess.Popen[bytes]:
            "PLAYGROUND_DATA_DIR": tempfile.mkdtemp(prefix="profile-data-"), "PLAYGROUND_ATTRIBUTION": "off"}
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--engine", engine], cwd=ROOT, env=env,
                             stdout=log.open("w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"the app did not become healthy; see {log}")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/api/health", 180, proc)
+    except RuntimeError as exc:
+        proc.kill()
+        raise RuntimeError(f"{exc}; see {log}") from None
+    return proc
 
 
 def rest_load(url: str, tokens: int, stop: threading.Event) -> None:

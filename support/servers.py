@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from typing import Any
@@ -18,6 +19,24 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def wait_healthy(url: str, timeout_s: float, process: subprocess.Popen[Any] | None = None) -> None:
+    """Return once ``url`` answers 200; raise RuntimeError when ``process`` (the server, if it is a child)
+    exits first or ``timeout_s`` passes, naming the last error seen."""
+    deadline, last = time.monotonic() + timeout_s, "no answer"
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode} before {url} answered")
+        try:
+            answer = httpx.get(url, timeout=2)
+            if answer.status_code == 200:
+                return
+            last = f"HTTP {answer.status_code}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f} s (last: {last})")
+
+
 class LiveServer:
     def __init__(self, app: Any, port: int):
         import uvicorn
@@ -29,15 +48,8 @@ class LiveServer:
 
     def start(self, health: str = "/api/health") -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + health, timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the app did not become healthy within 60 s")
+        wait_healthy(self.url + health, 60)
+        return self
 
     def stop(self) -> None:
         self.server.should_exit = True

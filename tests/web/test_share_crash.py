@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from support.servers import free_port
+from support.servers import free_port, wait_healthy
 from tests.conftest import REPO
 
 ROUNDS = 4
@@ -25,15 +25,12 @@ def start_app(data_dir, port: int) -> subprocess.Popen:
          "--share-create-per-minute", "0", "--share-lookup-per-minute", "0", "--log-level", "WARNING"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the app did not start")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/api/health", 90, process)
+    except RuntimeError:
+        process.kill()
+        raise
+    return process
 
 
 def share_until_killed(url: str, acknowledged: list[str], stop: threading.Event) -> None:
