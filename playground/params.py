@@ -202,6 +202,11 @@ class GenerationParams:
         True, "Fill: end the middle where the model's code leaves the hole's block (a line indented less than the "
         "hole) or starts repeating the code after the hole, instead of running on to the token limit.", as_bool,
         control="checkbox", label="End fills at the hole's scope", before=False, own=True)
+    no_empty_fill: bool = declare(
+        True, "Fill: the model may not close the hole before it writes something visible (an empty middle is "
+        "never what marking a hole asks for). The app's own engine applies it; remote engines cannot be asked, "
+        "and an empty fill from them is shown as such.", as_bool, control="checkbox",
+        label="Never return an empty fill", before=False, own=True)
 
     @property
     def greedy(self) -> bool:

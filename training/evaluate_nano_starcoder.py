@@ -23,7 +23,9 @@ Reports, as JSON (the model card quotes it):
   original line (trailing whitespace ignored);
 - middles that end: the share of those greedy middles that close with
   end-of-text within 48 tokens, as the app needs them to, and the share that
-  close with nothing but whitespace before it (an empty fill); and, given the true
+  close with nothing but whitespace before it (an empty fill); the share that close
+  after writing something when, as in the playground's engine, end-of-text cannot
+  come before the first visible character (``no_empty_fill``); and, given the true
   line, the probability of end-of-text right after it (whether the model knows
   where a correct middle meets its suffix, apart from whether it writes one);
 - context honesty: mean loss at positions 0-127, 32-127 and 384-511 of full
@@ -51,8 +53,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
+from playground.backends.local_steps import NotEmpty, blank_tokens
 from training.corpus import SourceFile, load_corpus, load_package, load_stdlib
 
 PREFIX_TOKENS = 200  # context budget around a masked line, inside the 512 trained positions
@@ -117,6 +120,7 @@ class Scorer:
         vocab = self.tok.get_vocab()
         self.eot, self.pre, self.mid, self.suf = (vocab[t] for t in ("<|endoftext|>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>"))
         self.context = self.model.config.n_positions
+        self.blank = blank_tokens(self.tok)
 
     def encode(self, text: str) -> list[int]:
         return self.tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
@@ -139,11 +143,14 @@ class Scorer:
         return [self.pre, *prefix, self.suf, *suffix, self.mid]
 
     @torch.inference_mode()
-    def infill(self, prefix: list[int], suffix: list[int], order: str) -> tuple[str, bool]:
-        """The greedy middle, and whether the model closed it with end-of-text itself."""
+    def infill(self, prefix: list[int], suffix: list[int], order: str, not_empty: bool = False) -> tuple[str, bool]:
+        """The greedy middle, and whether the model closed it with end-of-text itself; ``not_empty``: with
+        the playground engine's rule that end-of-text cannot come before the first visible character."""
         ids = torch.tensor([self.fim_context(prefix, suffix, order)])
+        rule = LogitsProcessorList([NotEmpty([self.eot], self.blank, ids.shape[1])] if not_empty else [])
         out = self.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=MAX_LINE_TOKENS,
-                                  do_sample=False, eos_token_id=self.eot, pad_token_id=self.eot)
+                                  do_sample=False, eos_token_id=self.eot, pad_token_id=self.eot,
+                                  logits_processor=rule)
         new = out[0, ids.shape[1]:]
         return self.tok.decode(new, skip_special_tokens=True), bool((new == self.eot).any())
 
@@ -164,7 +171,7 @@ class Scorer:
 
 
 def fim_lines(scorer: Scorer, cases: list[LineCase], pieces: list[tuple], order: str) -> dict:
-    gains, matches, ended, empty, end_after_line = [], 0, 0, 0, 0.0
+    gains, matches, ended, empty, ended_by_rule, end_after_line = [], 0, 0, 0, 0, 0.0
     for case, (prefix, line, suffix) in zip(cases, pieces, strict=True):
         fim, p_end = scorer.target_logprob(scorer.fim_context(prefix, suffix, order), line)
         left_to_right, _ = scorer.target_logprob(prefix or [scorer.eot], line)
@@ -172,7 +179,12 @@ def fim_lines(scorer: Scorer, cases: list[LineCase], pieces: list[tuple], order:
         gains.append(fim - left_to_right)
         guess, closed = scorer.infill(prefix, suffix, order)
         ended += closed
-        empty += closed and not guess.strip()  # ended at once, or after whitespace only: nothing filled
+        if closed and not guess.strip():  # ended at once, or after whitespace only: nothing filled
+            empty += 1
+            # Greedy paths differ only where end-of-text was chosen before anything visible, so only
+            # an empty middle needs running again under the playground's rule.
+            closed = scorer.infill(prefix, suffix, order, not_empty=True)[1]
+        ended_by_rule += closed
         # The guess must start the line (its newline) and then write it; what follows is not judged.
         matches += guess.startswith("\n") and guess[1:].split("\n")[0].rstrip() == case.line[1:].rstrip()
     ordered = sorted(gains)
@@ -185,6 +197,7 @@ def fim_lines(scorer: Scorer, cases: list[LineCase], pieces: list[tuple], order:
         "single_line_exact_matches": matches,
         "middles_ending_by_themselves": round(ended / len(cases), 3),
         "middles_ending_empty": round(empty / len(cases), 3),
+        "middles_ending_under_the_no_empty_fill_rule": round(ended_by_rule / len(cases), 3),
         "end_of_text_after_true_line_mean_probability": round(end_after_line / len(cases), 3),
     }
 

@@ -41,11 +41,13 @@ from playground.backends.local_steps import (
     Forbid,
     Healer,
     IncrementalDecoder,
+    NotEmpty,
     Sequence,
     Step,
     StepRecorder,
     TokenSink,
     Weigher,
+    blank_tokens,
 )
 from playground.backends.wire import GENERATE
 from playground.errors import GenerationFailedError, PromptTooLongError
@@ -88,6 +90,7 @@ class LocalBackend:
         # No answer in any mode holds a FIM sentinel, though a small model may write one (nano-starcoder v4 and v5 do).
         sentinels = {vocab[t] for t in (self.spec.fim.all() if self.spec.fim else ()) if t in vocab} - set(self.eos_ids)
         self._forbid = Forbid(sorted(sentinels)) if sentinels else None
+        self._blank = blank_tokens(self.tokenizer)
         self._device = next(self.model.parameters()).device
         self._pieces: dict[int, str] = {}
         # Every token's text, sorted, for token healing's prefix search: made here, before any request.
@@ -143,12 +146,13 @@ class LocalBackend:
         input_ids, max_new = self._fit(prompt, params)
         events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         healing = self._healing(prompt, input_ids, params)
+        not_empty = self._not_empty(prompt, params)
         failure: list[BaseException] = []
 
         def run() -> None:
             try:
                 with self._lock:
-                    self._run(input_ids, max_new, params, cancel, events.put, healing)
+                    self._run(input_ids, max_new, params, cancel, events.put, healing, not_empty)
             except BaseException as exc:  # noqa: BLE001 - re-raised on the consumer's thread
                 failure.append(exc)
             finally:
@@ -172,7 +176,7 @@ class LocalBackend:
         input_ids, max_new = self._fit(prompt, params)
         healing = self._healing(prompt, input_ids, params)
         with self._lock:
-            self._run(input_ids, max_new, params, cancel, emit, healing)
+            self._run(input_ids, max_new, params, cancel, emit, healing, self._not_empty(prompt, params))
 
     def _fit(self, prompt: Prompt, params: GenerationParams) -> tuple[list[int], int]:
         """The prompt's ids and the new tokens that fit after them in the model's context."""
@@ -224,6 +228,10 @@ class LocalBackend:
             return None
         return Healing(text, allowed, len(head) - 1)
 
+    def _not_empty(self, prompt: Prompt, params: GenerationParams) -> bool:
+        """Whether this generation is a fill that may not come back empty (``no_empty_fill``)."""
+        return params.no_empty_fill and self.spec.fim is not None and Special(self.spec.fim.middle) in prompt.segments
+
     def _extending(self, text: str) -> list[int]:
         """The tokens whose text begins with ``text`` (special tokens and partial characters excluded)."""
         start = bisect.bisect_left(self._texts, (text, -1))
@@ -235,7 +243,7 @@ class LocalBackend:
         return found
 
     def _run(self, input_ids: list[int], max_new: int, params: GenerationParams, cancel: threading.Event,
-             emit: Emit, healing: Healing | None = None) -> None:
+             emit: Emit, healing: Healing | None = None, not_empty: bool = False) -> None:
         healed = healing.text if healing else ""
         if healing:  # taken back: the first new token will stand for it
             input_ids = input_ids[: healing.position] + input_ids[healing.position + 1 :]
@@ -251,7 +259,10 @@ class LocalBackend:
         kwargs = self._generate_kwargs(input_ids, max_new, params)
         kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([CancelCriteria(cancel)]))
         healer = Healer(healing.allowed, len(input_ids)) if healing else None
-        processors = [p for p in (weigher, healer, self._forbid) if p is not None]
+        # A healed first token is whitespace (healing takes back only a line break or spaces), so it is
+        # checked like any other.
+        rule = NotEmpty(self.eos_ids, self._blank, len(input_ids)) if not_empty and self.eos_ids else None
+        processors = [p for p in (weigher, healer, self._forbid, rule) if p is not None]
         if processors:
             kwargs["logits_processor"] = LogitsProcessorList(processors)
         if params.n > 1:

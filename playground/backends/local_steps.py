@@ -74,6 +74,34 @@ class Forbid(LogitsProcessor):
         return scores
 
 
+class NotEmpty(LogitsProcessor):
+    """A fill may not end before it writes something visible: the end tokens are out of sampling for
+    each sequence until it has chosen a token whose text is not blank. Without it a model that cannot tell
+    a middle's start from its end (in suffix-first order nothing marks where the prefix stops) may close
+    the hole at once. After the weigher, so reported log-probabilities stay the model's own."""
+
+    def __init__(self, end_ids: list[int], blank: torch.Tensor, prompt_length: int) -> None:
+        self.end_ids, self.blank, self.prompt_length = end_ids, blank, prompt_length
+        self.written: torch.Tensor | None = None  # per sequence: something visible chosen yet
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self.written is None:
+            self.written = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        if input_ids.shape[1] > self.prompt_length:
+            self.written |= ~self.blank.to(input_ids.device)[input_ids[:, -1]]
+        if not bool(self.written.all()):
+            rows = (~self.written).nonzero().squeeze(1)
+            scores[rows[:, None], torch.tensor(self.end_ids, device=scores.device)] = -float("inf")
+        return scores
+
+
+def blank_tokens(tokenizer: Any) -> torch.Tensor:
+    """For each token id, whether its text is empty or whitespace (a special token's spelling is not)."""
+    texts = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    decoded = [tokenizer.convert_tokens_to_string([t]) if t is not None else "" for t in texts]
+    return torch.tensor([not text.strip() for text in decoded], dtype=torch.bool)
+
+
 # One generation step as the consumer reads it: per sequence, (token id, log-probability, top [(id, lp)]).
 Step = list[tuple[int, float | None, list[tuple[int, float]]]]
 

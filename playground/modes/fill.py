@@ -42,7 +42,7 @@ class FillMode:
     name: ClassVar[str] = "fill"
     stops: tuple[str, ...] = ()
     candidates: ClassVar[bool] = True
-    own_params: ClassVar[tuple[str, ...]] = ("end_at_scope",)
+    own_params: ClassVar[tuple[str, ...]] = ("end_at_scope", "no_empty_fill")
     inputs: ClassVar[type[ModeInputs]] = FillInputs
     generated_field: ClassVar[str | None] = "middle"
 

@@ -87,7 +87,7 @@ FIELDS = st.sampled_from(["mode", "model", "prompt", "code", "filename", "messag
 # Integers past a float's range: "n": 1000...0 (309+ digits) once gave a 500 (an OverflowError).
 HUGE = st.integers(min_value=10**300, max_value=10**400) | st.integers(min_value=-(10**400), max_value=-(10**300))
 PARAMS = st.dictionaries(st.sampled_from(["max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty",
-                                          "seed", "stop", "n", "logprobs", "heal", "end_at_scope", "nope"]),
+                                          "seed", "stop", "n", "logprobs", "heal", "end_at_scope", "no_empty_fill", "nope"]),
                          JSON | HUGE, max_size=4)
 # Chat messages in Gradio's content-block form, any part of them wrong: a block whose "text" was null once gave
 # 99 of 119 fuzz 500s.

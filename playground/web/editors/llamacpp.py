@@ -23,13 +23,21 @@ from playground.errors import InvalidParameterError
 from playground.record import Generation
 from playground.service import Playground, Run
 from playground.web.api import finished
-from playground.web.editors.core import EditorAccess, EditorCall, deltas, given, playground_field, read_call
+from playground.web.editors.core import (
+    APP_EXTRAS,
+    EditorAccess,
+    EditorCall,
+    deltas,
+    given,
+    playground_field,
+    read_call,
+)
 from playground.web.editors.openai import STREAM_HEADERS
 from playground.web.errors import error_body
 from playground.web.limits import RateLimiter
 
 _PARAMS = {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "stop": "stop", "seed": "seed",
-           "repeat_penalty": "repetition_penalty", "n_probs": "logprobs", "end_at_scope": "end_at_scope"}
+           "repeat_penalty": "repetition_penalty", "n_probs": "logprobs", **APP_EXTRAS}
 _STOP_TYPE = {"eos": "eos", "stop": "word", "length": "limit"}
 
 

@@ -24,6 +24,7 @@ from playground.record import Generation
 from playground.service import Playground, Run
 from playground.web.api import finished
 from playground.web.editors.core import (
+    APP_EXTRAS,
     EditorAccess,
     EditorCall,
     deltas,
@@ -39,9 +40,9 @@ from playground.web.limits import RateLimiter
 # OpenAI's names (and the extras vLLM and llama.cpp take) → the service's.
 _PARAMS = {"max_tokens": "max_new_tokens", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k",
            "n": "n", "stop": "stop", "seed": "seed", "logprobs": "logprobs",
-           "repetition_penalty": "repetition_penalty", "end_at_scope": "end_at_scope", "heal": "heal"}
+           "repetition_penalty": "repetition_penalty", **APP_EXTRAS, "heal": "heal"}
 _MISTRAL = {"max_tokens": "max_new_tokens", "temperature": "temperature", "top_p": "top_p", "stop": "stop",
-            "random_seed": "seed", "end_at_scope": "end_at_scope"}
+            "random_seed": "seed", **APP_EXTRAS}
 STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 Answer = Callable[[Generation, str], dict[str, Any]]
 

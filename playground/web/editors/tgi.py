@@ -24,6 +24,7 @@ from playground.record import Generation
 from playground.service import Playground, Run
 from playground.web.api import finished
 from playground.web.editors.core import (
+    APP_EXTRAS,
     EditorAccess,
     EditorCall,
     deltas,
@@ -38,7 +39,7 @@ from playground.web.limits import RateLimiter
 
 _PARAMS = {"max_new_tokens": "max_new_tokens", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k",
            "repetition_penalty": "repetition_penalty", "stop": "stop", "seed": "seed", "top_n_tokens": "logprobs",
-           "end_at_scope": "end_at_scope"}
+           **APP_EXTRAS}
 _FINISH = {"eos": "eos_token", "stop": "stop_sequence", "length": "length"}
 
 
