@@ -92,3 +92,13 @@ def test_evaluation_reports_fim_without_a_file_that_dominates_the_sample():
     # No file over a quarter of the lines: nothing extra.
     spread = [LineCase("x = 1", "\ny = 2", "\n", f"file_{i}.py") for i in range(4)]
     assert without_dominant_file(scorer, spread, [scorer.line_ids(case) for case in spread]) == {}
+
+
+def test_most_rest_of_line_holes_stop_before_the_newline():
+    """v7: the shape only the suffix can end (the newline starts the suffix) is the one trained most."""
+    policy = FimPolicy(whole_lines_share=0.0, rest_of_line_share=1.0, after_indent_share=0.0)
+    rng = random.Random(3)
+    code = CODE.replace("\n\n\n", "\n")
+    spans = [choose_hole(code, rng, policy) for _ in range(400)]
+    before_newline = sum(b < len(code) and code[b] == "\n" for a, b in spans)
+    assert 0.65 < before_newline / len(spans) < 0.9  # 80 %, less the holes that start on the newline itself
