@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-from transformers import LogitsProcessorList, StoppingCriteriaList
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteriaList
 
 from playground.backends.base import Alternative, BackendInfo, Chunk, Event, EventStream, Finished
 from playground.backends.local_steps import (
@@ -258,11 +258,7 @@ class LocalBackend:
         streamer = (StepRecorder if params.n > 1 else TokenSink)(on_step, weigher, params.logprobs)
         kwargs = self._generate_kwargs(input_ids, max_new, params)
         kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([CancelCriteria(cancel)]))
-        healer = Healer(healing.allowed, len(input_ids)) if healing else None
-        # A healed first token is whitespace (healing takes back only a line break or spaces), so it is
-        # checked like any other.
-        rule = NotEmpty(self.eos_ids, self._blank, len(input_ids)) if not_empty and self.eos_ids else None
-        processors = [p for p in (weigher, healer, self._forbid, rule) if p is not None]
+        processors = self._processors(weigher, healing, not_empty, len(input_ids))
         if processors:
             kwargs["logits_processor"] = LogitsProcessorList(processors)
         if params.n > 1:
@@ -289,6 +285,16 @@ class LocalBackend:
                    "written had to begin with it.",) if healed else ()
         emit(Finished(reasons[0], len(input_ids) + bool(healed), sum(s.count for s in sequences),
                       notices=notices, reasons=reasons if params.n > 1 else ()))
+
+    def _processors(self, weigher: Weigher | None, healing: Healing | None, not_empty: bool,
+                    prompt_length: int) -> list[LogitsProcessor]:
+        """What shapes each step's scores, in order: the weigher first, so the probabilities reported
+        are the model's own; then the constraints."""
+        healer = Healer(healing.allowed, prompt_length) if healing else None
+        # A healed first token is whitespace (healing takes back only a line break or spaces), so the
+        # no-empty rule checks it like any other.
+        rule = NotEmpty(self.eos_ids, self._blank, prompt_length) if not_empty and self.eos_ids else None
+        return [p for p in (weigher, healer, self._forbid, rule) if p is not None]
 
     @staticmethod
     def _chunks(sequences: list[Sequence], step: Step) -> Iterator[Chunk]:
