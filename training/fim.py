@@ -97,13 +97,16 @@ def choose_hole(text: str, rng: random.Random, policy: FimPolicy) -> tuple[int, 
 def fim_sample(
     text: str, *, encode: Encode, ids: SpecialIds, policy: FimPolicy, rng: random.Random,
     filename: str | None = None,
-) -> list[int]:
-    """Token ids of ``text`` cut at a hole and rearranged; the middle always closes with end-of-text."""
+) -> tuple[list[int], int]:
+    """Token ids of ``text`` cut at a hole and rearranged (the middle always closes with end-of-text),
+    and the index of the middle's first token (its end-of-text when the middle is empty)."""
     metadata = [ids.filename, *encode(filename + "\n")] if filename else []
     start, end = choose_hole(text, rng, policy)
     prefix = metadata + encode(text[:start])
     middle = encode(text[start:end])
     suffix = encode(text[end:])
     if rng.random() < policy.spm_rate:
-        return [ids.fim_prefix, ids.fim_suffix, *suffix, ids.fim_middle, *prefix, *middle, ids.end_of_text]
-    return [ids.fim_prefix, *prefix, ids.fim_suffix, *suffix, ids.fim_middle, *middle, ids.end_of_text]
+        context = [ids.fim_prefix, ids.fim_suffix, *suffix, ids.fim_middle, *prefix]
+    else:
+        context = [ids.fim_prefix, *prefix, ids.fim_suffix, *suffix, ids.fim_middle]
+    return [*context, *middle, ids.end_of_text], len(context)

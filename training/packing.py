@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import torch
 from tokenizers import Tokenizer
@@ -89,13 +90,20 @@ class Reader:
         return text[offsets[start][0] : char_end], filename
 
 
-def pack_row(reader: Reader, policy: FimPolicy, seq_len: int, rng: random.Random) -> tuple[list[int], list[int]]:
-    """One row of exactly ``seq_len`` tokens and its labels (see the module's docstring)."""
+class Row(NamedTuple):
+    ids: list[int]
+    labels: list[int]
+    starts: list[bool]  # where a FIM middle's first token is the label: where a fill decides to begin
+
+
+def pack_row(reader: Reader, policy: FimPolicy, seq_len: int, rng: random.Random) -> Row:
+    """One row of exactly ``seq_len`` tokens, its labels and its middles' starts (see the module's docstring)."""
     row: list[int] = []
     labels: list[int] = []
+    starts: list[bool] = []
     after_fim = False
     while (room := seq_len - len(row)) > 0:
-        sample = None
+        sample, middle_at = None, 0
         # The window's length does not depend on the room left: a window that does not fit ends the
         # row with running code instead, so middles close about as often at every position. (Drawn
         # to fit the room, 17 % of them closed in the last 16 positions.)
@@ -103,25 +111,28 @@ def pack_row(reader: Reader, policy: FimPolicy, seq_len: int, rng: random.Random
         if rng.random() < policy.fim_rate and count + FIM_ROOM <= room:
             text, filename = reader.window(count)
             if text:
-                sample = fim_sample(text, encode=reader.encode, ids=reader.ids, policy=policy, rng=rng,
-                                    filename=filename)
+                sample, middle_at = fim_sample(text, encode=reader.encode, ids=reader.ids, policy=policy,
+                                               rng=rng, filename=filename)
             if sample is not None and len(sample) > room:
                 sample = None  # cutting at the hole cost more than FIM_ROOM: rare, and never cut
         if sample is not None:
             row += sample
             labels += [IGNORED, *sample[1:]]
+            starts += [i == middle_at for i in range(len(sample))]
             after_fim = True
             continue
         text_ids = reader.running(room)
         row += text_ids
         labels += [IGNORED if after_fim else text_ids[0], *text_ids[1:]]
+        starts += [False] * len(text_ids)
         after_fim = False
-    return row, labels
+    return Row(row, labels, starts)
 
 
 def batches(reader: Reader, policy: FimPolicy, seq_len: int, batch_size: int,
-            rng: random.Random) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless seeded (input ids, labels) batches of ``batch_size`` packed rows."""
+            rng: random.Random) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Endless seeded (input ids, labels, middle starts) batches of ``batch_size`` packed rows."""
     while True:
         rows = [pack_row(reader, policy, seq_len, rng) for _ in range(batch_size)]
-        yield torch.tensor([ids for ids, _ in rows]), torch.tensor([labels for _, labels in rows])
+        yield (torch.tensor([r.ids for r in rows]), torch.tensor([r.labels for r in rows]),
+               torch.tensor([r.starts for r in rows]))

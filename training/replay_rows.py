@@ -62,7 +62,8 @@ def replay(rows: int, seq_len: int, policy: FimPolicy, seed: int, tokenizer_path
     totals: dict[str, Counter] = {k: Counter() for k in
                                   ("positions", "not_targets", "end_of_text_targets", "middle_closes", "whole")}
     for _ in range(rows):
-        count_row(*pack_row(reader, policy, seq_len, rng), special, totals)
+        row = pack_row(reader, policy, seq_len, rng)
+        count_row(row.ids, row.labels, special, totals)
     whole = totals["whole"]
     bands = {}
     for name in totals["positions"]:

@@ -39,7 +39,7 @@ def rows():
 
 def test_every_row_is_full_and_no_position_is_padding(rows):
     special, _, packed = rows
-    for ids, labels in packed:
+    for ids, labels, _ in packed:
         assert len(ids) == len(labels) == SEQ_LEN
         # Only a unit's first token may go untrained, so a row has a handful at most.
         assert sum(label == IGNORED for label in labels) <= 12
@@ -48,7 +48,7 @@ def test_every_row_is_full_and_no_position_is_padding(rows):
 def test_every_middle_closes_with_a_trained_end_of_text_in_its_row(rows):
     special, _, packed = rows
     middles = 0
-    for ids, labels in packed:
+    for ids, labels, _ in packed:
         for at in (i for i, token in enumerate(ids) if token == special.fim_middle):
             close = ids.index(special.end_of_text, at)  # raises when the middle runs off the row
             assert labels[close] == special.end_of_text
@@ -59,7 +59,7 @@ def test_every_middle_closes_with_a_trained_end_of_text_in_its_row(rows):
 def test_middles_close_at_every_depth_of_the_row(rows):
     special, _, packed = rows
     closes: Counter[int] = Counter()
-    for ids, _labels in packed:
+    for ids, _labels, _ in packed:
         for at in (i for i, token in enumerate(ids) if token == special.fim_middle):
             closes[ids.index(special.end_of_text, at) * 4 // SEQ_LEN] += 1
     # v5 closed 85 % of its middles in the last 16 positions; here each quarter gets a fair share.
@@ -70,7 +70,7 @@ def test_running_code_ends_only_where_a_file_does(rows):
     special, tokenizer, packed = rows
     texts = [f.text for f in FILES]
     checked = 0
-    for ids, labels in packed:
+    for ids, labels, _ in packed:
         # Every label is its own token (the model shifts them) or not a target.
         assert all(label in (token, IGNORED) for label, token in zip(labels, ids, strict=True))
         running = ids[: ids.index(special.fim_prefix)] if special.fim_prefix in ids else ids
@@ -80,3 +80,14 @@ def test_running_code_ends_only_where_a_file_does(rows):
             assert any(text.endswith(body) for text in texts)
             checked += 1
     assert checked > 5
+
+
+def test_each_middle_start_is_marked_once_where_its_first_token_is_the_label(rows):
+    special, _, packed = rows
+    for ids, labels, starts in packed:
+        assert len(starts) == SEQ_LEN
+        middles = [i for i, token in enumerate(ids) if token == special.fim_middle]
+        assert sum(starts) == len(middles)
+        for at in (i for i, start in enumerate(starts) if start):
+            assert labels[at] == ids[at] != -100  # a trained target, inside its middle's sample
+            assert max(m for m in middles if m < at) < at <= ids.index(special.end_of_text, at)
