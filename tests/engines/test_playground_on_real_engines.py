@@ -142,7 +142,7 @@ def test_the_engine_killed_mid_stream_keeps_the_partial_text_then_serves_again(p
     assert started.record.finish_reason == "error" and "interrupted" in (started.record.error or "")
     assert started.record.text == "".join(deltas)
     engine.restart()
-    _, record = run(playground, "complete", {"prompt": "def f():\n"}, GREEDY)
+    _, record = run(playground, "complete", {"prompt": "x = 1\n" * 20}, GREEDY)
     assert record.error is None and record.text
 
 

@@ -58,6 +58,8 @@ def test_chat_sends_on_enter_and_shows_code_as_written(browser, fake_app):
         page.locator("#chat-stats").get_by_text(re.compile("finish: ")).wait_for(timeout=60_000)
         assert "first line\nsecond line" in backend.requests[-1].prompt.render()
         chatbot = page.locator("#chatbot")
+        # The stats can paint a moment before the last of the reply does (one loaded run read it first).
+        chatbot.get_by_text("It keeps __init__ simple.").wait_for(timeout=10_000)
         text = chatbot.inner_text()
         assert "from __future__ import annotations" in text and "It keeps __init__ simple." in text
         assert "    def __init__(self, size):\n        self.size = size" in text  # indentation kept
