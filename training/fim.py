@@ -45,14 +45,18 @@ class FimPolicy:
     # line, so those get most of the budget; random spans keep the model general.
     whole_lines_share: float = 0.4
     rest_of_line_share: float = 0.3
-    # A hole that ends where its line ends leaves the line's newline either in the middle or at the
-    # start of the suffix. The second is the shape a user's "    <FILL_HERE>" makes, and the harder
-    # one to end: only the suffix says the middle is complete (a middle ending on a bare "\n" token
-    # says so by itself). v6 trained half its line holes each way and, after a correct line, gave
-    # end-of-text 0.18 in the second shape against 0.57 in the first; so v7 gives most holes the second.
-    newline_first_share: float = 0.8  # whole-line holes that start at the newline before them
-    after_indent_share: float = 0.6  # rest-of-line holes that start where the line's code starts
-    before_newline_share: float = 0.8  # other rest-of-line holes that stop before the newline
+    newline_first_share: float = 0.5  # whole-line holes that start at the newline before them
+    after_indent_share: float = 0.5  # rest-of-line holes that start where the line's code starts
+    before_newline_share: float = 0.0  # other rest-of-line holes that stop before the newline
+
+
+# A hole that ends where its line ends leaves the line's newline either in the middle or at the start of
+# the suffix. The second is the shape a user's "    <FILL_HERE>" makes, and the harder one to end: only
+# the suffix says the middle is complete (a middle ending on a bare "\n" token says so by itself). v6
+# trained half its line holes each way and, after a correct line, gave end-of-text 0.18 in the second
+# shape against 0.57 in the first. These shares give most holes the second shape (``--before-newline-holes``:
+# the runs after v6 that the model card reports; none shipped).
+BEFORE_NEWLINE_HOLES = {"newline_first_share": 0.8, "after_indent_share": 0.6, "before_newline_share": 0.8}
 
 
 def _line_starts(text: str) -> list[int]:

@@ -30,7 +30,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM, PreTrainedTokenizerFast
 
 from training.corpus import Corpus, SourceFile, corpus_fingerprint, load_corpus
-from training.fim import FimPolicy, SpecialIds
+from training.fim import BEFORE_NEWLINE_HOLES, FimPolicy, SpecialIds
 from training.packages import PACKAGE_LIST, fetch, list_fingerprint
 from training.packing import Reader, batches
 
@@ -112,10 +112,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "without AVX-512 BF16, where autocast is 30x slower)")
     parser.add_argument("--init-from", type=Path,
                         help="a model folder to keep training (its weights and tokenizer) instead of fresh weights")
-    parser.add_argument("--end-of-text-weight", type=float, default=10.0,
-                        help="loss weight of <|endoftext|> targets (v7: 10; v6 and before: 1)")
-    parser.add_argument("--middle-start-weight", type=float, default=10.0,
-                        help="loss weight of each FIM middle's first target (v7: 10; before: 1)")
+    parser.add_argument("--end-of-text-weight", type=float, default=1.0,
+                        help="loss weight of <|endoftext|> targets (the runs after v6: 10; none shipped)")
+    parser.add_argument("--middle-start-weight", type=float, default=1.0,
+                        help="loss weight of each FIM middle's first target (the second run after v6: 10)")
+    parser.add_argument("--before-newline-holes", action="store_true",
+                        help="most line holes stop before their newline (training.fim.BEFORE_NEWLINE_HOLES)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=250)
@@ -177,15 +179,13 @@ def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, starts: torch.Tens
                   args: argparse.Namespace) -> torch.Tensor:
     """Next-token cross-entropy with a fill's two decisions counted more: each ``<|endoftext|>`` target
     (where a middle ends) ``args.end_of_text_weight`` times, each middle's first target (where it begins
-    instead of ending at once) ``args.middle_start_weight`` times.
+    instead of ending at once) ``args.middle_start_weight`` times. Both are 1 for the shipped v6.
 
-    Why: v6 saw end-of-text as 0.2-0.5 % of its targets and, after a correct line, gave it 0.008, so its
-    fills ran on. Weighting only end-of-text 10 times (the model card's v7b run) taught middles to end,
-    but suffix first nothing marks where the prefix stops, so wherever a middle's start looks like an end
-    (code on both sides that reads as finished) the weight pushed the model to end at once too: 41 % of
-    its greedy middles were empty and the suffix helped on 40 % of lines, against v6's 66 %. Weighting the
-    start alike keeps the choice between beginning and ending where they look the same as the data has
-    it, while an end that only a finished middle shows keeps its weight.
+    Why they exist: v6 saw end-of-text as 0.2-0.5 % of its targets and, after a correct line, gave it
+    0.008, so its fills ran on. With end-of-text weighted 10 times (2,000 steps on v6) middles ended, but
+    41 % of greedy middles came back empty and the suffix helped on 40 % of lines against v6's 66 %:
+    suffix first, nothing marks where the prefix stops, and where a middle's start looks like an end the
+    weight said end. Weighting the start alike as well gave 48 %. The model card has both runs.
     """
     targets = labels[:, 1:].reshape(-1)
     losses = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), targets, ignore_index=-100,
@@ -240,7 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     model = build_model(args)
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params / 1e6:.2f}M parameters", flush=True)
-    policy = FimPolicy(fim_rate=args.fim_rate, spm_rate=args.spm_rate)
+    shapes = BEFORE_NEWLINE_HOLES if args.before_newline_holes else {}
+    policy = FimPolicy(fim_rate=args.fim_rate, spm_rate=args.spm_rate, **shapes)
     stream = batches(Reader(train_files, tokenizer, ids, rng), policy, args.seq_len, args.batch_size, rng)
     curve, seen_tokens, elapsed = train(args, model, stream, args.out, ids.end_of_text)
 

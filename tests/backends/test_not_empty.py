@@ -7,9 +7,17 @@ sampling until something visible is written; the probabilities shown stay the mo
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from playground.backends.local import LocalBackend
 from playground.backends.local_steps import NotEmpty, blank_tokens
+from playground.config import Settings
+from playground.loading import load_model
+from playground.registry import load_registry
+from playground.service import Playground
+from playground.slots import ModelSlot
+from playground.tech_assistant import load_tech_assistant
 
 END, SPACE, NEWLINE, WORD = 0, 1, 2, 3
 BLANK = torch.tensor([False, True, True, False])  # the end token's spelling is not blank; it is never "written"
@@ -42,3 +50,34 @@ def test_blank_tokens_are_whitespace_only(nano):
     texts = {nano.tokenizer.decode([i]): bool(blank[i]) for i in range(len(blank))}
     assert texts["\n    "] and texts["\n"] and texts[" "]
     assert not texts["<|endoftext|>"] and not texts[" return"] and not texts["("]
+
+
+@pytest.fixture(scope="module")
+def playground(tmp_path_factory):
+    settings = Settings(data_dir=tmp_path_factory.mktemp("not-empty"), attribution=False)
+    loaded = load_model("nano-starcoder", load_registry(), settings)
+    return Playground(settings, {loaded.spec.id: ModelSlot(loaded.spec, LocalBackend(loaded))}, load_tech_assistant())
+
+
+def fill(playground, code: str, **params):
+    run = playground.start("fill", None, {"code": code}, {"temperature": 0, "max_new_tokens": 16, "logprobs": 2,
+                                                          "end_at_scope": False, **params})
+    list(run.pieces())
+    return run.record.to_dict()
+
+
+# A hole after code that reads as finished: the shipped model closes it at once.
+FINISHED_AROUND = "x = 1\ny = 2\n<FILL_HERE>"
+
+
+def test_without_the_rule_the_shipped_model_closes_this_hole_at_once(playground):
+    record = fill(playground, FINISHED_AROUND, no_empty_fill=False)
+    assert record["middle"] == "" and record["finish_reason"] == "eos"  # the case the rule is for
+
+
+def test_with_the_rule_the_fill_writes_something_and_the_probabilities_stay_the_models(playground):
+    record = fill(playground, FINISHED_AROUND)
+    assert record["middle"].strip()
+    first = record["tokens"][0]
+    # The end was the model's first choice; it is still shown as such, beside the token written instead.
+    assert first["top"][0]["text"] == "<|endoftext|>" and first["top"][0]["logprob"] > first["logprob"]

@@ -95,8 +95,8 @@ def test_evaluation_reports_fim_without_a_file_that_dominates_the_sample():
 
 
 def test_most_rest_of_line_holes_stop_before_the_newline():
-    """v7: the shape only the suffix can end (the newline starts the suffix) is the one trained most."""
-    policy = FimPolicy(whole_lines_share=0.0, rest_of_line_share=1.0, after_indent_share=0.0)
+    """--before-newline-holes: the shape only the suffix can end (the newline starts the suffix) is trained most."""
+    policy = FimPolicy(whole_lines_share=0.0, rest_of_line_share=1.0, after_indent_share=0.0, before_newline_share=0.8)
     rng = random.Random(3)
     code = CODE.replace("\n\n\n", "\n")
     spans = [choose_hole(code, rng, policy) for _ in range(400)]

@@ -1,5 +1,5 @@
-"""The training loss: next-token cross-entropy with a fill's two decisions counted more (v7): where a
-middle ends (each end-of-text target) and where it begins (each middle's first target)."""
+"""The training loss: next-token cross-entropy, optionally with a fill's two decisions counted more: where
+a middle ends (each end-of-text target) and where it begins (each middle's first target)."""
 
 from __future__ import annotations
 
