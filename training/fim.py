@@ -91,7 +91,9 @@ def choose_hole(text: str, rng: random.Random, policy: FimPolicy) -> tuple[int, 
             if code_start < line_end - 1 and text[line_end - 1] == "\n":
                 return code_start, line_end - 1
         start = rng.randrange(starts[line], line_end)
-        if start < line_end - 1 and text[line_end - 1] == "\n" and rng.random() < policy.before_newline_share:
+        # Checked first, so a share of 0 draws nothing and v6's random stream stays as it was.
+        if (policy.before_newline_share and start < line_end - 1 and text[line_end - 1] == "\n"
+                and rng.random() < policy.before_newline_share):
             return start, line_end - 1
         return start, line_end
     a, b = sorted(rng.randrange(0, len(text) + 1) for _ in range(2))
