@@ -12,20 +12,9 @@ from dataclasses import replace
 
 import pytest
 
-from playground.backends.local import LocalBackend
-from playground.config import Settings
-from playground.loading import load_model
-from playground.registry import load_registry
 from playground.service import Playground
 from playground.slots import ModelSlot
 from playground.tech_assistant import load_tech_assistant
-
-
-@pytest.fixture(scope="module")
-def playground(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("healing"), attribution=False)
-    loaded = load_model("nano-starcoder", load_registry(), settings)
-    return Playground(settings, {loaded.spec.id: ModelSlot(loaded.spec, LocalBackend(loaded))}, load_tech_assistant())
 
 
 def complete(playground, prompt: str, **params):

@@ -7,17 +7,9 @@ sampling until something visible is written; the probabilities shown stay the mo
 
 from __future__ import annotations
 
-import pytest
 import torch
 
-from playground.backends.local import LocalBackend
 from playground.backends.local_steps import NotEmpty, blank_tokens
-from playground.config import Settings
-from playground.loading import load_model
-from playground.registry import load_registry
-from playground.service import Playground
-from playground.slots import ModelSlot
-from playground.tech_assistant import load_tech_assistant
 
 END, SPACE, NEWLINE, WORD = 0, 1, 2, 3
 BLANK = torch.tensor([False, True, True, False])  # the end token's spelling is not blank; it is never "written"
@@ -50,13 +42,6 @@ def test_blank_tokens_are_whitespace_only(nano):
     texts = {nano.tokenizer.decode([i]): bool(blank[i]) for i in range(len(blank))}
     assert texts["\n    "] and texts["\n"] and texts[" "]
     assert not texts["<|endoftext|>"] and not texts[" return"] and not texts["("]
-
-
-@pytest.fixture(scope="module")
-def playground(tmp_path_factory):
-    settings = Settings(data_dir=tmp_path_factory.mktemp("not-empty"), attribution=False)
-    loaded = load_model("nano-starcoder", load_registry(), settings)
-    return Playground(settings, {loaded.spec.id: ModelSlot(loaded.spec, LocalBackend(loaded))}, load_tech_assistant())
 
 
 def fill(playground, code: str, **params):
