@@ -67,6 +67,7 @@ def settle(baseline_threads: int, timeout_s: float = 20) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.memory
 def test_32_concurrent_streams_against_a_remote_engine(tmp_path):
     # The engine runs in its own process so the memory measured here is the app's alone.
     args = ["--rate", "200", "--max-total-tokens", "4096", "--max-input-tokens", "2048"]
@@ -103,6 +104,12 @@ def test_32_concurrent_streams_against_a_remote_engine(tmp_path):
                         future.result()
                 return done[0], errors
 
+            # The attribution index builds in the background once the app serves; built during the measured
+            # minute, its tens of MiB read as growth.
+            deadline = time.monotonic() + 300
+            while httpx.get(server.url + "/api/health").json().get("attribution") == "indexing":
+                assert time.monotonic() < deadline, "the attribution index did not finish building"
+                time.sleep(0.5)
             users(5)  # warm-up: connection pools, allocator arenas, the recent-generations cache
             threads0, fds0, rss0 = resources()
             done, errors = users(LOAD_SECONDS)
@@ -114,11 +121,11 @@ def test_32_concurrent_streams_against_a_remote_engine(tmp_path):
                   f"fds {fds0}->{fds1}, rss {rss0 / 2**20:.1f}->{rss1 / 2**20:.1f} MiB")
             assert threads1 <= threads0 + THREAD_SLACK, [thread.name for thread in threading.enumerate()]
             assert fds1 <= fds0 + 8
-            # Alone this minute grows RSS by about 17 MiB; after the rest of the slow tier has run in this
-            # process (a 520 MiB heap) it grew 50-56 MiB in two fresh-clone CI runs: glibc's per-thread
-            # arenas under 32 client threads. A leak of a record per generation (2,000 records of 30 kB or
-            # more) still fails.
-            assert rss1 - rss0 < 64 * 2**20
+            # With the attribution index built first and this test run first (the "memory" marker), the
+            # minute grew RSS by 7 MiB (2026-12-07); measured while the index built, after the rest of the
+            # slow tier, it had read 50-73 MiB, which the old 64 MiB limit half hid. A leak of a record per
+            # generation (2,000 records of 30 kB or more) fails by far.
+            assert rss1 - rss0 < 32 * 2**20
         finally:
             server.stop()
 
