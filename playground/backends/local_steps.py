@@ -83,15 +83,22 @@ class NotEmpty(LogitsProcessor):
     def __init__(self, end_ids: list[int], blank: torch.Tensor, prompt_length: int) -> None:
         self.end_ids, self.blank, self.prompt_length = end_ids, blank, prompt_length
         self.written: torch.Tensor | None = None  # per sequence: something visible chosen yet
+        self.done = False
+        self.ends = torch.tensor(end_ids)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self.written is None:
+        if self.written is None:  # the first step: the tables move to the model's device once
             self.written = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+            self.blank = self.blank.to(input_ids.device)
+            self.ends = torch.tensor(self.end_ids, device=scores.device)
+        elif self.done:  # every sequence has written something: nothing left to do on this hot path
+            return scores
         if input_ids.shape[1] > self.prompt_length:
-            self.written |= ~self.blank.to(input_ids.device)[input_ids[:, -1]]
-        if not bool(self.written.all()):
+            self.written |= ~self.blank[input_ids[:, -1]]
+        self.done = bool(self.written.all())
+        if not self.done:
             rows = (~self.written).nonzero().squeeze(1)
-            scores[rows[:, None], torch.tensor(self.end_ids, device=scores.device)] = -float("inf")
+            scores[rows[:, None], self.ends] = -float("inf")
         return scores
 
 
