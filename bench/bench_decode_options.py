@@ -1,6 +1,11 @@
 """What transformers offers against per-token overhead, on the shipped model: a static KV cache and
 ``torch.compile`` of the forward pass, each against plain ``generate`` (the model card's call).
 
+Beside them, the floor under any ``generate`` option: the model's forward pass alone, called in a
+greedy loop with its KV cache and nothing else, and how many torch operators one such step runs. What
+``generate`` costs above that loop is its own per-step work (logits processors, stopping criteria,
+cache bookkeeping); the rest is the eager forward pass itself.
+
 Greedy, a fixed number of new tokens, the same prompt, rounds interleaved so that the machine's drift
 hits every variant alike. Compilation happens once, before the rounds, and its time is printed apart.
 
@@ -42,6 +47,16 @@ def main() -> None:
                                  **options)
         return float(out.shape[1] - ids.shape[1]) / (time.perf_counter() - started)
 
+    def forward_loop() -> float:
+        """Greedy decoding with the forward pass alone: no generate, no processors, no stopping checks."""
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = model(ids, use_cache=True)
+            for _ in range(args.tokens - 1):
+                step = out.logits[:, -1:].argmax(-1)
+                out = model(step, past_key_values=out.past_key_values, use_cache=True)
+        return args.tokens / (time.perf_counter() - started)
+
     eager = model.forward
     variants = {"plain generate (dynamic cache)": {}, "static cache": {"cache_implementation": "static"}}
     compiled = None
@@ -52,20 +67,42 @@ def main() -> None:
         speed(cache_implementation="static")  # compiles
         print(f"torch.compile + first run: {time.perf_counter() - started:.1f} s")
         model.forward = eager
-    figures: dict[str, list[float]] = {name: [] for name in [*variants, *(["compiled, static cache"] * bool(compiled))]}
+    loop = "forward pass alone, greedy loop"
+    figures: dict[str, list[float]] = {name: [] for name in [*variants, loop,
+                                                             *(["compiled, static cache"] * bool(compiled))]}
     for _ in range(args.rounds):
         for name, options in variants.items():
             figures[name].append(speed(**options))
+        figures[loop].append(forward_loop())
         if compiled is not None:
             model.forward = compiled
             figures["compiled, static cache"].append(speed(cache_implementation="static"))
             model.forward = eager
+    print(f"one decoding step: {step_profile(model, ids)}")
     base = statistics.median(figures["plain generate (dynamic cache)"])
     for name, values in figures.items():
         median = statistics.median(values)
         print(f"{name:32s} median {median:6.1f} tok/s  ({median / base:.3f} x plain)  rounds: "
               + ", ".join(f"{v:.0f}" for v in values))
 
+
+def step_profile(model: Any, ids: Any, steps: int = 32) -> str:
+    """What one cached single-token forward pass runs, over ``steps`` greedy steps: how many torch
+    operators a step dispatches (nested calls included) and their self time a step, the matrix products
+    apart. Compare with a step's unprofiled time (1 / the loop's tok/s): the rest is Python around them."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode():
+        out = model(ids, use_cache=True)
+        with profile(activities=[ProfilerActivity.CPU]) as trace:
+            for _ in range(steps):
+                out = model(out.logits[:, -1:].argmax(-1), past_key_values=out.past_key_values, use_cache=True)
+    events = [e for e in trace.key_averages() if e.key.startswith("aten::")]
+    operators = sum(e.count for e in events) // steps
+    matmul_ms = sum(e.self_cpu_time_total for e in events if e.key in ("aten::addmm", "aten::mm")) / steps / 1e3
+    all_ms = sum(e.self_cpu_time_total for e in events) / steps / 1e3
+    return f"{operators} torch operators, self time {all_ms:.2f} ms a step, of it matrix products {matmul_ms:.2f} ms"
 
 if __name__ == "__main__":
     main()
