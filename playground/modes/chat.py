@@ -77,21 +77,27 @@ class ChatMode:
         return prepared
 
     def present(self, prepared: Prepared[Any], raw: str) -> Shown:
-        reply = raw.strip()
+        reply = raw[reply_start(raw):].rstrip()
         return Shown(reply, reply)
 
     def offset(self, raw: str) -> int:
-        return len(raw) - len(raw.lstrip())  # the reply is the raw text stripped
+        return reply_start(raw)
 
     def ended(self, prepared: Prepared[Any], raw: str) -> str | None:
         return None  # ends only where the model or a stop sequence ends it
 
     def deltas(self, prepared: Prepared[Any], raw: Iterator[str]) -> Iterator[str]:
-        """The reply's deltas without the whitespace ``present`` strips: leading whitespace is dropped
-        before the first delta, and trailing whitespace is held back until text follows it."""
+        """The reply's deltas without the whitespace ``present`` drops: leading whitespace is held until
+        the first visible character says where the reply starts, and trailing whitespace is held back
+        until text follows it."""
         started, held = False, ""
         for delta in raw:
-            text = held + (delta if started else delta.lstrip())
+            text = held + delta
+            if not started:
+                if not text.strip():
+                    held = text
+                    continue
+                text = text[reply_start(text):]
             kept = text.rstrip()
             held = text[len(kept):]
             if kept:
@@ -117,6 +123,17 @@ class ChatMode:
             return parse_tech_assistant(check_text("The chat prompt", custom))
         except ConfigError as exc:
             raise InputError(exc.message) from None
+
+
+def reply_start(raw: str) -> int:
+    """Where the reply begins in the model's raw text: after any blank lines, and after the single space
+    that follows "Assistant:". Indentation of two or more characters belongs to the reply (its first line
+    is code) and is kept. A reply that begins this way starts here again, so a record presents as itself."""
+    lead = len(raw) - len(raw.lstrip())
+    if lead == len(raw):
+        return lead
+    line = raw.rfind("\n", 0, lead) + 1
+    return line + 1 if lead - line == 1 else line
 
 
 def history_pairs(raw: Any) -> list[tuple[str, str]]:

@@ -150,7 +150,8 @@ def test_chat_deltas_join_into_the_stripped_reply_in_any_chunking(raw, cuts):
     prepared = build("chat", {"message": "Hi"})
     deltas = list(chat.deltas(prepared, iter(chunked(raw, cuts))))
     shown = chat.present(prepared, raw)
-    assert shown == Shown(raw.strip(), raw.strip())
+    assert shown.generated == shown.text and shown.generated.strip() == raw.strip()  # at most indentation kept
+    assert chat.present(prepared, shown.generated) == shown  # a record presents as itself
     assert "".join(deltas) == shown.generated
     assert all(deltas)  # no empty deltas reach a client
     start = chat.offset(raw)
@@ -158,6 +159,20 @@ def test_chat_deltas_join_into_the_stripped_reply_in_any_chunking(raw, cuts):
     for k in range(len(deltas) + 1):  # a run stopped after k deltas records them as they were sent
         sent = "".join(deltas[:k])
         assert chat.present(prepared, sent).generated == sent
+
+
+@pytest.mark.parametrize(("raw", "reply"), [
+    (" Sure, use a set.\n", "Sure, use a set."),  # the space after "Assistant:"
+    ("\n\n    return sorted(set(xs))\n", "    return sorted(set(xs))"),  # a first line of code keeps its indent
+    (" \n  if x:\n    y()", "  if x:\n    y()"),
+    ("    x = 1", "    x = 1"),
+    (" \t \n", ""),
+])
+def test_chat_reply_keeps_the_indentation_of_a_first_line_of_code(raw, reply):
+    chat = MODES["chat"]
+    prepared = build("chat", {"message": "Hi"})
+    assert chat.present(prepared, raw) == Shown(reply, reply)
+    assert "".join(chat.deltas(prepared, iter(raw))) == reply  # one character at a time
 
 
 @settings(max_examples=100, deadline=None)
