@@ -126,11 +126,17 @@ class Scorer:
         return self.tok(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
     @torch.inference_mode()
-    def target_logprob(self, context: list[int], target: list[int]) -> tuple[float, float]:
-        """log p(target | context), and p(end-of-text) right after the target."""
+    def target_logprob(self, context: list[int], target: list[int]) -> tuple[float, float, float]:
+        """log p(target | context); the same as the playground samples a fill under ``no_empty_fill``
+        (end-of-text taken out, and the rest renormalized, until the target has a visible character);
+        and p(end-of-text) right after the target."""
         ids = torch.tensor([context + target])
         logprobs = F.log_softmax(self.model(ids).logits[0, len(context) - 1 :], -1)
-        return float(logprobs[:-1].gather(1, torch.tensor(target)[:, None]).sum()), float(logprobs[-1, self.eot].exp())
+        plain = float(logprobs[:-1].gather(1, torch.tensor(target)[:, None]).sum())
+        visible = [i for i, token in enumerate(target) if not self.blank[token]]
+        unwritten = logprobs[: visible[0] + 1 if visible else len(target), self.eot]
+        under_rule = plain - float(torch.log1p(-unwritten.exp()).sum())
+        return plain, under_rule, float(logprobs[-1, self.eot].exp())
 
     def line_ids(self, case: LineCase) -> tuple[list[int], list[int], list[int]]:
         prefix = self.encode(case.prefix)[-PREFIX_TOKENS:]
@@ -171,12 +177,13 @@ class Scorer:
 
 
 def fim_lines(scorer: Scorer, cases: list[LineCase], pieces: list[tuple], order: str) -> dict:
-    gains, matches, ended, empty, ended_by_rule, end_after_line = [], 0, 0, 0, 0, 0.0
+    gains, gains_by_rule, matches, ended, empty, ended_by_rule, end_after_line = [], [], 0, 0, 0, 0, 0.0
     for case, (prefix, line, suffix) in zip(cases, pieces, strict=True):
-        fim, p_end = scorer.target_logprob(scorer.fim_context(prefix, suffix, order), line)
-        left_to_right, _ = scorer.target_logprob(prefix or [scorer.eot], line)
+        fim, fim_by_rule, p_end = scorer.target_logprob(scorer.fim_context(prefix, suffix, order), line)
+        left_to_right, _, _ = scorer.target_logprob(prefix or [scorer.eot], line)
         end_after_line += p_end
         gains.append(fim - left_to_right)
+        gains_by_rule.append(fim_by_rule - left_to_right)
         guess, closed = scorer.infill(prefix, suffix, order)
         ended += closed
         if closed and not guess.strip():  # ended at once, or after whitespace only: nothing filled
@@ -193,6 +200,9 @@ def fim_lines(scorer: Scorer, cases: list[LineCase], pieces: list[tuple], order:
         "fim_gain_nats_per_line_median": round(ordered[len(gains) // 2], 3),
         "fim_wins_share": round(sum(g > 0 for g in gains) / len(gains), 3),
         "fim_gain_worst_decile_mean": round(sum(ordered[: len(gains) // 10]) / max(1, len(gains) // 10), 3),
+        # The fill as the playground's engine samples it: a middle cannot end before it writes something.
+        "fim_wins_share_under_the_no_empty_fill_rule": round(sum(g > 0 for g in gains_by_rule) / len(gains), 3),
+        "fim_gain_nats_per_line_mean_under_the_no_empty_fill_rule": round(sum(gains_by_rule) / len(gains), 3),
         "single_line_exact_match": round(matches / len(cases), 3),
         "single_line_exact_matches": matches,
         "middles_ending_by_themselves": round(ended / len(cases), 3),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 
 import pytest
+import torch
 from tokenizers import Tokenizer
 
 from training.corpus import SourceFile
@@ -102,3 +103,20 @@ def test_most_rest_of_line_holes_stop_before_the_newline():
     spans = [choose_hole(code, rng, policy) for _ in range(400)]
     before_newline = sum(b < len(code) and code[b] == "\n" for a, b in spans)
     assert 0.65 < before_newline / len(spans) < 0.9  # 80 %, less the holes that start on the newline itself
+
+
+def test_a_line_scored_under_the_no_empty_fill_rule_loses_only_the_end_before_its_first_visible_token():
+    """The rule takes end-of-text out until the middle has written something, and renormalizes: the line's
+    score rises by exactly -log(1 - p(end-of-text)) at each of those positions, and nowhere else."""
+    scorer = Scorer(NANO)
+    prefix, suffix = scorer.encode("x = 1"), scorer.encode("\nprint(x, y)\n")
+    line = scorer.encode("\n    y = 2")
+    context = scorer.fim_context(prefix, suffix, "spm")
+    plain, under_rule, _ = scorer.target_logprob(context, line)
+    first_visible = next(i for i, token in enumerate(line) if not scorer.blank[token])
+    with torch.inference_mode():
+        logits = scorer.model(torch.tensor([context + line])).logits[0, len(context) - 1:]
+    p_end = torch.softmax(logits, -1)[: first_visible + 1, scorer.eot]
+    assert first_visible >= 1  # the newline and the indentation come first
+    assert under_rule - plain == pytest.approx(-float(torch.log1p(-p_end).sum()), abs=1e-4)
+    assert under_rule > plain
