@@ -104,5 +104,6 @@ def step_profile(model: Any, ids: Any, steps: int = 32) -> str:
     all_ms = sum(e.self_cpu_time_total for e in events) / steps / 1e3
     return f"{operators} torch operators, self time {all_ms:.2f} ms a step, of it matrix products {matmul_ms:.2f} ms"
 
+
 if __name__ == "__main__":
     main()

@@ -3,15 +3,16 @@
     python -m training.shift_end_of_text SOURCE DEST --shift -1.0
 
 A weight of w on one token's loss moves that token's learned odds up by about w wherever the model
-is unsure. Subtracting a constant from its logit moves them back by e^shift, the same everywhere, and
-so traces the runs' trade between middles that end and fills the suffix helps without training again
-(the model card's "Tried after v6" shows that curve). The copy is a regular transformers checkpoint
+is unsure. Adding a (negative) shift to its logit multiplies those odds by e^shift, the same factor
+everywhere, and so traces a weighted run's trade between middles that end and lines the suffix helps
+without training again (the model card's "Tried after v6" shows those curves). The copy is a regular transformers checkpoint
 that the scorer and the playground load as they load any other.
 
 How it stays exact: GPT-BigCode ties its output head to the input embeddings, and the last layer norm
 hands the head ``g * n + b`` with ``n`` of zero mean. An output row moved by ``c / g`` (elementwise)
 then moves that token's logit by ``c * sum(b / g)`` and by nothing that depends on ``n``. The head is
-untied so that end-of-text's input embedding stays as trained (4096 × 256 floats, 4 MB more).
+untied so that end-of-text's input embedding stays as trained (for nano-starcoder 4096 × 256 floats,
+4 MB more).
 """
 
 from __future__ import annotations
