@@ -9,8 +9,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tests.conftest import NANO
 from training.shift_end_of_text import shift_checkpoint
+
+from ..conftest import NANO
 
 CONTEXTS = ["def add(a, b):\n    return a + b\n", "<fim_prefix><fim_suffix>\n    return x\n<fim_middle>def f(x):\n"]
 
