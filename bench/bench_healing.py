@@ -2,9 +2,11 @@
 
 Ten prompts end right after a block opener's newline, or after the indentation of the body's first
 line. Each runs greedy and with three seeds, at the model's default parameters, with token healing
-on and off, through the service (the same path as the app's Complete tab). A run counts as a body
+on and off, through the service: as a completion (the Complete tab), and as a fill with its hole
+where the prompt ends (the Fill tab; the code after the hole is one line break). A run counts as a body
 when the first line the model writes (after the prompt's text) is indented deeper than the opener
-and holds code.
+and holds code, and as one level in when that line is indented exactly four spaces deeper (what the
+prompts that end on indentation already typed).
 
     python bench/bench_healing.py [--seeds 1 2 3] [--tokens 32] [--json healing.json]
 """
@@ -53,6 +55,12 @@ def opens_body(prompt: str, opener_indent: int, continuation: str) -> bool:
     return indent > opener_indent and bool(line.strip())
 
 
+def one_level_in(prompt: str, opener_indent: int, continuation: str) -> bool:
+    """Whether the first line written is a body indented exactly one level (four spaces) past the opener."""
+    line = (prompt.rsplit("\n", 1)[-1] + continuation).split("\n", 1)[0]
+    return opens_body(prompt, opener_indent, continuation) and len(line) - len(line.lstrip(" ")) == opener_indent + 4
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2, 3], help="sampled runs besides greedy")
@@ -64,22 +72,24 @@ def main() -> int:
     slot = ModelSlot(loaded.spec, LocalBackend(loaded))
     playground = Playground(settings, {loaded.spec.id: slot}, load_tech_assistant())
     runs = [{"temperature": 0}] + [{"seed": seed} for seed in args.seeds]  # the model's defaults otherwise
-    results: dict[str, list[dict]] = {"on": [], "off": []}
-    for heal in ("on", "off"):
-        for prompt, indent in PROMPTS:
-            for extra in runs:
-                run = playground.start("complete", None, {"prompt": prompt},
-                                       {**extra, "max_new_tokens": args.tokens, "heal": heal == "on"})
-                for _ in run:
-                    pass
-                assert run.record is not None
-                text = run.record.text
-                results[heal].append({"prompt": prompt, **extra, "continuation": text,
-                                      "body": opens_body(prompt, indent, text)})
-        bodies = sum(r["body"] for r in results[heal])
-        print(f"token healing {heal}: {bodies} of {len(results[heal])} runs continue with the block's body")
+    inputs = {"complete": lambda prompt: {"prompt": prompt}, "fill": lambda prompt: {"code": f"{prompt}<FILL_HERE>\n"}}
+    results: dict[str, list[dict]] = {}
+    for mode, heal in [(mode, heal) for mode in inputs for heal in ("on", "off")]:
+        rows = results[f"{mode}, healing {heal}"] = []
+        for (prompt, indent), extra in [(case, extra) for case in PROMPTS for extra in runs]:
+            run = playground.start(mode, None, inputs[mode](prompt),
+                                   {**extra, "max_new_tokens": args.tokens, "heal": heal == "on"})
+            for _ in run:
+                pass
+            assert run.record is not None
+            text = run.record.generated
+            rows.append({"prompt": prompt, **extra, "continuation": text, "body": opens_body(prompt, indent, text),
+                         "one_level_in": one_level_in(prompt, indent, text)})
+        bodies, level = (sum(r[key] for r in rows) for key in ("body", "one_level_in"))
+        print(f"{mode}, token healing {heal}: {bodies} of {len(rows)} runs continue with the block's body, "
+              f"{level} of them one level in")
     for prompt, _ in PROMPTS[:3]:
-        example = next(r for r in results["on"] if r["prompt"] == prompt)
+        example = next(r for r in results["complete, healing on"] if r["prompt"] == prompt)
         print(f"  e.g. {prompt!r} -> {example['continuation'][:40]!r}")
     if args.json:
         args.json.write_text(json.dumps({"benchmark": "healing", "date": datetime.now(UTC).isoformat(timespec="seconds"),

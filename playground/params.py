@@ -193,10 +193,10 @@ class GenerationParams:
         1, "Candidates to generate for fill and complete, ranked by mean token log-probability.", bounded_int,
         bound=Bound(1, 8, 1), ui_name="candidates", label="Candidates (fill and complete)", candidates=True)
     heal: bool = declare(
-        True, "Token healing: the prompt's last token is taken back and the model's first token must begin with "
-        "its text, so a prompt that ends after a newline or indentation goes on as code would. Remote engines "
-        "that can constrain their output (TGI, vLLM, llama.cpp) are asked to; others get the prompt as typed, "
-        "and the record says so.", as_bool, control="checkbox",
+        True, "Token healing: the prompt's last token is taken back and the model must write its text again first, "
+        "spelled as it likes, so a prompt that ends after a newline or indentation goes on as code would. "
+        "Remote engines that can constrain their output (TGI, vLLM, llama.cpp) are asked to; others get the "
+        "prompt as typed, and the record says so.", as_bool, control="checkbox",
         label="Token healing", before=False)
     end_at_scope: bool = declare(
         True, "Fill: end the middle where the model's code leaves the hole's block (a line indented less than the "

@@ -24,7 +24,6 @@ decoding the chosen token is always the top alternative. Several candidates
 
 from __future__ import annotations
 
-import bisect
 import logging
 import queue
 import threading
@@ -36,10 +35,10 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteriaList
 
 from playground.backends.base import Alternative, BackendInfo, Chunk, Event, EventStream, Finished
+from playground.backends.local_healing import Healer, TokenTexts
 from playground.backends.local_steps import (
     CancelCriteria,
     Forbid,
-    Healer,
     IncrementalDecoder,
     NotEmpty,
     Sequence,
@@ -65,11 +64,9 @@ Emit = Callable[[Event], None]
 @dataclass(frozen=True)
 class Healing:
     """Token healing for one prompt: the text of the token taken back (the last of the text the model
-    continues), where it stood in the prompt's ids, and the tokens that may come first in its place
-    (those whose text begins with it)."""
+    continues) and where it stood in the prompt's ids."""
 
     text: str
-    allowed: list[int]
     position: int
 
 
@@ -93,9 +90,7 @@ class LocalBackend:
         self._blank = blank_tokens(self.tokenizer)
         self._device = next(self.model.parameters()).device
         self._pieces: dict[int, str] = {}
-        # Every token's text, sorted, for token healing's prefix search: made here, before any request.
-        pieces = ((self.tokenizer.decode([i]), i) for i in range(len(self.tokenizer)) if i not in self.special_ids)
-        self._texts = sorted((piece, i) for piece, i in pieces if piece and "\ufffd" not in piece)
+        self._texts = TokenTexts(self.tokenizer, self.special_ids)  # for token healing
 
     def info(self) -> BackendInfo:
         plan = self.loaded.plan
@@ -209,7 +204,7 @@ class LocalBackend:
 
     def _healing(self, prompt: Prompt, input_ids: list[int], params: GenerationParams) -> Healing | None:
         """What token healing takes back from the text the model continues, if anything: only a text
-        token (never a special one) that a longer token of the vocabulary extends. That text ends the
+        token (never a special one) that the model could also spell another way. That text ends the
         prompt, or (a prefix-suffix-middle fill) stands before the suffix: its ids are then the ones
         before the suffix sentinel's, since text is tokenized up to each special token."""
         if not params.heal or prompt.resumed_text is None or prompt.resumes is None:
@@ -223,24 +218,13 @@ class LocalBackend:
         text = self.tokenizer.decode([last])
         if last in self.special_ids or not text or "\ufffd" in text:
             return None
-        allowed = self._extending(text)
-        if len(allowed) < 2:  # nothing but the token itself: nothing to heal
+        if len(self._texts.consistent(text)) < 2:  # nothing but the token itself: nothing to heal
             return None
-        return Healing(text, allowed, len(head) - 1)
+        return Healing(text, len(head) - 1)
 
     def _not_empty(self, prompt: Prompt, params: GenerationParams) -> bool:
         """Whether this generation is a fill that may not come back empty (``no_empty_fill``)."""
         return params.no_empty_fill and self.spec.fim is not None and Special(self.spec.fim.middle) in prompt.segments
-
-    def _extending(self, text: str) -> list[int]:
-        """The tokens whose text begins with ``text`` (special tokens and partial characters excluded)."""
-        start = bisect.bisect_left(self._texts, (text, -1))
-        found = []
-        for piece, token_id in self._texts[start:]:
-            if not piece.startswith(text):
-                break
-            found.append(token_id)
-        return found
 
     def _run(self, input_ids: list[int], max_new: int, params: GenerationParams, cancel: threading.Event,
              emit: Emit, healing: Healing | None = None, not_empty: bool = False) -> None:
@@ -281,8 +265,8 @@ class LocalBackend:
             if tail is not None:
                 emit(Chunk(tail.text, 0, tail.details, index))
         reasons = tuple(s.reason(cancel) for s in sequences)
-        notices = (f"Token healing: the prompt's last token ({healed!r}) was taken back and the first token "
-                   "written had to begin with it.",) if healed else ()
+        notices = (f"Token healing: the prompt's last token ({healed!r}) was taken back and the model's text "
+                   "had to begin with it.",) if healed else ()
         emit(Finished(reasons[0], len(input_ids) + bool(healed), sum(s.count for s in sequences),
                       notices=notices, reasons=reasons if params.n > 1 else ()))
 
@@ -290,7 +274,7 @@ class LocalBackend:
                     prompt_length: int) -> list[LogitsProcessor]:
         """What shapes each step's scores, in order: the weigher first, so the probabilities reported
         are the model's own; then the constraints."""
-        healer = Healer(healing.allowed, prompt_length) if healing else None
+        healer = Healer(healing.text, self._texts, prompt_length) if healing else None
         # A healed first token is whitespace (healing takes back only a line break or spaces), so the
         # no-empty rule checks it like any other.
         rule = NotEmpty(self.eos_ids, self._blank, prompt_length) if not_empty and self.eos_ids else None

@@ -47,22 +47,6 @@ class Weigher(LogitsProcessor):
         return scores
 
 
-class Healer(LogitsProcessor):
-    """Token healing: at the first generated position only the tokens in ``allowed`` (those whose text
-    begins with the text of the prompt token that was taken back) can be chosen. After the weigher, so
-    the numbers reported for that token are the model's own."""
-
-    def __init__(self, allowed: list[int], prompt_length: int) -> None:
-        self.allowed, self.prompt_length = allowed, prompt_length
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if input_ids.shape[1] != self.prompt_length:
-            return scores
-        mask = torch.full_like(scores, -float("inf"))
-        mask[:, self.allowed] = 0
-        return scores + mask  # type: ignore[return-value]
-
-
 class Forbid(LogitsProcessor):
     """Never samples these tokens; after the weigher, so reported log-probabilities stay the model's own."""
 

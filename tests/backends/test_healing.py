@@ -2,8 +2,9 @@
 
 A prompt that ends after a newline or bare indentation ends on a token the model rarely saw there
 (StarCoder-style BPE merges a newline with the indentation after it). Healing takes that token back
-and lets only tokens that begin with its text come first; the text shown never repeats it, deltas
-join into the record, and probabilities, stops and candidates compose with it.
+and lets the model spell its text again in any way consistent with it (``"\n   "`` + ``" return"`` for
+four spaces); the text shown never repeats it, deltas join into the record, and probabilities, stops
+and candidates compose with it.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+import torch
 
+from playground.backends.local_healing import Healer
 from playground.service import Playground
 from playground.slots import ModelSlot
 from playground.tech_assistant import load_tech_assistant
@@ -85,3 +88,41 @@ def test_a_prefix_suffix_middle_fill_heals_the_end_of_its_prefix(playground):
     assert record is not None and record.raw_prompt.startswith("<fim_prefix>def add(a, b):\n    <fim_suffix>")
     assert any(n.startswith("Token healing") and "'\\n    '" in n for n in record.notices), record.notices
     assert "".join(deltas) == record.generated and not record.generated.startswith("\n")
+
+
+@pytest.mark.parametrize("code", [
+    "def add(a, b):\n    <FILL_HERE>\n",
+    "import os\n\ndef list_files(path):\n    <FILL_HERE>\n    return files\n",
+    "class Point:\n    def __init__(self, x, y):\n        <FILL_HERE>\n",
+    "def read_json(path):\n    with open(path) as f:\n        <FILL_HERE>\n",
+])
+def test_a_fill_after_bare_indentation_writes_at_that_indentation(playground, code):
+    """The user's indentation is kept: with only the tokens that begin with "\\n    " allowed first, the
+    model's nearest spelling was one level deeper, and every one of these fills came back indented twice."""
+    run = playground.start("fill", None, {"code": code}, {"temperature": 0, "max_new_tokens": 12})
+    list(run)
+    assert run.record is not None and run.record.generated.strip(), run.record
+    assert not run.record.generated[0].isspace(), run.record.generated
+
+
+def test_the_healed_text_may_be_spelled_in_several_tokens(nano_backend):
+    """After "\\n   " (three spaces) the one space still owed must begin the next token; after that,
+    nothing is constrained."""
+    tokenizer, texts = nano_backend.tokenizer, nano_backend._texts
+    ids = {text: tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)) for text in ("\n   ", " return", "x")}
+    assert all(len(found) == 1 for found in ids.values()), ids  # each is one token of nano's vocabulary
+    healer = Healer("\n    ", texts, prompt_length=3)
+    width = len(tokenizer)
+
+    def allowed(generated: list[int]) -> set[int]:
+        scores = healer(torch.tensor([[0, 0, 0, *generated]]), torch.zeros(1, width))
+        return set(torch.isfinite(scores[0]).nonzero().squeeze(1).tolist())
+
+    first = allowed([])
+    assert ids["\n   "][0] in first and ids["x"][0] not in first
+    assert all(texts.length[i] and ("\n    ".startswith(tokenizer.decode([i])) or tokenizer.decode([i]).startswith(
+        "\n    ")) for i in first)
+    second = allowed(ids["\n   "])
+    assert ids[" return"][0] in second and ids["\n   "][0] not in second
+    assert all(tokenizer.decode([i]).startswith(" ") for i in second)
+    assert len(allowed([*ids["\n   "], *ids[" return"]])) == width  # given back: free from here on

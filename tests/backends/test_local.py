@@ -185,6 +185,7 @@ def test_the_model_never_writes_a_fim_sentinel(nano_backend):
     params = GenerationParams(max_new_tokens=8, temperature=0, repetition_penalty=1.0, logprobs=5)
     for prompt in (fill, Prompt.of("import os\nimport ")):
         text, outcome = collect(nano_backend, prompt, params)
-        # Every generated token is listed, so none was special (specials are not listed).
+        # Every generated token is listed, so none was special (specials are not listed); but one, where
+        # healing spelled the taken-back indentation in two tokens, whose text was all the prompt's.
         assert outcome.finish_reason == "length" and text and "<fim_" not in text
-        assert len(outcome.track.tokens) == outcome.completion_tokens == 8
+        assert outcome.completion_tokens == 8 and len(outcome.track.tokens) >= 7
