@@ -200,7 +200,8 @@ class GenerationParams:
         label="Token healing", before=False)
     end_at_scope: bool = declare(
         True, "Fill: end the middle where the model's code leaves the hole's block (a line indented less than the "
-        "hole) or starts repeating the code after the hole, instead of running on to the token limit.", as_bool,
+        "hole), starts repeating the code after the hole, or writes the same text over and over, instead of running "
+        "on to the token limit.", as_bool,
         control="checkbox", label="End fills at the hole's scope", before=False, own=True)
     no_empty_fill: bool = declare(
         True, "Fill: the model may not close the hole before it writes something visible (an empty middle is "

@@ -134,10 +134,10 @@ def test_splice_round_trip(prefix, middle, suffix):
     assert middle.startswith(used)
 
 
-@given(st.text(alphabet="ab \n(){}:=", max_size=40), st.text(alphabet="ab \n(){}:=", max_size=60),
+@given(st.text(alphabet="ab \n(){}:=", max_size=40), st.text(alphabet="ab \n(){}:=", max_size=120),
        st.text(alphabet="ab \n(){}:=", max_size=40), st.lists(st.integers(1, 7), max_size=30))
 def test_fill_deltas_join_into_the_recorded_middle(prefix, middle, suffix, cuts):
-    """Streamed in any pieces, the deltas join into the middle the record keeps, echo of the suffix cut."""
+    """Streamed in any pieces, the deltas join into the middle the record keeps, echo of the suffix and loops cut."""
     prepared = Prepared(Prompt.of(""), 1, Hole(prefix, suffix))
     pieces, rest = [], middle
     for size in cuts:
