@@ -71,9 +71,9 @@ def _ends(raw: str, hole: Hole) -> list[MiddleEnd]:
     scope = _scope_end(raw, hole.prefix)
     if scope is not None:
         ends.append(scope)
-    loop = hole.loops.end(raw)
+    loop = hole.loops.find(raw)
     if loop is not None:
-        ends.append(MiddleEnd(loop, True, "loop"))
+        ends.append(MiddleEnd(loop.at, loop.final, "loop" if loop.final else None))
     return ends
 
 
@@ -119,8 +119,8 @@ def ended_note(why: Why, middle: str) -> str:
     if why == "repeat":
         return "The fill was ended where the model began repeating the code after the hole."
     if why == "loop":
-        return ("The fill was ended where the model was writing the same text over and over. Try again with a "
-                "temperature above 0, or make the hole smaller.")
+        return ("The fill was ended where the model was writing the same text over and over. Try a temperature "
+                "above 0; turn off \"End fills at the hole's scope\" to let it run on.")
     lines = middle.count("\n") + 1
     return (f"The fill was ended after {lines} line{'s' if lines != 1 else ''}, where the model's code left the "
             "hole's block (a line indented less than the hole). Turn off \"End fills at the hole's scope\" to let "

@@ -11,10 +11,16 @@ does that too, rarely: scanned whole, one in about 450 modules of the
 standard library and site-packages holds such a run in its first 8,000
 characters (looser rules found four, and three copies of a line found many).
 
-``Loops.end`` is a function of the text alone (the end of the first such run),
-so the stream, the stop decision and the record agree; it remembers how far
-it scanned each text it was asked about, so a stream's growing text (or each
-candidate's) is scanned once, a constant amount of work per character.
+What the loop leaves of the text is its first two copies (``"a new new"``):
+once two copies of a unit stand back to back, what follows is held back while
+it goes on repeating them, and given back when the run breaks. Double letters
+make such pairs all the time, but they break at once, so the hold costs
+ordinary code nothing.
+
+``Loops.find`` is a function of the text alone, so the stream, the stop
+decision and the record agree; it remembers its scan of each text it was asked
+about, so a stream's growing text (or each candidate's) is scanned once, a
+few microseconds a character.
 """
 
 from __future__ import annotations
@@ -26,17 +32,26 @@ MIN_COPIES = 4
 MIN_CHARS = 48
 _SCANS = 8  # texts remembered at once: one per candidate of a fill (params.n is at most 8)
 
-
 # By unit length: how many characters past a run's first copy must repeat it for the run to be a loop.
 _NEEDED = [0] + [(max(MIN_COPIES, -(-MIN_CHARS // unit)) - 1) * unit for unit in range(1, MAX_UNIT + 1)]
 
 
+@dataclass(frozen=True)
+class Loop:
+    """The text ends at ``at``, after a run's second copy: for certain (``final``: the run is a loop),
+    or while the run may still become one (text past ``at`` is held back)."""
+
+    at: int
+    final: bool
+
+
 @dataclass
 class _Scan:
-    text: str = ""  # scanned so far; it stops growing at the loop's end
+    text: str = ""  # scanned so far; it stops growing at the first loop
     runs: dict[int, int] = field(default_factory=dict)  # by unit length: characters so far that repeat it
     recent: dict[str, list[int]] = field(default_factory=dict)  # by character: where in the last MAX_UNIT
-    end: int | None = None
+    holds: list[int] = field(default_factory=list)  # by text length - 1: where holding back begins
+    loop: Loop | None = None
 
     def extend(self, text: str) -> None:
         """Scan the characters of ``text`` (which begins with ``self.text``) not scanned yet. Only the units
@@ -44,28 +59,38 @@ class _Scan:
         for at in range(len(self.text), len(text)):
             char = text[at]
             recent = [seen for seen in self.recent.get(char, ()) if at - seen <= MAX_UNIT]
-            self.runs = {at - seen: self.runs.get(at - seen, 0) + 1 for seen in recent}
+            self.runs = runs = {at - seen: self.runs.get(at - seen, 0) + 1 for seen in recent}
             recent.append(at)
             self.recent[char] = recent
-            for unit, run in self.runs.items():
-                if run >= _NEEDED[unit] and any(c.isalpha() for c in text[at - unit + 1 : at + 1]):
-                    self.text, self.end = text[: at + 1], at + 1
-                    return
+            # A run of two copies or more holds back what goes past its second copy.
+            pairs = [unit for unit, run in runs.items() if run >= unit and _has_letter(text, at, unit)]
+            hold = min((at + 1 - runs[unit] + unit for unit in pairs), default=at + 1)
+            self.holds.append(hold)
+            if any(runs[unit] >= _NEEDED[unit] for unit in pairs):
+                self.text, self.loop = text[: at + 1], Loop(hold, True)
+                return
         self.text = text
 
 
+def _has_letter(text: str, at: int, unit: int) -> bool:
+    return any(c.isalpha() for c in text[at - unit + 1 : at + 1])
+
+
 class Loops:
-    """The end of the first loop in texts, each one a stream's text as it grows."""
+    """The first loop in texts, each one a stream's text as it grows."""
 
     def __init__(self) -> None:
         self._scans: list[_Scan] = []
 
-    def end(self, text: str) -> int | None:
-        """Where the first loop in ``text`` ends (its last copy's end), or None if there is none yet."""
+    def find(self, text: str) -> Loop | None:
+        """The first loop in ``text``, or a run that may still become one at its end; None if neither."""
         scan = next((s for s in self._scans if text.startswith(s.text) or s.text.startswith(text)), None)
         if scan is None:
             scan = _Scan()
             self._scans = [scan, *self._scans[: _SCANS - 1]]
-        if scan.end is None and len(text) > len(scan.text):
+        if scan.loop is None and len(text) > len(scan.text):
             scan.extend(text)
-        return scan.end if scan.end is not None and scan.end <= len(text) else None
+        if scan.loop is not None and len(scan.text) <= len(text):
+            return scan.loop
+        hold = scan.holds[len(text) - 1] if text else 0
+        return Loop(hold, False) if hold < len(text) else None
