@@ -68,7 +68,7 @@ def engine_path(playground: Playground, tokens: int) -> Callable[[], Timing]:
 
 
 def _params(tokens: int) -> dict[str, object]:
-    return {"max_new_tokens": tokens, "temperature": 0, "end_at_scope": False}
+    return {"max_new_tokens": tokens, "temperature": 0, "end_at_scope": False, "stop_loops": False}
 
 
 def route_path(client: httpx.Client, url: str, body: dict[str, object],
@@ -102,7 +102,7 @@ def main() -> None:
     while httpx.get(server.url + "/api/health").json().get("attribution") != "ready":
         time.sleep(0.5)  # the default attribution index builds on first start
     client = httpx.Client(timeout=120)
-    greedy = {"temperature": 0, "end_at_scope": False}
+    greedy = {"temperature": 0, "end_at_scope": False, "stop_loops": False}
     paths = {
         "engine": engine_path(playground, args.tokens),
         "openai": route_path(client, server.url + "/v1/completions",
@@ -116,7 +116,8 @@ def main() -> None:
                             "params": _params(args.tokens)}, lambda e: e.get("delta", "")),
         "tgi": route_path(client, server.url + "/generate_stream",
                           {"inputs": f"<fim_prefix>{PREFIX}<fim_suffix>{SUFFIX}<fim_middle>",
-                           "parameters": {"max_new_tokens": args.tokens, "do_sample": False, "end_at_scope": False}},
+                           "parameters": {"max_new_tokens": args.tokens, "do_sample": False, "end_at_scope": False,
+                                          "stop_loops": False}},
                           lambda e: e["token"]["text"]),
     }
     timings: dict[str, list[Timing]] = {name: [] for name in paths}

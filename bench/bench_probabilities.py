@@ -75,7 +75,7 @@ def timed(playground: Playground, params: dict[str, Any]) -> tuple[float, int]:
 def logprobs_rounds(playground: Playground, tokens: int, rounds: int) -> dict[str, Any]:
     speeds: dict[str, list[float]] = {"without": [], "with": []}
     counts: set[int] = set()
-    base = {"temperature": 0, "max_new_tokens": tokens, "repetition_penalty": 1.0}
+    base = {"temperature": 0, "max_new_tokens": tokens, "repetition_penalty": 1.0, "stop_loops": False}
     for index in range(rounds):
         order = ("without", "with") if index % 2 == 0 else ("with", "without")
         for name in order:
@@ -112,7 +112,8 @@ def candidates_rounds(playground: Playground, backend: LocalBackend, tokens: int
     for index in range(rounds):
         order = [1, 4, 8] if index % 2 == 0 else [8, 4, 1]
         for n in order:
-            params = {"temperature": 0.8, "top_p": 0.95, "max_new_tokens": tokens, "seed": 100 + index, "n": n}
+            params = {"temperature": 0.8, "top_p": 0.95, "max_new_tokens": tokens, "seed": 100 + index, "n": n,
+                      "stop_loops": False}
             walls[f"app{n}"].append(timed(playground, params)[0])
             walls[f"raw{n}"].append(raw_generate(backend, tokens, n, 100 + index))
     medians = {name: statistics.median(v) for name, v in walls.items()}

@@ -113,7 +113,7 @@ def app_runner(url: str, tokens: int) -> Callable[[str], RunResult]:
     def run_one(label: str) -> RunResult:
         result = RunResult(label, time.monotonic())
         body = {"mode": "complete", "prompt": f"# {label}\ndef f():\n", "stream": True,
-                "params": {"max_new_tokens": tokens, "temperature": 0, "repetition_penalty": 1.0}}
+                "params": {"max_new_tokens": tokens, "temperature": 0, "repetition_penalty": 1.0, "stop_loops": False}}
         with client.stream("POST", "/api/generate", json=body) as response:
             for line in response.iter_lines():
                 if line.startswith('data: {"delta"'):

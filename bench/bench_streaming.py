@@ -185,8 +185,10 @@ def time_threaded(model, backend, ids, n):
 
 
 def time_backend(backend, text, n):
-    # heal=False: the snippet has no token healing, and every path must do the same work
-    params = GenerationParams(temperature=0.0, max_new_tokens=n, repetition_penalty=1.0, seed=0, heal=False)
+    # heal=False: the snippet has no token healing, and every path must do the same work; stop_loops=False:
+    # the snippet writes its n tokens whatever they are
+    params = GenerationParams(temperature=0.0, max_new_tokens=n, repetition_penalty=1.0, seed=0, heal=False,
+                              stop_loops=False)
     outcome = Outcome()
     start = time.perf_counter()
     for _ in run_stream(backend, Prompt.of(text), params, threading.Event(), outcome, time_limit_s=600):
@@ -198,7 +200,8 @@ def time_backend(backend, text, n):
 def time_rest(http: httpx.Client, url, text, n):
     """``http`` is made once outside the clock: building an httpx.Client loads CA certificates (~30 ms)."""
     body = {"mode": "complete", "prompt": text, "stream": True,
-            "params": {"max_new_tokens": n, "temperature": 0, "repetition_penalty": 1.0, "seed": 0, "heal": False}}
+            "params": {"max_new_tokens": n, "temperature": 0, "repetition_penalty": 1.0, "seed": 0, "heal": False,
+                       "stop_loops": False}}
     first = record = None
     start = time.perf_counter()
     with http.stream("POST", url + "/api/generate", json=body, timeout=600) as response:
@@ -222,7 +225,8 @@ def time_gradio(client, text, n):
     """The API returns (prompt + continuation, stats line); the token count is read from the stats line."""
     start = time.perf_counter()
     first = last = None
-    job = client.submit(text, "nano-starcoder", n, 0, 1.0, 0, 1.0, "", "0", False, 1, False, api_name="/complete")
+    job = client.submit(text, "nano-starcoder", n, 0, 1.0, 0, 1.0, "", "0", False, 1, False, False,
+                        api_name="/complete")
     for out in job:
         last = out
         if first is None and out[0] != text:

@@ -56,7 +56,7 @@ def start_app(engine: str, port: int, log: Path) -> subprocess.Popen[bytes]:
 
 def rest_load(url: str, tokens: int, stop: threading.Event) -> None:
     body = {"mode": "complete", "prompt": PROMPT, "stream": True,
-            "params": {"max_new_tokens": tokens, "temperature": 0, "repetition_penalty": 1.0}}
+            "params": {"max_new_tokens": tokens, "temperature": 0, "repetition_penalty": 1.0, "stop_loops": False}}
     while not stop.is_set():
         with httpx.stream("POST", url + "/api/generate", json=body, timeout=120) as response:
             for _ in response.iter_lines():
@@ -68,7 +68,8 @@ def gradio_load(url: str, tokens: int, stop: threading.Event) -> None:
 
     client = Client(url + "/", verbose=False)
     while not stop.is_set():
-        client.predict(PROMPT, "nano-starcoder", tokens, 0, 0.9, 0, 1.0, "", "1", api_name="/complete")
+        client.predict(PROMPT, "nano-starcoder", tokens, 0, 0.9, 0, 1.0, "", "1", False, 1, True, False,
+                       api_name="/complete")
     client.close()
 
 

@@ -200,14 +200,17 @@ class GenerationParams:
         label="Token healing", before=False)
     end_at_scope: bool = declare(
         True, "Fill: end the middle where the model's code leaves the hole's block (a line indented less than the "
-        "hole), starts repeating the code after the hole, or writes the same text over and over, instead of running "
-        "on to the token limit.", as_bool,
+        "hole) or starts repeating the code after the hole, instead of running on to the token limit.", as_bool,
         control="checkbox", label="End fills at the hole's scope", before=False, own=True)
     no_empty_fill: bool = declare(
         True, "Fill: the model may not close the hole before it writes something visible (an empty middle is "
         "never what marking a hole asks for). The app's own engine applies it; remote engines cannot be asked, "
         "and an empty fill from them is shown as such.", as_bool, control="checkbox",
         label="Never return an empty fill", before=False, own=True)
+    stop_loops: bool = declare(
+        True, "Stop the model where it writes the same text over and over (a piece of up to 100 characters with a "
+        "letter in it, back to back at least 4 times and over 48 characters); what it wrote keeps the first two "
+        "copies.", as_bool, control="checkbox", label="Stop at loops", before=False)
 
     @property
     def greedy(self) -> bool:

@@ -143,6 +143,8 @@ class Run:
             notices.append(f"Stopped at the {self.playground.settings.generation_timeout_s:g} s time limit.")
         if self.outcome.finish_reason == "error":
             notices.append("The generation was interrupted; the output is incomplete.")
+        if self.outcome.looped:
+            notices.append(LOOP_NOTICE)
         ended = self.mode.ended(self.prepared, self.outcome.text) if self.params.n == 1 else None
         if ended is not None:
             notices.append(ended)
@@ -234,6 +236,8 @@ class Weighed:
     candidates: list[Candidate] | None = None
 
 
+LOOP_NOTICE = ("The model was stopped where it was writing the same text over and over; what it wrote keeps the "
+               "first two copies. Try a temperature above 0, or turn off \"Stop at loops\" to let it run on.")
 _GREEDY_ONE = ("With temperature 0 every candidate would be the same text, so one was generated. "
                "Raise the temperature for different candidates.")
 

@@ -2,7 +2,7 @@
 
 Stop sequences are cut here, for every backend alike: text that could still
 become a stop sequence is held back until it can't, so a stop that spans
-tokens never flashes on screen. The wall-clock limit and the timings (time
+tokens never flashes on screen. Loops (``stop_loops``) are cut the same way. The wall-clock limit and the timings (time
 to first token, tokens/s) are measured here too.
 """
 
@@ -17,20 +17,28 @@ from playground.backends.base import Backend, Chunk, Finished
 from playground.params import GenerationParams
 from playground.probabilities import TokenTrack
 from playground.prompt import Prompt
+from playground.prompting.loops import Loops
 
 Ended = Callable[[str], bool]  # whether the mode's own rule has ended this raw text (a fill left its block)
 
 
 class StopCutter:
-    """Feed text deltas; get back only text that is certainly before any stop sequence. A stop
-    sequence's text is cut; a mode's own ending (``ended``) keeps the text, which the mode trims."""
+    """Feed text deltas; get back only text that is certainly before any stop sequence or loop. A stop
+    sequence's text is cut, and a loop's past its second copy (``loops``, when given); a mode's own
+    ending (``ended``) keeps the text, which the mode trims."""
 
-    def __init__(self, stops: tuple[str, ...], ended: Ended | None = None):
+    def __init__(self, stops: tuple[str, ...], ended: Ended | None = None, loops: Loops | None = None):
         self.stops = tuple(s for s in stops if s)
         self.ended = ended
+        self.loops = loops
         self.pending = ""
         self.seen = ""
         self.stopped = False
+        self.looped = False  # stopped by a loop
+
+    @classmethod
+    def of(cls, params: GenerationParams, ended: Ended | None = None) -> StopCutter:
+        return cls(params.stop, ended, Loops() if params.stop_loops else None)
 
     def feed(self, delta: str) -> str:
         if self.stopped:
@@ -38,6 +46,10 @@ class StopCutter:
         self.seen += delta
         self.pending += delta
         cut = min((i for i in (self.pending.find(s) for s in self.stops) if i >= 0), default=-1)
+        loop = self.loops.find(self.seen) if self.loops is not None else None
+        start = len(self.seen) - len(self.pending)  # where pending begins in the text seen
+        if loop is not None and loop.final and (cut < 0 or loop.at - start < cut):
+            cut, self.looped = loop.at - start, True
         if cut >= 0:
             self.stopped = True
             safe, self.pending = self.pending[:cut], ""
@@ -46,7 +58,8 @@ class StopCutter:
             self.stopped = True
             safe, self.pending = self.pending, ""
             return safe
-        hold = self._partial_stop_length()
+        # A loop's hold never reaches back into text already given out (it begins where a second copy ends).
+        hold = max(self._partial_stop_length(), len(self.seen) - loop.at if loop is not None else 0)
         safe = self.pending[: len(self.pending) - hold]
         self.pending = self.pending[len(safe) :]
         return safe
@@ -78,6 +91,7 @@ class Outcome:
     ttft_ms: float | None = None
     total_ms: float = 0.0
     timed_out: bool = False
+    looped: bool = False  # stopped where the model wrote the same text over and over
     notices: tuple[str, ...] = ()  # the backend's, e.g. a parameter the engine could not apply
     track: TokenTrack = field(default_factory=TokenTrack)  # the tokens behind the raw text, when asked for
     candidates: list[CandidateOutcome] = field(default_factory=list)  # params.n > 1: one per candidate, by index
@@ -127,7 +141,7 @@ def run_stream(
     Backend errors before the first chunk propagate (nothing was shown); the
     caller turns them into messages. Closing this generator cancels the backend.
     """
-    cutter = StopCutter(params.stop, ended)
+    cutter = StopCutter.of(params, ended)
     start = clock()
     deadline = start + time_limit_s
     events = backend.stream(prompt, params, cancel)
@@ -152,6 +166,7 @@ def run_stream(
     finally:
         events.close()  # a closed consumer (stop button, closed tab) reaches the backend here
         outcome.total_ms = (clock() - start) * 1000
+    outcome.looped = cutter.looped
     if cutter.stopped:
         outcome.finish_reason = "stop"
     elif outcome.timed_out:
@@ -179,7 +194,7 @@ def run_candidates(
     Nothing streams: candidates are ranked once all are finished. Backend errors
     before the first chunk propagate, as in ``run_stream``.
     """
-    candidates = [CandidateOutcome(cutter=StopCutter(params.stop, ended)) for _ in range(params.n)]
+    candidates = [CandidateOutcome(cutter=StopCutter.of(params, ended)) for _ in range(params.n)]
     outcome.candidates = candidates
     start = clock()
 

@@ -184,7 +184,7 @@ def test_a_run_streams_deltas_that_join_into_the_recorded_generated_part(tmp_pat
 @pytest.mark.parametrize("n", [1, 3])
 def test_a_fill_that_leaves_its_holes_block_stops_the_model_there(tmp_path, n):
     """The middle is cut before the new top-level function, and the model is stopped as it begins,
-    not run on to the token limit; with the setting off it runs on."""
+    not run on to the token limit; with the setting off (and loops let run) it runs on."""
     output = "x = 1\n\n\ndef other():\n" + "    pass\n" * 200
     backend = FakeBackend(outputs=[output] * (2 * n))  # queued for both runs
     playground = make(tmp_path, backend)
@@ -193,7 +193,7 @@ def test_a_fill_that_leaves_its_holes_block_stops_the_model_there(tmp_path, n):
     finish(run)
     assert run.record.generated == "x = 1" and backend.requests[-1].cancelled
     assert run.record.finish_reason == "stop"
-    run = playground.start("fill", None, INPUTS["fill"], {**params, "end_at_scope": False})
+    run = playground.start("fill", None, INPUTS["fill"], {**params, "end_at_scope": False, "stop_loops": False})
     finish(run)
     assert run.record.generated.startswith("x = 1\n\n\ndef other():") and not backend.requests[-1].cancelled
 

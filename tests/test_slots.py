@@ -186,7 +186,7 @@ def _heavy_record(tmp_path, index: int) -> Generation:
     backend = FakeBackend(outputs=[("x = compute(a, b)\n" * 120) + str(i) for i in range(8)])
     playground = fake_playground(Settings(data_dir=tmp_path / str(index)), backend)
     run = playground.start("complete", None, {"prompt": "x = "},
-                           {"n": 8, "logprobs": 5, "temperature": 0.5, "max_new_tokens": 2000})
+                           {"n": 8, "logprobs": 5, "temperature": 0.5, "max_new_tokens": 2000, "stop_loops": False})
     list(run)
     assert run.record is not None
     return run.record

@@ -10,12 +10,11 @@ always survives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from playground.errors import FillMarkerError, InputError
 from playground.prompt import Prompt, Special
 from playground.prompting.budget import Budget, TokenCounter, check_text, reply_notice, too_long
-from playground.prompting.loops import Loops
 from playground.prompting.prepared import Prepared, Spent
 from playground.prompting.repo_context import NO_CONTEXT, RepoContext, check_filename, fit_context
 from playground.registry import ModelSpec
@@ -26,14 +25,11 @@ _MIN_ECHO_CHARS = 12  # shorter overlaps are too likely to be legitimate code
 
 @dataclass(frozen=True)
 class Hole:
-    """The user's code around the hole, and whether the middle ends at the hole's scope or in a loop
-    (``fill_end``)."""
+    """The user's code around the hole, and whether the middle ends at the hole's scope (``fill_end``)."""
 
     prefix: str
     suffix: str
     end_at_scope: bool = True
-    # Where the middles written for this hole fall into a loop: remembered, so each is scanned once.
-    loops: Loops = field(default_factory=Loops, compare=False, repr=False)
 
 
 def split_hole(code: str) -> tuple[str, str]:

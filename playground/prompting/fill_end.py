@@ -1,15 +1,15 @@
-"""Where a fill's middle ends: at a repeat of the code after the hole, where it leaves the hole's scope,
-or where it falls into a loop.
+"""Where a fill's middle ends: at a repeat of the code after the hole, or where it leaves the hole's scope.
 
 Small FIM models (and large ones, with long holes) often write a good middle
-and then carry on: a new function after the one being filled, the code below
-the hole all over again, or one word or line over and over. All are visible
-in the text as it streams:
+and then carry on: a new function after the one being filled, or the code
+below the hole all over again. Both are visible in the text as it streams:
 
 * a line indented less than the hole's own line (the block that holds the
   hole has ended), unless it closes a bracket the middle itself opened;
-* the start of the code after the hole (``echo_start``);
-* the same text back to back, many times (``loops``).
+* the start of the code after the hole (``echo_start``).
+
+(One word or line over and over is every mode's concern: the stream stage
+stops it, ``playground.prompting.loops``.)
 
 ``middle_end`` finds the earliest such point, and says whether more text could
 still move it (text held back while streaming) or not (the generation can
@@ -26,7 +26,7 @@ from playground.prompting.fill import Hole, echo_start
 
 __all__ = ["Hole", "MiddleEnd", "ended_note", "middle_end", "settled_middle"]
 
-Why = Literal["scope", "repeat", "loop"]
+Why = Literal["scope", "repeat"]
 _OPENERS, _CLOSERS = "([{", ")]}"
 _TAB = 4  # a tab's width when comparing indentation
 
@@ -60,20 +60,14 @@ def settled_middle(raw: str, hole: Hole) -> tuple[str, Why | None]:
 
 
 def _ends(raw: str, hole: Hole) -> list[MiddleEnd]:
-    """Every place the middle may end: a repeat of the code after the hole, leaving the hole's block, and
-    the end of a loop."""
+    """Every place the middle may end: a repeat of the code after the hole, and leaving the hole's block."""
     ends = []
     echo = echo_start(raw, hole.suffix)
     if echo is not None:
         ends.append(MiddleEnd(echo[0], echo[1], "repeat" if echo[1] else None))
-    if not hole.end_at_scope:
-        return ends
-    scope = _scope_end(raw, hole.prefix)
+    scope = _scope_end(raw, hole.prefix) if hole.end_at_scope else None
     if scope is not None:
         ends.append(scope)
-    loop = hole.loops.find(raw)
-    if loop is not None:
-        ends.append(MiddleEnd(loop.at, loop.final, "loop" if loop.final else None))
     return ends
 
 
@@ -118,9 +112,6 @@ def ended_note(why: Why, middle: str) -> str:
     """What the record says when the app ended a fill."""
     if why == "repeat":
         return "The fill was ended where the model began repeating the code after the hole."
-    if why == "loop":
-        return ("The fill was ended where the model was writing the same text over and over. Try a temperature "
-                "above 0; turn off \"End fills at the hole's scope\" to let it run on.")
     lines = middle.count("\n") + 1
     return (f"The fill was ended after {lines} line{'s' if lines != 1 else ''}, where the model's code left the "
             "hole's block (a line indented less than the hole). Turn off \"End fills at the hole's scope\" to let "

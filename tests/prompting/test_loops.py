@@ -1,5 +1,5 @@
-"""Loops: the same text back to back, found where it begins to count, cut after two copies, and never
-found in rows of symbols."""
+"""Loops: the same text back to back, found where it begins to count, cut after two copies by the stream
+stage in every mode, and never found in rows of symbols."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from playground.modes.fill import FillMode
-from playground.prompt import Prompt
-from playground.prompting.fill_end import Hole, settled_middle
+from playground.params import GenerationParams
 from playground.prompting.loops import MAX_UNIT, MIN_CHARS, MIN_COPIES, Loop, Loops
-from playground.prompting.prepared import Prepared
+from playground.stream import StopCutter
 
 from ..web.test_api import sse_events
 
@@ -45,13 +43,11 @@ def test_the_first_loop_is_where_the_rule_first_holds(text):
     assert Loops().find(text) == slow_find(text)
 
 
-@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 160)), max_size=20), st.lists(TEXT, min_size=3, max_size=3))
-def test_texts_asked_about_in_any_order_get_the_same_answers(asks, texts):
-    """Candidates share one hole: their texts, each asked about as it grows, interleave."""
+@given(TEXT, st.lists(st.integers(0, 160), max_size=20))
+def test_a_text_asked_about_as_it_grows_gets_the_answers_of_each_whole_text(text, lengths):
     loops = Loops()
-    for which, length in asks:
-        text = texts[which][:length]
-        assert loops.find(text) == slow_find(text)
+    for length in sorted(lengths):
+        assert loops.find(text[:length]) == slow_find(text[:length])
 
 
 @pytest.mark.parametrize(("text", "kept"), [
@@ -68,7 +64,7 @@ def test_two_copies_hold_back_what_follows_while_it_repeats_them():
     assert loops.find("x = a new new") is None  # two copies: nothing past them yet
     assert loops.find("x = a new new ne") == Loop(len("x = a new new"), False)
     assert loops.find("x = a new new newt") is None  # the run broke: nothing held
-    assert loops.find("all") is None
+    assert Loops().find("all") is None
 
 
 @pytest.mark.parametrize("text", [
@@ -92,24 +88,47 @@ def test_the_standard_library_holds_at_most_one_loop_in_fifty_modules():
     assert len(texts) == 100 and sum(bool((loop := Loops().find(t)) and loop.final) for t in texts) <= 2
 
 
-def test_a_fill_ends_at_its_loop_only_while_fills_end_at_their_scope():
-    raw = '"""Return a new' + " new" * 30
-    hole = Hole("def add(a, b):\n    ", "\n")
-    assert settled_middle(raw, hole) == ('"""Return a new new', "loop")
-    deltas = FillMode().deltas(Prepared(Prompt.of(""), 1, hole), iter(raw[i : i + 3] for i in range(0, len(raw), 3)))
-    assert "".join(deltas) == '"""Return a new new'
-    assert settled_middle(raw, Hole("def add(a, b):\n    ", "\n", end_at_scope=False)) == (raw, None)
+@given(TEXT, st.lists(st.integers(1, 7), max_size=40), st.sampled_from([(), ("\n\n",), ("a b",)]))
+def test_the_stream_gives_out_the_text_up_to_its_first_loop_in_any_chunking(text, cuts, stops):
+    pieces, rest = [], text
+    for size in cuts:
+        pieces.append(rest[:size])
+        rest = rest[size:]
+    pieces.append(rest)
+    cutter = StopCutter.of(GenerationParams(stop=stops))
+    given_out = "".join(cutter.feed(piece) for piece in pieces) + cutter.flush()
+    alone = StopCutter.of(GenerationParams(stop=stops, stop_loops=False))
+    without = "".join(alone.feed(piece) for piece in pieces) + alone.flush()
+    loop = slow_find(without)
+    assert given_out == (without[: loop.at] if loop and loop.final else without)
+    assert cutter.looped == bool(loop and loop.final)
 
 
-def test_the_app_stops_a_fill_that_loops_and_says_why(nano_server):
-    """nano-starcoder, greedy, writes "Return a new new new ..." into this hole; it went on to the token
-    limit before."""
-    body = {"mode": "fill", "code": "def add(a, b):\n    <FILL_HERE>\n", "stream": True,
-            "params": {"max_new_tokens": 128, "temperature": 0}}
+def test_a_loop_in_a_stream_stops_it_after_two_copies_and_off_it_runs_on():
+    text = '"""Return a new' + " new" * 30
+    cutter = StopCutter.of(GenerationParams())
+    assert "".join(cutter.feed(text[i : i + 3]) for i in range(0, len(text), 3)) == '"""Return a new new'
+    assert cutter.stopped and cutter.looped
+    off = StopCutter.of(GenerationParams(stop_loops=False))
+    assert off.feed(text) == text and not off.stopped
+
+
+@pytest.mark.parametrize(("inputs", "field"), [
+    ({"mode": "fill", "code": "def add(a, b):\n    <FILL_HERE>\n"}, "middle"),  # "Return a new new new ..."
+    ({"mode": "complete", "prompt": "print("}, "text"),  # "self.name = name" line after line
+])
+def test_the_app_stops_a_loop_says_why_and_runs_on_when_asked(nano_server, inputs, field):
+    """nano-starcoder, greedy, loops on both of these; they went on to the token limit before."""
+    params = {"max_new_tokens": 128, "temperature": 0}
+    body = {**inputs, "stream": True, "params": params}
     with httpx.stream("POST", nano_server.url + "/api/generate", json=body, timeout=60) as response:
         events = list(sse_events(response))
     record = events[-1]
     assert record["finish_reason"] == "stop" and record["usage"]["completion_tokens"] < 64, record
     assert any("the same text over and over" in notice for notice in record["notices"]), record["notices"]
-    assert "".join(e["delta"] for e in events[:-1]) == record["middle"]
-    assert Loops().find(record["middle"]) is None  # two copies are left of the loop
+    assert "".join(e["delta"] for e in events[:-1]) == record[field]
+    assert Loops().find(record[field]) is None  # two copies are left of the loop
+    body = {**inputs, "params": {**params, "stop_loops": False}}
+    record = httpx.post(nano_server.url + "/api/generate", json=body, timeout=60).json()
+    assert record["finish_reason"] == "length" and record["usage"]["completion_tokens"] == 128
+    assert not any("over and over" in notice for notice in record["notices"])

@@ -87,7 +87,8 @@ FIELDS = st.sampled_from(["mode", "model", "prompt", "code", "filename", "messag
 # Integers past a float's range: "n": 1000...0 (309+ digits) once gave a 500 (an OverflowError).
 HUGE = st.integers(min_value=10**300, max_value=10**400) | st.integers(min_value=-(10**400), max_value=-(10**300))
 PARAMS = st.dictionaries(st.sampled_from(["max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty",
-                                          "seed", "stop", "n", "logprobs", "heal", "end_at_scope", "no_empty_fill", "nope"]),
+                                          "seed", "stop", "n", "logprobs", "heal", "end_at_scope", "no_empty_fill",
+                                          "stop_loops", "nope"]),
                          JSON | HUGE, max_size=4)
 # Chat messages in Gradio's content-block form, any part of them wrong: a block whose "text" was null once gave
 # 99 of 119 fuzz 500s.
@@ -254,7 +255,8 @@ def test_a_stopped_stream_records_what_the_client_was_sent(fake_server):
     server, _ = fake_server(FakeBackend(outputs=["word " * 200], delay_s=0.02), limits=NO_LIMITS)
     received = []
     with httpx.stream("POST", server.url + "/api/generate", timeout=30,
-                      json={"mode": "complete", "prompt": "a", "stream": True}) as response:
+                      json={"mode": "complete", "prompt": "a", "stream": True,
+                            "params": {"stop_loops": False}}) as response:  # "word word ..." is a loop
         generation_id = response.headers["x-generation-id"]
         for line in response.iter_lines():
             if line.startswith("data: "):

@@ -164,7 +164,8 @@ def test_client_address_for_the_limits(setting, header, client):
 def test_graceful_shutdown_cancels_in_flight_generations(app):
     server, playground = app(FakeBackend(outputs=["word " * 500], delay_s=0.02))
     with httpx.stream("POST", server.url + "/api/generate", timeout=30,
-                      json={"mode": "complete", "prompt": "x", "stream": True}) as response:
+                      json={"mode": "complete", "prompt": "x", "stream": True,
+                            "params": {"stop_loops": False}}) as response:  # "word word ..." is a loop
         generation_id = response.headers["x-generation-id"]
         next(response.iter_lines())
         playground.shutdown(grace_s=5)

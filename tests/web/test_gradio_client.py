@@ -57,10 +57,10 @@ def test_the_three_endpoints_are_named_with_the_documented_inputs(client):
               "probabilities"]
     names = {name: [p["parameter_name"] for p in endpoints[name]["parameters"]]
              for name in ("/chat", "/fill", "/complete")}
-    assert names["/complete"] == ["prompt", *params, "candidates", "heal"]
+    assert names["/complete"] == ["prompt", *params, "candidates", "heal", "stop_loops"]
     assert names["/fill"] == ["code", "filename", *params, "candidates", "heal", "end_at_scope", "no_empty_fill",
-                              "repo_name", "files"]
-    assert names["/chat"] == ["message", "history", "system_prompt", *params, "heal"]
+                              "stop_loops", "repo_name", "files"]
+    assert names["/chat"] == ["message", "history", "system_prompt", *params, "heal", "stop_loops"]
 
 
 def test_complete_with_probabilities_and_candidates(client):
@@ -160,9 +160,9 @@ def test_fill_takes_repository_context_as_a_listing(client, nano_server):
     max_new, _, top_p, top_k, repetition, stop, seed = GREEDY
     listing = "==> pkg/utils.py <==\ndef double(x):\n    return 2 * x\n"
     outputs = client.predict("y = <FILL_HERE>\n", "pkg/main.py", MODEL, max_new, 0, top_p, top_k, repetition, stop,
-                             seed, False, 1, True, True, True, "me/app", listing, api_name="/fill")
+                             seed, False, 1, True, True, True, True, "me/app", listing, api_name="/fill")
     [budget] = [o for o in outputs if isinstance(o, str) and o.startswith("| part of the prompt")]
     assert "| file pkg/utils.py |" in budget and "all 2 lines" in budget
     with pytest.raises(Exception, match="==> path/to/file.py <=="):
         client.predict("y = <FILL_HERE>\n", "", MODEL, max_new, 0, top_p, top_k, repetition, stop, seed, False, 1,
-                       True, True, True, "", "no header here", api_name="/fill")
+                       True, True, True, True, "", "no header here", api_name="/fill")

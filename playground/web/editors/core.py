@@ -29,7 +29,7 @@ from playground.web.bodies import read_json_object
 from playground.web.limits import RateLimiter
 
 # The app's own fill settings, which every dialect accepts under the app's names.
-APP_EXTRAS = {"end_at_scope": "end_at_scope", "no_empty_fill": "no_empty_fill"}
+APP_EXTRAS = {"end_at_scope": "end_at_scope", "no_empty_fill": "no_empty_fill", "stop_loops": "stop_loops"}
 
 
 @dataclass(frozen=True)
