@@ -66,20 +66,32 @@ class Loops:
 
     def _scan(self, text: str) -> None:
         """Only the units that end on an earlier copy of a character can go on repeating, so only those
-        are counted."""
+        are counted. (A hot path: once per character streamed, hence the locals.)"""
+        runs, recent_of, hold = self._runs, self._recent, self._hold
         for at in range(len(self.text), len(text)):
             char = text[at]
-            recent = [seen for seen in self._recent.get(char, ()) if at - seen <= MAX_UNIT]
-            self._runs = runs = {at - seen: self._runs.get(at - seen, 0) + 1 for seen in recent}
+            recent = recent_of.get(char)
+            if recent is None:
+                recent_of[char], runs, hold = [at], {}, at + 1
+                continue
+            if at - recent[0] > MAX_UNIT:
+                recent = recent_of[char] = [seen for seen in recent if at - seen <= MAX_UNIT]
+            runs = {at - seen: runs.get(at - seen, 0) + 1 for seen in recent}
             recent.append(at)
-            self._recent[char] = recent
+            hold = at + 1
             # A run of two copies or more holds back what goes past its second copy.
-            pairs = [unit for unit, run in runs.items() if run >= unit and _has_letter(text, at, unit)]
-            self._hold = min((at + 1 - runs[unit] + unit for unit in pairs), default=at + 1)
-            if any(runs[unit] >= _NEEDED[unit] for unit in pairs):
-                self.text, self.loop = text[: at + 1], Loop(self._hold, True)
-                return
-        self.text = text
+            for unit, run in runs.items():
+                if run >= unit and _has_letter(text, at, unit):
+                    hold = min(hold, at + 1 - run + unit)
+                    if run >= _NEEDED[unit]:
+                        self.text, self.loop = text[: at + 1], Loop(self._pairs_hold(text, at, runs), True)
+                        return
+        self.text, self._runs, self._hold = text, runs, hold
+
+    @staticmethod
+    def _pairs_hold(text: str, at: int, runs: dict[int, int]) -> int:
+        """Past the second copy of the longest run of two copies or more that ends at ``at``."""
+        return min(at + 1 - run + unit for unit, run in runs.items() if run >= unit and _has_letter(text, at, unit))
 
 
 def _has_letter(text: str, at: int, unit: int) -> bool:
