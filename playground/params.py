@@ -209,8 +209,8 @@ class GenerationParams:
         label="Never return an empty fill", before=False, own=True)
     stop_loops: bool = declare(
         True, "Stop the model where it writes the same text over and over (a piece of up to 100 characters with a "
-        "letter in it, back to back at least 4 times and over 48 characters); what it wrote keeps the first two "
-        "copies.", as_bool, control="checkbox", label="Stop at loops", before=False)
+        "letter in it, back to back at least 4 times and over 48 characters; digits alone, over 96); what it "
+        "wrote keeps the first two copies.", as_bool, control="checkbox", label="Stop at loops", before=False)
 
     @property
     def greedy(self) -> bool:

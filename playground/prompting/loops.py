@@ -4,10 +4,12 @@ Small models sometimes lock onto one word or one line (nano-starcoder fills
 ``def add(a, b):`` with ``"Return a new new new new ..."``, and completes
 ``print(`` with ``self.name = name`` line after line) and would go on to the
 token limit. A run counts as a loop when one piece of text (a unit of up to
-``MAX_UNIT`` characters, holding a letter, so rows of zeros, rules of dashes
-and indentation never count) repeats back to back at least ``MIN_COPIES``
-times and over at least ``MIN_CHARS`` characters: twelve ``"new "``, eight
-``"None, "``, four copies of a line of twenty. Real code
+``MAX_UNIT`` characters) repeats back to back at least ``MIN_COPIES`` times
+and over at least ``MIN_CHARS`` characters: twelve ``"new "``, eight
+``"None, "``, four copies of a line of twenty. A unit with digits but no
+letter needs ``MIN_DIGIT_CHARS`` (a row of 32 ``"2, "``: short rows of zeros
+are ordinary data), and one with neither never counts (rules of dashes,
+indentation, blank lines). Real code
 does that too, rarely: scanned whole, one in about 450 modules of the
 standard library and site-packages holds such a run in its first 8,000
 characters (looser rules found four, and three copies of a line found many).
@@ -31,9 +33,15 @@ from dataclasses import dataclass
 MAX_UNIT = 100
 MIN_COPIES = 4
 MIN_CHARS = 48
+MIN_DIGIT_CHARS = 96
 
-# By unit length: how many characters past a run's first copy must repeat it for the run to be a loop.
-_NEEDED = [0] + [(max(MIN_COPIES, -(-MIN_CHARS // unit)) - 1) * unit for unit in range(1, MAX_UNIT + 1)]
+
+def _past_first_copy(chars: int) -> list[int]:
+    """By unit length: how many characters past a run's first copy must repeat it for a loop."""
+    return [0] + [(max(MIN_COPIES, -(-chars // unit)) - 1) * unit for unit in range(1, MAX_UNIT + 1)]
+
+
+_NEEDED, _NEEDED_DIGITS = _past_first_copy(MIN_CHARS), _past_first_copy(MIN_DIGIT_CHARS)
 
 
 @dataclass(frozen=True)
@@ -81,9 +89,9 @@ class Loops:
             hold = at + 1
             # A run of two copies or more holds back what goes past its second copy.
             for unit, run in runs.items():
-                if run >= unit and _has_letter(text, at, unit):
+                if run >= unit and (needed := _needed(text, at, unit)) is not None:
                     hold = min(hold, at + 1 - run + unit)
-                    if run >= _NEEDED[unit]:
+                    if run >= needed:
                         self.text, self.loop = text[: at + 1], Loop(self._pairs_hold(text, at, runs), True)
                         return
         self.text, self._runs, self._hold = text, runs, hold
@@ -91,8 +99,14 @@ class Loops:
     @staticmethod
     def _pairs_hold(text: str, at: int, runs: dict[int, int]) -> int:
         """Past the second copy of the longest run of two copies or more that ends at ``at``."""
-        return min(at + 1 - run + unit for unit, run in runs.items() if run >= unit and _has_letter(text, at, unit))
+        return min(at + 1 - run + unit for unit, run in runs.items()
+                   if run >= unit and _needed(text, at, unit) is not None)
 
 
-def _has_letter(text: str, at: int, unit: int) -> bool:
-    return any(c.isalpha() for c in text[at - unit + 1 : at + 1])
+def _needed(text: str, at: int, unit: int) -> int | None:
+    """How long the run of the unit that ends at ``at`` must go on past its first copy to be a loop; None:
+    never (a unit with neither a letter nor a digit)."""
+    piece = text[at - unit + 1 : at + 1]
+    if any(c.isalpha() for c in piece):
+        return _NEEDED[unit]
+    return _NEEDED_DIGITS[unit] if any(c.isdigit() for c in piece) else None

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from playground.params import GenerationParams
-from playground.prompting.loops import MAX_UNIT, MIN_CHARS, MIN_COPIES, Loop, Loops
+from playground.prompting.loops import MAX_UNIT, MIN_CHARS, MIN_COPIES, MIN_DIGIT_CHARS, Loop, Loops
 from playground.stream import StopCutter
 
 from ..web.test_api import sse_events
@@ -27,15 +27,17 @@ def slow_find(text: str) -> Loop | None:
             run = 0
             while end - 1 - run - unit >= 0 and text[end - 1 - run] == text[end - 1 - run - unit]:
                 run += 1
-            if run >= unit and any(c.isalpha() for c in text[end - unit : end]):
-                pairs[unit] = run
-        hold = min((end - run + unit for unit, run in pairs.items()), default=end)
-        if any(run + unit >= max(MIN_COPIES, -(-MIN_CHARS // unit)) * unit for unit, run in pairs.items()):
+            piece = text[end - unit : end]
+            chars = MIN_CHARS if any(c.isalpha() for c in piece) else MIN_DIGIT_CHARS
+            if run >= unit and any(c.isalpha() or c.isdigit() for c in piece):
+                pairs[unit] = (run, max(MIN_COPIES, -(-chars // unit)) * unit)
+        hold = min((end - run + unit for unit, (run, _) in pairs.items()), default=end)
+        if any(run + unit >= size for unit, (run, size) in pairs.items()):
             return Loop(hold, True)
     return Loop(hold, False) if hold < len(text) else None
 
 
-TEXT = st.text(alphabet="ab \n0", max_size=160)
+TEXT = st.text(alphabet="ab \n0", max_size=240)
 
 
 @given(TEXT)
@@ -43,7 +45,7 @@ def test_the_first_loop_is_where_the_rule_first_holds(text):
     assert Loops().find(text) == slow_find(text)
 
 
-@given(TEXT, st.lists(st.integers(0, 160), max_size=20))
+@given(TEXT, st.lists(st.integers(0, 240), max_size=20))
 def test_a_text_asked_about_as_it_grows_gets_the_answers_of_each_whole_text(text, lengths):
     loops = Loops()
     for length in sorted(lengths):
@@ -54,6 +56,7 @@ def test_a_text_asked_about_as_it_grows_gets_the_answers_of_each_whole_text(text
     ('"""Return a new' + " new" * 30, '"""Return a new new'),  # found at twelve copies of " new"
     ("self.y = x\n" + "        self.y = y\n" * 6, "self.y = x\n        self.y = y\n        self.y = y"),  # at four
     ("x = [" + "None, " * 12, "x = [None, None, "),  # at eight
+    ("return (n, 2, 2, 2, 3" + ", 2" * 40, "return (n, 2, 2, 2, 3, 2, 2"),  # digits alone: at 32
 ])
 def test_a_word_or_line_over_and_over_is_a_loop_cut_after_two_copies(text, kept):
     assert Loops().find(text) == Loop(len(kept), True) and text.startswith(kept)
@@ -68,7 +71,7 @@ def test_two_copies_hold_back_what_follows_while_it_repeats_them():
 
 
 @pytest.mark.parametrize("text", [
-    "row = [" + "0, " * 60 + "]",  # no letter in the unit
+    "row = [" + "0, " * 30 + "]",  # digits alone, not long enough
     "# " + "-" * 120,
     "\n" + " " * 120 + "x",
     "fd(spitze)\nlt(120)\n" * 3,  # three copies of two lines: code does that

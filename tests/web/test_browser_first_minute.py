@@ -183,7 +183,7 @@ def test_buttons_and_tabs_meet_aa_contrast_and_every_tab_fits_at_phone_width(bro
 
 
 def test_an_empty_completion_says_so_and_a_long_candidate_line_scrolls_in_its_card(browser, tmp_path):
-    long_line = "x = '" + "a" * 400 + "'\n"
+    long_line = "x = '" + " ".join(f"w{i}" for i in range(120)) + "'\n"  # long, and no loop to stop
     backend = FakeBackend(outputs=["", long_line, "y = 1\n"])
     server = serve(fake_playground(Settings(data_dir=tmp_path), backend))
     context, page = new_page(browser, server.url + "/")
