@@ -2,8 +2,9 @@
 
 Stop sequences are cut here, for every backend alike: text that could still
 become a stop sequence is held back until it can't, so a stop that spans
-tokens never flashes on screen. Loops (``stop_loops``) are cut the same way. The wall-clock limit and the timings (time
-to first token, tokens/s) are measured here too.
+tokens never flashes on screen. Loops (``stop_loops``) are cut the same way.
+The wall-clock limit and the timings (time to first token, tokens/s) are
+measured here too.
 """
 
 from __future__ import annotations

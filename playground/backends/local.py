@@ -218,7 +218,7 @@ class LocalBackend:
         text = self.tokenizer.decode([last])
         if last in self.special_ids or not text or "\ufffd" in text:
             return None
-        if len(self._texts.consistent(text)) < 2:  # nothing but the token itself: nothing to heal
+        if not self._texts.respellable(text):  # nothing but the token itself: nothing to heal
             return None
         return Healing(text, len(head) - 1)
 

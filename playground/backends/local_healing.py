@@ -38,15 +38,20 @@ class TokenTexts:
             self._ids[piece].append(token_id)
             self.length[token_id] = len(piece)
 
-    def extending(self, text: str) -> list[int]:
-        """The tokens whose text begins with ``text``."""
+    def extending(self, text: str, limit: int | None = None) -> list[int]:
+        """The tokens whose text begins with ``text`` (the first ``limit`` of them, if given)."""
         start = bisect.bisect_left(self._sorted, (text, -1))
-        found = []
+        found: list[int] = []
         for piece, token_id in self._sorted[start:]:
-            if not piece.startswith(text):
+            if not piece.startswith(text) or len(found) == limit:
                 break
             found.append(token_id)
         return found
+
+    def respellable(self, text: str) -> bool:
+        """Whether some other token is consistent with ``text``: a longer one, or one that is a beginning
+        of it. (Cheap, unlike ``consistent``: after a space, thousands of tokens are.)"""
+        return len(self.extending(text, limit=2)) == 2 or any(text[:end] in self._ids for end in range(1, len(text)))
 
     def consistent(self, text: str) -> list[int]:
         """The tokens a spelling of ``text`` may begin with: those that begin with it, and those whose
