@@ -82,13 +82,13 @@ def test_code_that_repeats_a_little_is_not_a_loop(text):
     assert loop is None or not loop.final  # at most held back while it might go on
 
 
-def test_the_standard_library_holds_at_most_one_loop_in_fifty_modules():
-    """Real code, scanned whole (far longer than any middle): loops there are rare, and the ones there are
-    (an HTML table closed five times over in cgitb) are the kind a fill should not write either."""
+def test_the_standard_library_holds_at_most_one_loop_in_a_hundred_modules():
+    """Real code, scanned over far more than a middle's length: loops there are rare (bench_loops.py
+    counts them over site-packages too)."""
     root = os.path.dirname(os.__file__)
     files = sorted(glob.glob(os.path.join(root, "*.py")))[:100]
-    texts = [open(path, encoding="utf-8", errors="replace").read()[:20000] for path in files]
-    assert len(texts) == 100 and sum(bool((loop := Loops().find(t)) and loop.final) for t in texts) <= 2
+    texts = [open(path, encoding="utf-8", errors="replace").read()[:8000] for path in files]
+    assert len(texts) == 100 and sum(bool((loop := Loops().find(t)) and loop.final) for t in texts) <= 1
 
 
 @given(TEXT, st.lists(st.integers(1, 7), max_size=40), st.sampled_from([(), ("\n\n",), ("a b",)]))
