@@ -9,10 +9,10 @@ and over at least ``MIN_CHARS`` characters: twelve ``"new "``, eight
 ``"None, "``, four copies of a line of twenty. A unit with digits but no
 letter needs ``MIN_DIGIT_CHARS`` (a row of 32 ``"2, "``: short rows of zeros
 are ordinary data), and one with neither never counts (rules of dashes,
-indentation, blank lines). Real code
-does that too, rarely: scanned whole, one in about 450 modules of the
-standard library and site-packages holds such a run in its first 8,000
-characters (looser rules found four, and three copies of a line found many).
+indentation, blank lines). Real code does that too, rarely: one in 465
+modules of the standard library and site-packages holds such a run in its
+first 8,000 characters, a serialized parser table (``bench/bench_loops.py``;
+looser rules found four or more).
 
 What the loop leaves of the text is its first two copies (``"a new new"``):
 once two copies of a unit stand back to back, what follows is held back while
