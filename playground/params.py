@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from playground.errors import InvalidParameterError, quoted
+from playground.prompting import loops
 
 _WHOLE = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: "²" is a digit to str.isdigit, not to int()
 _NUMBER = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?")
@@ -208,9 +209,10 @@ class GenerationParams:
         "and an empty fill from them is shown as such.", as_bool, control="checkbox",
         label="Never return an empty fill", before=False, own=True)
     stop_loops: bool = declare(
-        True, "Stop the model where it writes the same text over and over (a piece of up to 100 characters with a "
-        "letter in it, back to back at least 4 times and over 48 characters; digits alone, over 96); what it "
-        "wrote keeps the first two copies.", as_bool, control="checkbox", label="Stop at loops", before=False)
+        True, "Stop the model where it writes the same text over and over (a piece of up to "
+        f"{loops.MAX_UNIT} characters with a letter in it, back to back at least {loops.MIN_COPIES} times and "
+        f"over {loops.MIN_CHARS} characters; digits alone, over {loops.MIN_DIGIT_CHARS}); what it wrote keeps "
+        "the first two copies.", as_bool, control="checkbox", label="Stop at loops", before=False)
 
     @property
     def greedy(self) -> bool:

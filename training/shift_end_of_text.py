@@ -5,8 +5,8 @@
 A weight of w on one token's loss moves that token's learned odds up by about w wherever the model
 is unsure. Adding a (negative) shift to its logit multiplies those odds by e^shift, the same factor
 everywhere, and so traces a weighted run's trade between middles that end and lines the suffix helps
-without training again (the model card's "Tried after v6" shows those curves). The copy is a regular transformers checkpoint
-that the scorer and the playground load as they load any other.
+without training again (the model card's "Tried after v6" shows those curves). The copy is a regular
+transformers checkpoint that the scorer and the playground load as they load any other.
 
 How it stays exact: GPT-BigCode ties its output head to the input embeddings, and the last layer norm
 hands the head ``g * n + b`` with ``n`` of zero mean. An output row moved by ``c / g`` (elementwise)

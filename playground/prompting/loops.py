@@ -86,21 +86,15 @@ class Loops:
                 recent = recent_of[char] = [seen for seen in recent if at - seen <= MAX_UNIT]
             runs = {at - seen: runs.get(at - seen, 0) + 1 for seen in recent}
             recent.append(at)
-            hold = at + 1
-            # A run of two copies or more holds back what goes past its second copy.
+            # A run of two copies or more holds back what goes past its second copy; a long enough one is a loop.
+            hold, final = at + 1, False
             for unit, run in runs.items():
                 if run >= unit and (needed := _needed(text, at, unit)) is not None:
-                    hold = min(hold, at + 1 - run + unit)
-                    if run >= needed:
-                        self.text, self.loop = text[: at + 1], Loop(self._pairs_hold(text, at, runs), True)
-                        return
+                    hold, final = min(hold, at + 1 - run + unit), final or run >= needed
+            if final:
+                self.text, self.loop = text[: at + 1], Loop(hold, True)
+                return
         self.text, self._runs, self._hold = text, runs, hold
-
-    @staticmethod
-    def _pairs_hold(text: str, at: int, runs: dict[int, int]) -> int:
-        """Past the second copy of the longest run of two copies or more that ends at ``at``."""
-        return min(at + 1 - run + unit for unit, run in runs.items()
-                   if run >= unit and _needed(text, at, unit) is not None)
 
 
 def _needed(text: str, at: int, unit: int) -> int | None:
