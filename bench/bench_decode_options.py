@@ -4,7 +4,9 @@
 Beside them, the floor under any ``generate`` option: the model's forward pass alone, called in a
 greedy loop with its KV cache and nothing else, and how many torch operators one such step runs. What
 ``generate`` costs above that loop is its own per-step work (logits processors, stopping criteria,
-cache bookkeeping); the rest is the eager forward pass itself.
+cache bookkeeping); the rest is the eager forward pass itself. And the engine's own decode loop
+(``playground.backends.local_decode``, what the app runs), which writes generate's tokens without its
+per-step bookkeeping.
 
 Greedy, a fixed number of new tokens, the same prompt, rounds interleaved so that the machine's drift
 hits every variant alike. Compilation happens once, before the rounds, and its time is printed apart.
@@ -16,11 +18,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-MODEL = Path(__file__).resolve().parents[1] / "models" / "nano-starcoder"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from anywhere without installing
+MODEL = ROOT / "models" / "nano-starcoder"
 PROMPT = "def fibonacci(n):\n    "
 
 
@@ -57,6 +64,18 @@ def main() -> None:
                 out = model(step, past_key_values=out.past_key_values, use_cache=True)
         return args.tokens / (time.perf_counter() - started)
 
+    def engine_loop() -> float:
+        """The app's decode loop, greedy, with no end token so that it writes all its tokens."""
+        from playground.backends.local_decode import decode, processors
+        from playground.params import GenerationParams
+
+        scores = processors(GenerationParams(temperature=0.0, repetition_penalty=1.0), [])
+        started = time.perf_counter()
+        with torch.inference_mode():
+            decode(model, ids, args.tokens, scores, greedy=True, end_ids=[], pad_id=0,
+                   steps=SimpleNamespace(put=lambda tokens: None), cancel=threading.Event())
+        return args.tokens / (time.perf_counter() - started)
+
     eager = model.forward
     variants = {"plain generate (dynamic cache)": {}, "static cache": {"cache_implementation": "static"}}
     compiled = None
@@ -67,13 +86,14 @@ def main() -> None:
         speed(cache_implementation="static")  # compiles
         print(f"torch.compile + first run: {time.perf_counter() - started:.1f} s")
         model.forward = eager
-    loop = "forward pass alone, greedy loop"
-    figures: dict[str, list[float]] = {name: [] for name in [*variants, loop,
+    loop, engine = "forward pass alone, greedy loop", "the engine's decode loop"
+    figures: dict[str, list[float]] = {name: [] for name in [*variants, loop, engine,
                                                              *(["compiled, static cache"] * bool(compiled))]}
     for _ in range(args.rounds):
         for name, options in variants.items():
             figures[name].append(speed(**options))
         figures[loop].append(forward_loop())
+        figures[engine].append(engine_loop())
         if compiled is not None:
             model.forward = compiled
             figures["compiled, static cache"].append(speed(cache_implementation="static"))

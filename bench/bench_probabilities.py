@@ -42,6 +42,7 @@ logging.disable(logging.WARNING)
 import torch  # noqa: E402
 
 from playground.backends.local import LocalBackend  # noqa: E402
+from playground.backends.local_steps import Forbid  # noqa: E402
 from playground.config import Settings  # noqa: E402
 from playground.loading import load_model  # noqa: E402
 from playground.prompt import Prompt  # noqa: E402
@@ -54,12 +55,13 @@ PROMPT = "import os\nimport sys\n\n\ndef main():\n"
 
 
 class FixedLength(LocalBackend):
-    """The local backend made to write exactly max_new_tokens, so that runs compare like for like."""
+    """The local backend made to write exactly max_new_tokens, so that runs compare like for like: its end
+    tokens are out of sampling (as generate's min_new_tokens does) and end nothing."""
 
-    def _generate_kwargs(self, input_ids: list[int], max_new: int, params: Any) -> dict[str, Any]:
-        kwargs = super()._generate_kwargs(input_ids, max_new, params)
-        kwargs["min_new_tokens"] = max_new
-        return kwargs
+    def __init__(self, loaded: Any) -> None:
+        super().__init__(loaded)
+        forbidden = set(self._forbid.token_ids if self._forbid else ()) | set(self.eos_ids)
+        self._forbid, self.eos_ids = Forbid(sorted(forbidden)), []
 
 
 def timed(playground: Playground, params: dict[str, Any]) -> tuple[float, int]:

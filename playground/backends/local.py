@@ -1,25 +1,25 @@
-"""The in-process backend: transformers ``generate``, streamed token by token.
+"""The in-process backend: the model's own decode loop (``local_decode``), streamed token by token.
 
 ``generate_into`` runs the model on the calling thread: the engine process
 calls it from its main thread, where torch runs at its full speed (on a fresh
-Python thread the same ``generate`` ran slower on a 2-core
-machine, about 1.2-1.4x slower in quiet runs; see README, Performance). The streamer decodes each token there and
-hands the text on at once, so no second thread competes with the model for
+Python thread the same generation ran slower on a 2-core
+machine, about 1.2-1.4x slower in quiet runs; see README, Performance). Each step is decoded there and
+its text handed on at once, so no second thread competes with the model for
 the interpreter. ``stream`` is the same generation as a generator, run on a
 worker thread, for the in-process engine (``--engine inprocess``).
 
 Why not ``TextIteratorStreamer``: it re-decodes the whole text per token and
-costs 10-13 % throughput; the decoding here is incremental. A
-StoppingCriteria reads the cancel event, so Stop frees the model at the next
-token instead of after max_new_tokens.
+costs 10-13 % throughput; the decoding here is incremental. The loop reads
+the cancel event every token, so Stop frees the model at the next token
+instead of after max_new_tokens.
 
 Token log-probabilities are read from the distribution the token was drawn
 from, taken after the penalties and before the sampling warpers (a logits
-processor of ours runs between the two; transformers applies custom
-processors before its warpers). So the numbers are the model's own view of
+processor of ours runs between the two, where ``generate`` also puts a
+caller's processors). So the numbers are the model's own view of
 the text, alternatives the sampler cut off still show, and under greedy
 decoding the chosen token is always the top alternative. Several candidates
-(``params.n``) come from one batched ``generate``.
+(``params.n``) are rows of one batch.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteriaList
+from transformers import LogitsProcessor
 
 from playground.backends.base import Alternative, BackendInfo, Chunk, Event, EventStream, Finished
+from playground.backends.local_decode import decode, processors
 from playground.backends.local_healing import Healer, TokenTexts
 from playground.backends.local_steps import (
-    CancelCriteria,
     Forbid,
     IncrementalDecoder,
     NotEmpty,
@@ -48,10 +48,9 @@ from playground.backends.local_steps import (
     Weigher,
     blank_tokens,
 )
-from playground.backends.wire import GENERATE
 from playground.errors import GenerationFailedError, PromptTooLongError
 from playground.loading import LoadedModel
-from playground.params import PARAMS, GenerationParams
+from playground.params import GenerationParams
 from playground.prompt import Prompt, Special, Text
 
 log = logging.getLogger("playground.backends.local")
@@ -184,24 +183,6 @@ class LocalBackend:
             )
         return input_ids, min(params.max_new_tokens, room)
 
-    def _generate_kwargs(self, input_ids: list[int], max_new: int, params: GenerationParams) -> dict[str, Any]:
-        tensor = torch.tensor([input_ids], device=self._device)
-        kwargs: dict[str, Any] = {
-            "input_ids": tensor,
-            "attention_mask": torch.ones_like(tensor),
-            "max_new_tokens": max_new,
-            "min_new_tokens": 0,
-            "eos_token_id": self.eos_ids,
-            "pad_token_id": self.eos_ids[0] if self.eos_ids else None,
-            "do_sample": not params.greedy,
-        }
-        # Every knob gets a value (None clears it), so the model's own generation_config defaults never apply;
-        # greedy clears the sampling knobs, which transformers would otherwise warn are unused.
-        knobs = params.knobs()
-        for knob, row in GENERATE.items():
-            kwargs[row.name] = None if params.greedy and PARAMS[knob].knob == "sampling" else knobs.get(knob, row.off)
-        return kwargs
-
     def _healing(self, prompt: Prompt, input_ids: list[int], params: GenerationParams) -> Healing | None:
         """What token healing takes back from the text the model continues, if anything: only a text
         token (never a special one) that the model could also spell another way. That text ends the
@@ -240,19 +221,15 @@ class LocalBackend:
 
         weigher = Weigher() if params.wants_logprobs else None
         streamer = (StepRecorder if params.n > 1 else TokenSink)(on_step, weigher, params.logprobs)
-        kwargs = self._generate_kwargs(input_ids, max_new, params)
-        kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([CancelCriteria(cancel)]))
-        processors = self._processors(weigher, healing, not_empty, len(input_ids))
-        if processors:
-            kwargs["logits_processor"] = LogitsProcessorList(processors)
-        if params.n > 1:
-            kwargs["num_return_sequences"] = params.n  # one batched generate, not n in a row
+        scores = processors(params, self._processors(weigher, healing, not_empty, len(input_ids)))
+        rows = torch.tensor([input_ids] * params.n, device=self._device)  # candidates: one batch, not n runs
         try:
             torch.manual_seed(params.seed if params.seed is not None else 0)
             with torch.inference_mode():
-                self.model.generate(**kwargs)
+                decode(self.model, rows, max_new, scores, greedy=params.greedy, end_ids=self.eos_ids,
+                       pad_id=self.eos_ids[0] if self.eos_ids else 0, steps=streamer, cancel=cancel)
         except Exception as exc:  # the detail goes to the log; users get what to do about it
-            log.exception("generate failed")
+            log.exception("generation failed")
             if not any(s.emitted for s in sequences):
                 raise GenerationFailedError(_FAILED) from exc
             emit(Finished("error", len(input_ids), sum(s.count for s in sequences), error=_FAILED_MIDWAY))

@@ -1,8 +1,8 @@
-"""What runs inside ``generate``: cancellation, the log-probability weigher, forbidden tokens, the
-streamer that hands each step on, and the incremental decoding of each sequence.
+"""What runs inside the decode loop: the log-probability weigher, forbidden tokens, the no-empty rule,
+the sinks that hand each step on, and the incremental decoding of each sequence.
 
-The streamer calls its sink on the thread that runs ``generate``; the sink
-decodes the step and passes the text on at once (see ``LocalBackend``).
+A sink is called on the thread that runs the model; it decodes the step and
+passes the text on at once (see ``LocalBackend``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import torch
-from transformers import LogitsProcessor, StoppingCriteria
+from transformers import LogitsProcessor
 
 from playground.backends.base import Alternative, Chunk, FinishReason, TokenInfo
 
@@ -26,18 +26,9 @@ class Vocabulary(Protocol):
     def alternative(self, token_id: int, logprob: float) -> Alternative: ...
 
 
-class CancelCriteria(StoppingCriteria):
-    def __init__(self, cancel: threading.Event):
-        self.cancel = cancel
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        flags = torch.full((input_ids.shape[0],), self.cancel.is_set(), dtype=torch.bool, device=input_ids.device)
-        return flags  # type: ignore[return-value]  # transformers annotates BoolTensor, a legacy alias
-
-
 class Weigher(LogitsProcessor):
-    """Keeps the log-probabilities of the step being sampled; the streamer reads them once the token
-    is chosen. Placed by transformers after its penalties and before its sampling warpers."""
+    """Keeps the log-probabilities of the step being sampled; the sink reads them once the token is
+    chosen. Placed after the penalties and before the sampling warpers (``local_decode.processors``)."""
 
     def __init__(self) -> None:
         self.logprobs: torch.Tensor | None = None
@@ -98,20 +89,15 @@ Step = list[tuple[int, float | None, list[tuple[int, float]]]]
 
 
 class TokenSink:
-    """The streamer ``generate`` calls: the first put is the prompt, later puts are new tokens, each
-    handed to ``sink`` as a Step on the thread that runs ``generate``.
-    """
+    """Where the decode loop puts each step's tokens: handed to ``sink`` as a Step at once, on the
+    thread that runs the model, with their log-probabilities when the weigher kept them."""
 
     def __init__(self, sink: Callable[[Step], None], weigher: Weigher | None = None, alternatives: int = 0) -> None:
         self.sink = sink
-        self._prompt_seen = False
         self._weigher = weigher
         self._alternatives = alternatives  # the best tokens listed beside each chosen one
 
     def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_seen:
-            self._prompt_seen = True
-            return
         if self._weigher is None or self._weigher.logprobs is None:
             self.sink([(int(value.reshape(-1)[0]), None, [])])
             return
@@ -125,13 +111,10 @@ class TokenSink:
             tops = [[] for _ in chosen]
         self.sink(list(zip(ids.tolist(), chosen, tops, strict=True)))
 
-    def end(self) -> None:
-        pass  # the caller of generate knows when it returned, also when it raised
-
 
 class StepRecorder(TokenSink):
-    """The streamer for several candidates, which are ranked only at the end: each step's tensors are
-    kept as they are, and turned into Steps once ``generate`` returns (no Python per step and
+    """The sink for several candidates, which are ranked only at the end: each step's tensors are
+    kept as they are, and turned into Steps once the loop returns (no Python per step and
     candidate while the batched model runs)."""
 
     def __init__(self, sink: Callable[[Step], None], weigher: Weigher | None = None, alternatives: int = 0) -> None:
@@ -141,9 +124,6 @@ class StepRecorder(TokenSink):
         self._tops: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_seen:
-            self._prompt_seen = True
-            return
         ids = value.reshape(-1)
         self._ids.append(ids)
         logprobs = self._weigher.logprobs if self._weigher is not None else None
@@ -200,7 +180,7 @@ class IncrementalDecoder:
 
 
 class Sequence:
-    """One of the sequences a generate call writes: its decoder, its pending tokens, how it ended."""
+    """One of the sequences a generation writes: its decoder, its pending tokens, how it ended."""
 
     def __init__(self, decoder: IncrementalDecoder, vocabulary: Vocabulary, healed: str = ""):
         self.decoder, self.vocabulary = decoder, vocabulary

@@ -156,10 +156,12 @@ def test_logprobs_are_the_distribution_before_temperature(nano_backend):
     assert first_alternatives(0.3) == first_alternatives(1.7)
 
 
-def test_several_candidates_come_from_one_batched_generate_and_repeat_with_the_seed(nano_backend, monkeypatch):
+def test_several_candidates_come_from_one_batched_decode_and_repeat_with_the_seed(nano_backend, monkeypatch):
+    import playground.backends.local as local
+
     calls = []
-    generate = nano_backend.model.generate
-    monkeypatch.setattr(nano_backend.model, "generate", lambda **kw: calls.append(kw) or generate(**kw))
+    decode = local.decode
+    monkeypatch.setattr(local, "decode", lambda model, rows, *a, **kw: calls.append(rows) or decode(model, rows, *a, **kw))
 
     def candidates(seed):
         outcome = Outcome()
@@ -168,7 +170,7 @@ def test_several_candidates_come_from_one_batched_generate_and_repeat_with_the_s
         return outcome
 
     first = candidates(3)
-    assert len(calls) == 1 and calls[0]["num_return_sequences"] == 4
+    assert len(calls) == 1 and calls[0].shape[0] == 4
     assert len({c.text for c in first.candidates}) > 1
     for candidate in first.candidates:
         assert "".join(t.text for t in candidate.track.tokens).startswith(candidate.text)
