@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -35,6 +37,13 @@ def wait_healthy(url: str, timeout_s: float, process: subprocess.Popen[Any] | No
             last = repr(exc)
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer 200 within {timeout_s:.0f} s (last: {last})")
+
+
+def sse_events(response: httpx.Response) -> Iterator[dict[str, Any]]:
+    """The JSON events of a server-sent event stream, as the app's REST routes write them."""
+    for line in response.iter_lines():
+        if line.startswith("data: "):
+            yield json.loads(line[len("data: "):])
 
 
 class LiveServer:

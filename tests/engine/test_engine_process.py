@@ -3,7 +3,6 @@ streams what the in-process backend streams, and survives the engine being kille
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
@@ -16,7 +15,7 @@ import pytest
 
 from playground.config import Settings
 from playground.errors import GenerationFailedError, ModelError
-from support.servers import LiveServer, free_port
+from support.servers import LiveServer, free_port, sse_events
 
 pytestmark = pytest.mark.timeout(180)
 REPO = Path(__file__).resolve().parents[2]
@@ -49,12 +48,6 @@ def wait_healthy(url: str, timeout_s: float = 60.0) -> float:
             return time.monotonic() - started
         time.sleep(0.1)
     raise AssertionError("the engine did not serve in time")
-
-
-def sse(response: httpx.Response) -> Iterator[dict]:
-    for line in response.iter_lines():
-        if line.startswith("data: "):
-            yield json.loads(line[6:])
 
 
 def test_the_app_is_live_before_the_model_and_health_waits_for_it(tmp_path):
@@ -109,7 +102,7 @@ def test_a_killed_engine_ends_the_stream_keeps_the_text_and_comes_back(engine_se
             "params": {"max_new_tokens": 500, "temperature": 0.8, "stop": ["<never>"]}}
     events, killed_at = [], []
     with httpx.stream("POST", server.url + "/api/generate", json=body, timeout=60) as response:
-        for event in sse(response):
+        for event in sse_events(response):
             events.append(event)
             if len(events) == 3:
                 killed_at.append(time.monotonic())

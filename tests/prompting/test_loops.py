@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from playground.params import GenerationParams
 from playground.prompting.loops import MAX_UNIT, MIN_CHARS, MIN_COPIES, MIN_DIGIT_CHARS, Loop, Loops
 from playground.stream import StopCutter
-
-from ..web.test_api import sse_events
+from support.servers import sse_events
 
 
 def slow_find(text: str) -> Loop | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -11,12 +10,7 @@ import pytest
 
 from playground.backends.fake import FakeBackend
 from playground.errors import BackendUnavailableError
-
-
-def sse_events(response: httpx.Response):
-    for line in response.iter_lines():
-        if line.startswith("data: "):
-            yield json.loads(line[6:])
+from support.servers import sse_events
 
 
 def test_health_and_models(nano_server):

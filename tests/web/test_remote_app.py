@@ -9,7 +9,6 @@ how its stream ended. Timeouts are shortened so the fault tests stay fast.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from playground.backends.remote_healing import start_regex
 from playground.bootstrap import build_playground
 from playground.config import Settings
 from playground.config_types import RemoteTimeouts
-from support.servers import LiveServer, serve
+from support.servers import LiveServer, serve, sse_events
 from support.standins.common import Behaviour, State
 from support.standins.fixtures import running_openai, running_tgi, subprocess_tgi, wait_for
 
@@ -107,12 +106,6 @@ def generate(url: str, **body) -> dict:
     response = post(url, **body)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def sse_events(response: httpx.Response) -> Iterator[dict]:
-    for line in response.iter_lines():
-        if line.startswith("data: "):
-            yield json.loads(line[6:])
 
 
 def stream_all(url: str, **body) -> list[dict]:
