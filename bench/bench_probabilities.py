@@ -71,7 +71,7 @@ def timed(playground: Playground, params: dict[str, Any]) -> tuple[float, int]:
         pass
     elapsed = time.perf_counter() - started
     assert run.record is not None and run.record.error is None
-    return elapsed, run.record.usage["completion_tokens"]
+    return elapsed, run.record.usage.completion_tokens
 
 
 def logprobs_rounds(playground: Playground, tokens: int, rounds: int) -> dict[str, Any]:
@@ -100,7 +100,7 @@ def raw_generate(backend: LocalBackend, tokens: int, n: int, seed: int) -> float
         with torch.inference_mode():
             backend.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens,
                                    min_new_tokens=tokens, do_sample=True, temperature=0.8, top_p=0.95,
-                                   num_return_sequences=n, pad_token_id=backend.eos_ids[0])
+                                   num_return_sequences=n, pad_token_id=backend.tokenizer.eos_token_id)
         took.append(time.perf_counter() - started)
 
     thread = threading.Thread(target=run)

@@ -220,22 +220,22 @@ class LocalBackend:
                 emit(chunk)
 
         weigher = Weigher() if params.wants_logprobs else None
-        streamer = (StepRecorder if params.n > 1 else TokenSink)(on_step, weigher, params.logprobs)
+        sink = (StepRecorder if params.n > 1 else TokenSink)(on_step, weigher, params.logprobs)
         scores = processors(params, self._processors(weigher, healing, not_empty, len(input_ids)))
         rows = torch.tensor([input_ids] * params.n, device=self._device)  # candidates: one batch, not n runs
         try:
             torch.manual_seed(params.seed if params.seed is not None else 0)
             with torch.inference_mode():
                 decode(self.model, rows, max_new, scores, greedy=params.greedy, end_ids=self.eos_ids,
-                       pad_id=self.eos_ids[0] if self.eos_ids else 0, steps=streamer, cancel=cancel)
+                       pad_id=self.eos_ids[0] if self.eos_ids else 0, steps=sink, cancel=cancel)
         except Exception as exc:  # the detail goes to the log; users get what to do about it
             log.exception("generation failed")
             if not any(s.emitted for s in sequences):
                 raise GenerationFailedError(_FAILED) from exc
             emit(Finished("error", len(input_ids), sum(s.count for s in sequences), error=_FAILED_MIDWAY))
             return
-        if isinstance(streamer, StepRecorder):  # several candidates: decoded now, all at once
-            for step in streamer.steps():
+        if isinstance(sink, StepRecorder):  # several candidates: decoded now, all at once
+            for step in sink.steps():
                 on_step(step)
         for index, sequence in enumerate(sequences):
             tail = sequence.flush()

@@ -8,7 +8,7 @@ steps in the same order: the prompt is read once (keeping only its last position
 step runs the processors in ``generate``'s order, takes the argmax or one multinomial draw from their
 softmax, pads rows that have ended and feeds the new tokens back with the cache. So what it writes is
 ``generate``'s output token for token, greedy or sampled from the same seed (``tests/backends/
-test_decode.py`` holds it to ``generate`` itself), 1.17x faster on nano-starcoder (README, Performance).
+test_decode.py`` holds it to ``generate`` itself), about 1.16x as fast on nano-starcoder (README, Performance).
 
 Stop is one check of the cancel event per token, so a generation ends within one token of the click.
 """
