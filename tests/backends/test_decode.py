@@ -46,13 +46,12 @@ def by_generate(model, ids, params: GenerationParams, ends: list[int], seed: int
     return out[:, ids.shape[1]:].tolist()
 
 
-def by_decode(model, ids, params: GenerationParams, ends: list[int], seed: int, own=None,
-              cancel: threading.Event | None = None) -> list[list[int]]:
+def by_decode(model, ids, params: GenerationParams, ends: list[int], seed: int, own=None) -> list[list[int]]:
     kept = Kept()
     torch.manual_seed(seed)
     with torch.inference_mode():
         decode(model, ids.repeat(params.n, 1), params.max_new_tokens, processors(params, list(own or [])),
-               greedy=params.greedy, end_ids=ends, pad_id=ends[0], steps=kept, cancel=cancel or threading.Event())
+               greedy=params.greedy, end_ids=ends, pad_id=ends[0], steps=kept, cancel=threading.Event())
     return kept.rows()
 
 
