@@ -141,7 +141,8 @@ def time_peer(http: httpx.Client, api_base: str, body: dict) -> dict:
 
 def start_peers(model_dir: Path, text: str, n: int, http: httpx.Client) -> tuple[list, dict]:
     """transformers serve and llama.cpp's server on nano-starcoder's weights, with their timed runners."""
-    from support.engines import convert_to_gguf, start_llama_cpp_server, start_transformers_serve
+    from support.engines import start_llama_cpp_server, start_transformers_serve
+    from support.gguf import convert_to_gguf
 
     serve_ = start_transformers_serve(model_dir)
     llama = start_llama_cpp_server(convert_to_gguf(model_dir), n_ctx=512)

@@ -18,11 +18,11 @@ import pytest
 from support.engines import (
     EngineError,
     RunningEngine,
-    convert_to_gguf,
     engine_available,
     start_llama_cpp_server,
     start_transformers_serve,
 )
+from support.gguf import convert_to_gguf
 
 REPO = Path(__file__).resolve().parents[2]
 NANO_REL = "models/nano-starcoder"  # the registry's source: what our client names when /v1/models is empty
