@@ -48,6 +48,8 @@ class FimPolicy:
     newline_first_share: float = 0.5  # whole-line holes that start at the newline before them
     after_indent_share: float = 0.5  # rest-of-line holes that start where the line's code starts
     before_newline_share: float = 0.0  # other rest-of-line holes that stop before the newline
+    # How many lines a whole-line hole takes, drawn uniformly from this tuple (v6: one line half the time).
+    line_counts: tuple[int, ...] = (1, 1, 1, 1, 2, 2, 3, 4)
 
 
 # A hole that ends where its line ends leaves the line's newline either in the middle or at the start of
@@ -57,6 +59,12 @@ class FimPolicy:
 # shape against 0.57 in the first. These shares give most holes the second shape (``--before-newline-holes``:
 # the runs after v6 that the model card reports; none shipped).
 BEFORE_NEWLINE_HOLES = {"newline_first_share": 0.8, "after_indent_share": 0.6, "before_newline_share": 0.8}
+
+# v6 learned from its data that a middle rarely ends after one line: single whole-line holes were 20 % of
+# its FIM units (40 % whole lines, half of those one line), so after a correct line its end-of-text was
+# 0.008. These shares make single lines the most common hole, the shape of the evaluation and of most
+# edits (``--one-line-holes``): 60 % whole lines, three in four of them one line.
+ONE_LINE_HOLES = {"whole_lines_share": 0.6, "rest_of_line_share": 0.25, "line_counts": (1, 1, 1, 1, 1, 1, 2, 3)}
 
 
 def _line_starts(text: str) -> list[int]:
@@ -70,8 +78,7 @@ def choose_hole(text: str, rng: random.Random, policy: FimPolicy) -> tuple[int, 
     starts = _line_starts(text)
     roll = rng.random()
     if len(starts) >= 3 and roll < policy.whole_lines_share:
-        # 1-4 whole lines, one line half the time, as in real editing.
-        count = min(len(starts) - 1, rng.choice((1, 1, 1, 1, 2, 2, 3, 4)))
+        count = min(len(starts) - 1, rng.choice(policy.line_counts))
         first = rng.randrange(0, len(starts) - count)
         end = starts[first + count] if first + count < len(starts) else len(text)
         if first > 0 and text[end - 1] == "\n" and rng.random() < policy.newline_first_share:

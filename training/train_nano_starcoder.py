@@ -30,7 +30,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPTBigCodeConfig, GPTBigCodeForCausalLM, PreTrainedTokenizerFast
 
 from training.corpus import Corpus, SourceFile, corpus_fingerprint, load_corpus
-from training.fim import BEFORE_NEWLINE_HOLES, FimPolicy, SpecialIds
+from training.fim import BEFORE_NEWLINE_HOLES, ONE_LINE_HOLES, FimPolicy, SpecialIds
 from training.packages import PACKAGE_LIST, fetch, list_fingerprint
 from training.packing import Reader, batches
 
@@ -118,6 +118,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="loss weight of each FIM middle's first target (the second run after v6: 10)")
     parser.add_argument("--before-newline-holes", action="store_true",
                         help="most line holes stop before their newline (training.fim.BEFORE_NEWLINE_HOLES)")
+    parser.add_argument("--one-line-holes", action="store_true",
+                        help="single whole lines are most holes (training.fim.ONE_LINE_HOLES)")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=250)
@@ -240,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     model = build_model(args)
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params / 1e6:.2f}M parameters", flush=True)
-    shapes = BEFORE_NEWLINE_HOLES if args.before_newline_holes else {}
+    shapes = (BEFORE_NEWLINE_HOLES if args.before_newline_holes else {}) | (ONE_LINE_HOLES if args.one_line_holes else {})
     policy = FimPolicy(fim_rate=args.fim_rate, spm_rate=args.spm_rate, **shapes)
     stream = batches(Reader(train_files, tokenizer, ids, rng), policy, args.seq_len, args.batch_size, rng)
     curve, seen_tokens, elapsed = train(args, model, stream, args.out, ids.end_of_text)

@@ -15,7 +15,7 @@ from tokenizers import Tokenizer
 
 from training.corpus import SourceFile
 from training.evaluate_nano_starcoder import LineCase, Scorer, pick_lines, without_dominant_file
-from training.fim import FimPolicy, choose_hole
+from training.fim import ONE_LINE_HOLES, FimPolicy, choose_hole
 
 from ..conftest import NANO
 
@@ -120,3 +120,17 @@ def test_a_line_scored_under_the_no_empty_fill_rule_loses_only_the_end_before_it
     assert first_visible >= 1  # the newline and the indentation come first
     assert under_rule - plain == pytest.approx(-float(torch.log1p(-p_end).sum()), abs=1e-4)
     assert under_rule > plain
+
+
+def test_one_line_holes_make_single_lines_the_common_whole_line_hole():
+    """``--one-line-holes``: three in four whole-line holes take one line (v6: one in two)."""
+    code = CODE.replace("\n\n\n", "\n")
+    one_line = FimPolicy(**{**ONE_LINE_HOLES, "rest_of_line_share": 0.0, "whole_lines_share": 1.0})
+    v6_shape = FimPolicy(whole_lines_share=1.0, rest_of_line_share=0.0)
+
+    def lines_per_hole(policy: FimPolicy) -> list[int]:
+        rng = random.Random(3)
+        return [code[a:b].strip("\n").count("\n") + 1 for a, b in (choose_hole(code, rng, policy) for _ in range(400))]
+
+    assert 0.65 < lines_per_hole(one_line).count(1) / 400 < 0.85
+    assert 0.4 < lines_per_hole(v6_shape).count(1) / 400 < 0.6
