@@ -31,7 +31,12 @@ Reports, as JSON (the model card quotes it):
 - context honesty: mean loss at positions 0-127, 32-127 and 384-511 of full
   512-token windows of held-out code; late must not be worse than early (even
   without the first 32 positions, which see almost no context), or a longer
-  prompt makes the model worse;
+  prompt makes the model worse. Early and late are different code, so the
+  late tokens are also scored a second time with only the 128 tokens they
+  span as their prompt: the same code after a 384-token longer prompt must
+  not be worse, on average and in most windows. Windows that start in their
+  file's first 128 tokens (a licence or imports early, code late) are counted,
+  and the bands are also given without them;
 - end-of-text in the window's last positions: on those same windows of running
   code, the most probability put on end-of-text at any of the last 16
   positions, and how many windows put more than half there.
@@ -260,25 +265,40 @@ def context_honesty(scorer: Scorer, files: list[SourceFile], windows: int, rng: 
     """Loss by position band over full windows of held-out code (late positions see more context, so
     should not be worse), and the probability of end-of-text in the last positions of running code."""
     long_ids = [ids for ids in (scorer.encode(f.text) for f in files) if len(ids) >= scorer.context]
-    bands = {band: 0.0 for band in (EARLY, SETTLED, LATE)}
-    late_eot = []
+    rows = []
     for _ in range(windows):
         ids = rng.choice(long_ids)
         start = rng.randrange(0, len(ids) - scorer.context + 1)
         losses, p_eot = scorer.window(ids[start : start + scorer.context])
-        for low, high in bands:
-            # losses[i] is the loss of token i + 1, predicted from positions 0..i.
-            bands[low, high] += float(losses[max(0, low - 1) : high - 1].mean()) / windows
-        late_eot.append(float(p_eot[-LAST_POSITIONS:].max()))
-    early, settled, late = (round(bands[band], 4) for band in (EARLY, SETTLED, LATE))
+        # losses[i] is the loss of token i + 1, predicted from positions 0..i.
+        row = {band: float(losses[max(0, band[0] - 1) : band[1] - 1].mean()) for band in (EARLY, SETTLED, LATE)}
+        # The same late tokens again, as the first positions of a window of their own: only the prompt's
+        # length differs, not the code, so this pair says whether more context helps.
+        alone, _ = scorer.window(ids[start + LATE[0] : start + scorer.context])
+        row |= {"after": float(losses[LATE[0] : scorer.context - 1].mean()), "alone": float(alone.mean()),
+                "head": start < EARLY[1], "eot": float(p_eot[-LAST_POSITIONS:].max())}
+        rows.append(row)
+
+    def mean(key: object, subset: list[dict] = rows) -> float:
+        return round(sum(row[key] for row in subset) / len(subset), 4)
+
+    # A window that starts in its file's first positions has the file's head (licence, imports) early:
+    # text unlike the code later in the window, so the band comparison is also given without them.
+    inside = [row for row in rows if not row["head"]]
+    early, settled, late = mean(EARLY), mean(SETTLED), mean(LATE)
     return {
         "context_windows": windows,
         "loss_positions_0_127": early,
         "loss_positions_32_127": settled,
         "loss_positions_384_511": late,
         "late_not_worse_than_early": late <= early and late <= settled,
-        "end_of_text_last_16_positions_max_probability_mean": round(sum(late_eot) / windows, 4),
-        "windows_expecting_end_of_text_in_last_16_positions": sum(p > 0.5 for p in late_eot),
+        "windows_starting_in_their_files_first_128_tokens": windows - len(inside),
+        "loss_positions_0_127_384_511_other_windows": [mean(EARLY, inside), mean(LATE, inside)] if inside else None,
+        "late_tokens_loss_after_the_window": mean("after"),
+        "late_tokens_loss_on_their_own": mean("alone"),
+        "windows_where_the_longer_prompt_helps": sum(row["after"] < row["alone"] for row in rows),
+        "end_of_text_last_16_positions_max_probability_mean": mean("eot"),
+        "windows_expecting_end_of_text_in_last_16_positions": sum(row["eot"] > 0.5 for row in rows),
     }
 
 

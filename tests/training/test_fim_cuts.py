@@ -7,14 +7,16 @@ nats that were once counted as FIM gain. These tests pin the cut that avoids it.
 
 from __future__ import annotations
 
+import argparse
 import random
+from pathlib import Path
 
 import pytest
 import torch
 from tokenizers import Tokenizer
 
 from training.corpus import SourceFile
-from training.evaluate_nano_starcoder import LineCase, Scorer, pick_lines, without_dominant_file
+from training.evaluate_nano_starcoder import LineCase, Scorer, context_honesty, pick_lines, without_dominant_file
 from training.fim import ONE_LINE_HOLES, FimPolicy, choose_hole
 
 from ..conftest import NANO
@@ -134,3 +136,19 @@ def test_one_line_holes_make_single_lines_the_common_whole_line_hole():
 
     assert 0.65 < lines_per_hole(one_line).count(1) / 400 < 0.85
     assert 0.4 < lines_per_hole(v6_shape).count(1) / 400 < 0.6
+
+
+def test_context_honesty_scores_the_late_tokens_twice_and_counts_windows_at_a_files_head():
+    """The late 128 tokens are scored after their window and on their own; on real code nano-starcoder is
+    better with the longer prompt. A file only a little longer than a window always puts its head early."""
+    scorer = Scorer(NANO)
+    argparse_source = Path(argparse.__file__).read_text()  # real code, long enough for many windows
+    ids = scorer.encode(argparse_source)
+    cut = len(scorer.tok.decode(ids[: scorer.context + 64]))
+    short = SourceFile("short.py", argparse_source[:cut])  # at most 64 tokens past one window
+    report = context_honesty(scorer, [SourceFile("argparse.py", argparse_source)], 6, random.Random(0))
+    assert report["late_tokens_loss_after_the_window"] < report["late_tokens_loss_on_their_own"]
+    assert 0 <= report["windows_where_the_longer_prompt_helps"] <= 6
+    heads = context_honesty(scorer, [short], 3, random.Random(0))
+    assert heads["windows_starting_in_their_files_first_128_tokens"] == 3
+    assert heads["loss_positions_0_127_384_511_other_windows"] is None  # no other windows to average
