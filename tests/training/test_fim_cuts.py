@@ -148,7 +148,7 @@ def test_context_honesty_scores_the_late_tokens_twice_and_counts_windows_at_a_fi
     short = SourceFile("short.py", argparse_source[:cut])  # at most 64 tokens past one window
     report = context_honesty(scorer, [SourceFile("argparse.py", argparse_source)], 6, random.Random(0))
     assert report["late_tokens_loss_after_the_window"] < report["late_tokens_loss_on_their_own"]
-    assert 0 <= report["windows_where_the_longer_prompt_helps"] <= 6
+    assert report["windows_where_the_longer_prompt_helps"] >= 4
     heads = context_honesty(scorer, [short], 3, random.Random(0))
     assert heads["windows_starting_in_their_files_first_128_tokens"] == 3
     assert heads["loss_positions_0_127_384_511_other_windows"] is None  # no other windows to average
