@@ -42,7 +42,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import httpx  # noqa: E402
 
-from bench.bench_streaming import AppProcess  # noqa: E402
+from bench.app_clients import AppProcess  # noqa: E402
 from playground.backends.base import Chunk  # noqa: E402
 from playground.bootstrap import build_playground  # noqa: E402
 from playground.config import Settings  # noqa: E402

@@ -72,7 +72,7 @@ def start_app(port: int) -> subprocess.Popen:
 
 
 def time_call(client: Client, api: str, n: int, rate: float) -> tuple[float, float]:
-    """(ms to the first output, ms to the last), as bench_streaming's time_gradio measures them."""
+    """(ms to the first output, ms to the last), as app_clients.time_gradio measures them for bench_streaming."""
     start = time.perf_counter()
     first = None
     for _ in client.submit(n, rate, api_name=api):

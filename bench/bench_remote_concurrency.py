@@ -35,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
+from bench.app_clients import AppProcess  # noqa: E402
 from playground.backends.base import Chunk, Finished  # noqa: E402
 from playground.backends.tgi import TgiBackend  # noqa: E402
 from playground.params import GenerationParams  # noqa: E402
@@ -169,44 +170,10 @@ def report(one: Measurement, many: Measurement, streams: list[dict[str, Any]], r
     return ratio <= TARGET_RATIO
 
 
-class _AppProcess:
-    """The app in its own process (``python app.py``), so the benchmark's client threads do not share its GIL."""
-
-    def __init__(self, engine_url: str, users: int):
-        import socket
-        import subprocess
-        import tempfile
-
-        import httpx
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        root = Path(__file__).resolve().parents[1]
-        self.process = subprocess.Popen(
-            [sys.executable, "app.py", "--backend", "tgi", "--endpoint", engine_url, "--model", "starcoder",
-             "--port", str(port), "--data-dir", tempfile.mkdtemp(), "--remote-concurrency", str(max(16, users)),
-             "--generate-per-minute", "0", "--log-level", "WARNING"],
-            cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/api/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("the app did not start")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-
-
-def _serve_app(engine_url: str, users: int) -> Any:
-    return _AppProcess(engine_url, users)
+def _serve_app(engine_url: str, users: int) -> AppProcess:
+    """The app in its own process, so the benchmark's client threads do not share its GIL."""
+    return AppProcess(None, ["--backend", "tgi", "--endpoint", engine_url, "--model", "starcoder",
+                             "--remote-concurrency", str(max(16, users)), "--generate-per-minute", "0"])
 
 
 def main() -> None:
