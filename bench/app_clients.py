@@ -1,8 +1,8 @@
 """The playground app as a benchmark's client sees it: started as `python app.py`, and timed over REST
 (SSE), through gradio_client, and on Gradio's queue protocol read directly, as the browser does.
 
-Shared by ``bench_streaming.py`` (the app's paths beside the model card's snippet) and
-``bench_editors.py``. Each ``time_*`` returns the path's own token count, its wall time from request to
+Shared by ``bench_streaming.py`` (the app's paths beside the model card's snippet),
+``bench_editors.py`` and ``bench_remote_concurrency.py``. Each ``time_*`` returns the path's own token count, its wall time from request to
 last output, and its client-side time to the first generated text.
 """
 
