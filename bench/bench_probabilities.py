@@ -11,7 +11,9 @@
    here is made to write exactly max_new_tokens (min_new_tokens) for a like-for-like ratio.
    Target: n = 4 ≤ 1.6 × n = 1; n = 8 is reported. Beside it, the floor: plain ``model.generate`` with
    ``num_return_sequences`` = 1, 4, 8 (no streamer, no logits processor of ours), same settings, so the
-   share of the ratio that is the batched model's own arithmetic is visible.
+   share of the ratio that is the batched model's own arithmetic is visible. ``top_k=0`` is passed
+   because ``generate`` otherwise adds its default top-k of 50 before top-p, which the app's default
+   (top-k off) does not, and which makes top-p's sort cheaper (most scores are already -inf).
 
     .venv/bin/python bench/bench_probabilities.py [--tokens 200] [--rounds 7] [--threads 2] [--json out.json]
 """
@@ -100,7 +102,7 @@ def raw_generate(backend: LocalBackend, tokens: int, n: int, seed: int) -> float
         with torch.inference_mode():
             backend.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens,
                                    min_new_tokens=tokens, do_sample=True, temperature=0.8, top_p=0.95,
-                                   num_return_sequences=n, pad_token_id=backend.tokenizer.eos_token_id)
+                                   top_k=0, num_return_sequences=n, pad_token_id=backend.tokenizer.eos_token_id)
         took.append(time.perf_counter() - started)
 
     thread = threading.Thread(target=run)
@@ -115,7 +117,7 @@ def candidates_rounds(playground: Playground, backend: LocalBackend, tokens: int
         order = [1, 4, 8] if index % 2 == 0 else [8, 4, 1]
         for n in order:
             params = {"temperature": 0.8, "top_p": 0.95, "max_new_tokens": tokens, "seed": 100 + index, "n": n,
-                      "stop_loops": False}
+                      "repetition_penalty": 1.0, "stop_loops": False}  # generate's knobs, no more
             walls[f"app{n}"].append(timed(playground, params)[0])
             walls[f"raw{n}"].append(raw_generate(backend, tokens, n, 100 + index))
     medians = {name: statistics.median(v) for name, v in walls.items()}

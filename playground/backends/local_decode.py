@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, cast
 
+import numpy as np
 import torch
 from transformers import (
     LogitsProcessor,
@@ -31,6 +32,39 @@ from transformers import (
 
 from playground.params import GenerationParams
 
+
+class SortedTopP(TopPLogitsWarper):
+    """transformers' nucleus filter, the same arithmetic with a faster sort on the CPU.
+
+    Why: torch's CPU sort also returns indices and takes about 0.3 ms for one 4,096-entry row, so with
+    eight candidates on nano-starcoder top-p was a quarter of every step. The filter needs only the
+    sorted values (their cumulative probabilities say how many of the lowest go), and numpy sorts the
+    values alone about ten times faster. What goes is then every token at or below the last value
+    removed. Where that value ties the first one kept, which of the tied tokens go depends on the sort's
+    order of equals, so that case, like any tensor that is not float32 on the CPU, runs transformers' own.
+    """
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if (scores.device.type != "cpu" or scores.dtype != torch.float32 or scores.dim() != 2
+                or scores.shape[1] <= self.min_tokens_to_keep):
+            return cast(torch.FloatTensor, super().__call__(input_ids, scores))
+        values = scores.detach().numpy()
+        ascending = np.sort(values, axis=-1)
+        # transformers' own arithmetic on the same sorted values, so the same probabilities and the same cut;
+        # the bookkeeping after it is numpy's, which costs a few microseconds where a torch call costs tens.
+        cumulative = torch.from_numpy(ascending).softmax(dim=-1).cumsum(dim=-1)
+        remove = (cumulative <= (1 - self.top_p)).numpy()
+        remove[:, -self.min_tokens_to_keep :] = False
+        count = remove.sum(axis=-1)
+        rows, last = np.arange(len(count)), np.maximum(count - 1, 0)
+        edge, cutting = ascending[rows, last], count > 0
+        tied = cutting & (edge == ascending[rows, last + 1])
+        if tied.any() or not np.array_equal(remove, np.arange(remove.shape[1]) < count[:, None]):
+            return cast(torch.FloatTensor, super().__call__(input_ids, scores))  # not a clean cut: the reference decides
+        cut = torch.from_numpy((values <= edge[:, None]) & cutting[:, None])
+        return cast(torch.FloatTensor, scores.masked_fill(cut, self.filter_value))
+
+
 # Each knob as transformers' own processor, in two groups because ``generate`` orders them so: the
 # penalties before the caller's processors, the sampling warpers after them (and only when sampling).
 # A new knob is one row here, as in each remote engine's table (``playground.backends.wire``).
@@ -40,7 +74,7 @@ PENALTIES: Mapping[str, Callable[[Any], LogitsProcessor]] = {
 WARPERS: Mapping[str, Callable[[Any], LogitsProcessor]] = {
     "temperature": TemperatureLogitsWarper,
     "top_k": TopKLogitsWarper,
-    "top_p": TopPLogitsWarper,
+    "top_p": SortedTopP,
 }
 
 
@@ -71,7 +105,9 @@ def decode(model: Any, input_ids: torch.Tensor, max_new: int, scores: LogitsProc
     for step in range(max_new):
         # A float32 copy, as generate makes: processors write into the scores, and logits may be bf16.
         logits = out.logits[:, -1].to(copy=True, dtype=torch.float32, device=device)
-        chosen = scores(cast(torch.LongTensor, input_ids), logits)  # LongTensor: a legacy alias torch's cat lacks
+        chosen = logits
+        for processor in scores:  # called directly: the list's own call re-reads each one's signature every step
+            chosen = processor(cast(torch.LongTensor, input_ids), chosen)  # a legacy alias torch's cat lacks
         if greedy:
             tokens = chosen.argmax(dim=-1)
         else:

@@ -11,8 +11,9 @@ import threading
 
 import pytest
 import torch
+from transformers import TopPLogitsWarper
 
-from playground.backends.local_decode import PENALTIES, WARPERS, decode, processors
+from playground.backends.local_decode import PENALTIES, WARPERS, SortedTopP, decode, processors
 from playground.backends.local_steps import Forbid
 from playground.params import PARAMS, GenerationParams
 from playground.prompt import Prompt
@@ -100,7 +101,7 @@ def test_the_engines_own_processors_run_between_the_penalties_and_the_warpers(mo
     assert not set(forbidden) & {t for row in mine for t in row}
     names = [type(p).__name__ for p in processors(params, [Forbid(forbidden)])]
     assert names == ["RepetitionPenaltyLogitsProcessor", "Forbid", "TemperatureLogitsWarper", "TopKLogitsWarper",
-                     "TopPLogitsWarper"]
+                     "SortedTopP"]
     assert [type(p).__name__ for p in processors(GenerationParams(temperature=0.0), [])] == [
         "RepetitionPenaltyLogitsProcessor"]  # greedy: no sampling knob
 
@@ -125,3 +126,38 @@ def test_cancel_stops_the_loop_after_the_step_that_saw_it(model_and_ids):
 def test_every_knob_has_a_processor():
     assert set(PENALTIES) | set(WARPERS) == {name for name, param in PARAMS.items() if param.knob is not None}
     assert not set(PENALTIES) & set(WARPERS)
+
+
+def random_scores(generator: torch.Generator, case: int) -> torch.Tensor:
+    """Rows of logits of four kinds: spread, coarse (many ties), partly forbidden (-inf), and tiny."""
+    rows = int(torch.randint(1, 9, (), generator=generator))
+    width = int(torch.randint(2, 300, (), generator=generator))
+    if case % 4 == 1:
+        return torch.randint(-3, 4, (rows, width), generator=generator).float()
+    scores = torch.randn(rows, width, generator=generator) * 3
+    if case % 4 == 2:
+        scores[:, torch.randint(0, width, (width // 3,), generator=generator)] = -float("inf")
+    if case % 4 == 3:
+        scores = scores[:, :2].contiguous()
+    return scores
+
+
+def test_the_faster_top_p_cuts_exactly_where_transformers_does():
+    generator = torch.Generator().manual_seed(5)
+    for case in range(800):
+        scores = random_scores(generator, case)
+        top_p = float(torch.rand((), generator=generator).clamp(0.01, 1.0))
+        keep = 1 + case % 2
+        mine = SortedTopP(top_p, min_tokens_to_keep=keep)(None, scores.clone())
+        reference = TopPLogitsWarper(top_p, min_tokens_to_keep=keep)(None, scores.clone())
+        assert torch.equal(mine, reference), (case, scores, top_p)
+
+
+def test_the_faster_top_p_sorts_by_itself_unless_the_cut_falls_in_a_tie(monkeypatch):
+    calls = []
+    monkeypatch.setattr(TopPLogitsWarper, "__call__", lambda self, ids, scores: calls.append(scores) or scores)
+    scores = torch.randn(8, 4096, generator=torch.Generator().manual_seed(0)) * 3
+    kept = SortedTopP(0.9)(None, scores)
+    assert not calls and 0 < int(torch.isinf(kept).sum()) < scores.numel()
+    SortedTopP(0.5)(None, torch.tensor([[0.0, 1.0, 1.0, 1.0]]))  # the cut falls among the three equal values
+    assert len(calls) == 1
