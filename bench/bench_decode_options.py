@@ -1,5 +1,6 @@
 """What transformers offers against per-token overhead, on the shipped model: a static KV cache and
-``torch.compile`` of the forward pass, each against plain ``generate`` (the model card's call).
+``torch.compile`` of the forward pass (with ``--cpp-wrapper``, inductor's C++ wrapper, which calls the
+compiled kernels without Python), each against plain ``generate`` (the model card's call).
 
 Beside them, the floor under any ``generate`` option: the model's forward pass alone, called in a
 greedy loop with its KV cache and nothing else, and how many torch operators one such step runs. What
@@ -9,9 +10,10 @@ cache bookkeeping); the rest is the eager forward pass itself. And the engine's 
 per-step bookkeeping.
 
 Greedy, a fixed number of new tokens, the same prompt, rounds interleaved so that the machine's drift
-hits every variant alike. Compilation happens once, before the rounds, and its time is printed apart.
+hits every variant alike. With compilation, the compiled forward pass also runs alone in the same
+greedy loop on a static cache: the floor a compiled engine loop would have. Compilation happens once, before the rounds, and its time is printed apart.
 
-    python bench/bench_decode_options.py --tokens 128 --rounds 4
+    python bench/bench_decode_options.py --tokens 128 --rounds 4 [--cpp-wrapper] [--no-compile]
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (the app's default on 2 cores)")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (it takes a minute)")
+    parser.add_argument("--cpp-wrapper", action="store_true",
+                        help="compile with inductor's C++ wrapper, which calls the compiled kernels without Python")
     args = parser.parse_args()
 
     import torch
@@ -76,19 +80,39 @@ def main() -> None:
                    steps=SimpleNamespace(put=lambda tokens: None), cancel=threading.Event())
         return args.tokens / (time.perf_counter() - started)
 
+    def static_loop() -> float:
+        """The forward-pass-alone loop on a static cache, for the compiled forward (its shapes never change)."""
+        from transformers import StaticCache
+
+        cache = StaticCache(config=model.config, max_cache_len=ids.shape[1] + args.tokens)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            position = torch.arange(ids.shape[1])
+            logits = model(ids, past_key_values=cache, use_cache=True, cache_position=position).logits
+            for index in range(args.tokens - 1):
+                position = torch.tensor([ids.shape[1] + index])
+                step = logits[:, -1:].argmax(-1)
+                logits = model(step, past_key_values=cache, use_cache=True, cache_position=position).logits
+        return args.tokens / (time.perf_counter() - started)
+
     eager = model.forward
     variants = {"plain generate (dynamic cache)": {}, "static cache": {"cache_implementation": "static"}}
     compiled = None
     if not args.no_compile:
+        import torch._inductor.config
+
+        torch._inductor.config.cpp_wrapper = args.cpp_wrapper
         started = time.perf_counter()
         compiled = torch.compile(eager, dynamic=False)
         model.forward = compiled
         speed(cache_implementation="static")  # compiles
+        static_loop()  # and again for the bare loop's cache length
         print(f"torch.compile + first run: {time.perf_counter() - started:.1f} s")
         model.forward = eager
     loop, engine = "forward pass alone, greedy loop", "the engine's decode loop"
-    figures: dict[str, list[float]] = {name: [] for name in [*variants, loop, engine,
-                                                             *(["compiled, static cache"] * bool(compiled))]}
+    compiled_loop = "compiled forward alone, static"
+    figures: dict[str, list[float]] = {
+        name: [] for name in [*variants, loop, engine, *(["compiled, static cache", compiled_loop] * bool(compiled))]}
     for _ in range(args.rounds):
         for name, options in variants.items():
             figures[name].append(speed(**options))
@@ -97,6 +121,7 @@ def main() -> None:
         if compiled is not None:
             model.forward = compiled
             figures["compiled, static cache"].append(speed(cache_implementation="static"))
+            figures[compiled_loop].append(static_loop())
             model.forward = eager
     print(f"one decoding step: {step_profile(model, ids)}")
     base = statistics.median(figures["plain generate (dynamic cache)"])

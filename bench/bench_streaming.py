@@ -14,6 +14,8 @@ These paths generate the same greedy continuation of the same prompt, interleave
   gradio-queue  the same endpoint read straight off Gradio's queue protocol (join, then its event
            stream), as the browser's own client does: gradio_client polls its message queue every
            50 ms, which adds up to that to the first output and to the last
+  with --compile, the app (`--compile on`) and the backend path run their decode step compiled
+  (playground.backends.local_compile); the warm-up round compiles the shapes the rounds use
   with --peers, on the same weights: transformers serve and llama.cpp's server (the f32 GGUF the
   real-engine tests convert), POST /v1/completions streamed, greedy, N tokens
 tokens/s = each path's own token count (raw: output length; others: usage.completion_tokens,
@@ -215,12 +217,14 @@ def main() -> int:
                         help="the app in its own `python app.py` process (default) or in this one")
     parser.add_argument("--no-pause", action="store_true", help="leave the app process running during in-process paths")
     parser.add_argument("--peers", action="store_true", help="also time transformers serve and llama.cpp's server")
+    parser.add_argument("--compile", action="store_true",
+                        help="the app and the in-process backend with their decode step compiled (--compile on)")
     parser.add_argument("--app-threads", type=int, default=None,
                         help="the app's --cpu-threads (default: the app's own, every core but one)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     loaded = load_model("nano-starcoder", load_registry(), Settings(cpu_threads=args.threads))
-    model, backend = loaded.model, LocalBackend(loaded)
+    model, backend = loaded.model, LocalBackend(loaded, compile_steps=args.compile)
     text, ids = pick_prompt(model, backend, args.tokens)
     load_before = os.getloadavg()
     print(f"prompt {text!r}: {len(ids)} tokens, N = {args.tokens}, torch threads {torch.get_num_threads()}")
@@ -232,7 +236,7 @@ def main() -> int:
         slot.progress.step("ready", "loaded by the benchmark")
         server = serve(Playground(settings, {loaded.spec.id: slot}, load_tech_assistant()))
     else:
-        server = AppProcess(args.app_threads)
+        server = AppProcess(args.app_threads, ("--compile", "on") if args.compile else ())
         if not args.no_pause:
             pause, resume = server.pause, server.resume
     client, http = Client(server.url + "/", verbose=False), httpx.Client()

@@ -56,6 +56,9 @@ class Settings:
     # torch's intra-op threads for a local model; None: every core but one (at least one). On 2 cores a
     # second model thread contended with the web process's own work and streamed slower (README, Performance).
     cpu_threads: int | None = None
+    # Compile a local model's decode step (torch.compile on a static cache): faster tokens, but each new
+    # batch size and cache length compiles once, seconds to a minute (playground.backends.local_compile).
+    compile_steps: bool = False
     data_dir: Path = Path("data")
     database_url: str | None = None  # any SQLAlchemy URL; default: SQLite under data_dir
     # Where rate limits count: this process (memory), the shared database, or auto (the database when it
@@ -207,6 +210,8 @@ _OPTIONS: dict[str, Option] = {
                          "quantize"),
     "--cpu-threads": Option("PLAYGROUND_CPU_THREADS", _int, "torch threads of a local model; default: all cores "
                             "but one, left to the web process", "cpu_threads"),
+    "--compile": Option("PLAYGROUND_COMPILE", _on_off, "compile a local model's decode step with torch.compile: "
+                        "on or off (faster tokens; each new batch size and length compiles once)", "compile_steps"),
     "--data-dir": Option("PLAYGROUND_DATA_DIR", _path, "where the share database lives", "data_dir"),
     "--database-url": Option("PLAYGROUND_DATABASE_URL", _text, "SQLAlchemy URL overriding the SQLite file",
                              "database_url"),

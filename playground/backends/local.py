@@ -35,6 +35,7 @@ import torch
 from transformers import LogitsProcessor
 
 from playground.backends.base import Alternative, BackendInfo, Chunk, Event, EventStream, Finished
+from playground.backends.local_compile import CompiledSteps
 from playground.backends.local_decode import decode, processors
 from playground.backends.local_healing import Healer, TokenTexts
 from playground.backends.local_steps import (
@@ -56,6 +57,13 @@ from playground.prompt import Prompt, Special, Text
 log = logging.getLogger("playground.backends.local")
 
 _END = object()  # sentinel the worker thread of ``stream`` puts when the generation is over
+
+
+class _Discard:
+    """A sink for the compile warm-up's tokens."""
+
+    def put(self, value: torch.Tensor) -> None:
+        pass
 _CONSUMER_TIMEOUT_S = 120.0  # a generation silent this long is dead; never hang a request on it
 Emit = Callable[[Event], None]
 
@@ -72,7 +80,7 @@ class Healing:
 class LocalBackend:
     """One generation at a time per model: the lock serialises callers that bypass the UI queue."""
 
-    def __init__(self, loaded: LoadedModel):
+    def __init__(self, loaded: LoadedModel, *, compile_steps: bool = False):
         self.loaded = loaded
         self.spec = loaded.spec
         self.model = loaded.model
@@ -90,6 +98,23 @@ class LocalBackend:
         self._device = next(self.model.parameters()).device
         self._pieces: dict[int, str] = {}
         self._texts = TokenTexts(self.tokenizer, self.special_ids)  # for token healing
+        self._compiled = self._compile() if compile_steps else None
+
+    def _compile(self) -> CompiledSteps | None:
+        """The compiled decode step, with the graph a request at the default length needs (one row, its
+        prompt and the default new tokens) built now, while the model loads, rather than in a user's first
+        request. A model it cannot compile runs eagerly."""
+        compiled = CompiledSteps(self.model, self.spec.context_length)
+        ids = torch.tensor([self.encode(Prompt.of("def"))], device=self._device)
+        length = min(ids.shape[1] + GenerationParams().max_new_tokens, self.spec.context_length)
+        try:
+            with torch.inference_mode():
+                decode(self.model, ids, 3, processors(GenerationParams(temperature=0.0), []), greedy=True, end_ids=[],
+                       pad_id=0, steps=_Discard(), cancel=threading.Event(), passes=compiled.passes(length))
+        except Exception:  # noqa: BLE001 - compiling is an optimisation: without it the model still serves
+            log.exception("torch.compile of the decode step failed; the model runs eagerly")
+            return None
+        return compiled
 
     def info(self) -> BackendInfo:
         plan = self.loaded.plan
@@ -227,7 +252,8 @@ class LocalBackend:
             torch.manual_seed(params.seed if params.seed is not None else 0)
             with torch.inference_mode():
                 decode(self.model, rows, max_new, scores, greedy=params.greedy, end_ids=self.eos_ids,
-                       pad_id=self.eos_ids[0] if self.eos_ids else 0, steps=sink, cancel=cancel)
+                       pad_id=self.eos_ids[0] if self.eos_ids else 0, steps=sink, cancel=cancel,
+                       passes=self._compiled.passes(len(input_ids) + max_new) if self._compiled else None)
         except Exception as exc:  # the detail goes to the log; users get what to do about it
             log.exception("generation failed")
             if not any(s.emitted for s in sequences):

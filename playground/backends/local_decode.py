@@ -30,6 +30,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
+from playground.backends.local_compile import EagerPasses, Passes
 from playground.params import GenerationParams
 
 
@@ -60,7 +61,8 @@ class SortedTopP(TopPLogitsWarper):
         edge, cutting = ascending[rows, last], count > 0
         tied = cutting & (edge == ascending[rows, last + 1])
         if tied.any() or not np.array_equal(remove, np.arange(remove.shape[1]) < count[:, None]):
-            return cast(torch.FloatTensor, super().__call__(input_ids, scores))  # not a clean cut: the reference decides
+            # Not a clean cut: the reference decides.
+            return cast(torch.FloatTensor, super().__call__(input_ids, scores))
         cut = torch.from_numpy((values <= edge[:, None]) & cutting[:, None])
         return cast(torch.FloatTensor, scores.masked_fill(cut, self.filter_value))
 
@@ -94,17 +96,18 @@ def processors(params: GenerationParams, own: list[LogitsProcessor]) -> LogitsPr
 
 
 def decode(model: Any, input_ids: torch.Tensor, max_new: int, scores: LogitsProcessorList, *, greedy: bool,
-           end_ids: list[int], pad_id: int, steps: Steps, cancel: threading.Event) -> None:
+           end_ids: list[int], pad_id: int, steps: Steps, cancel: threading.Event, passes: Passes | None = None
+           ) -> None:
     """Write up to ``max_new`` tokens after each row of ``input_ids`` (rows that end are padded), handing
     each step to ``steps`` as it is chosen. Stops when every row has ended, at ``max_new`` or on ``cancel``."""
     device = input_ids.device
     ends = torch.tensor(end_ids, dtype=torch.long, device=device)
     running = torch.ones(input_ids.shape[0], dtype=torch.bool, device=device)
-    out = model(input_ids, use_cache=True, logits_to_keep=1)
-    cache = out.past_key_values
+    passes = passes or EagerPasses(model)
+    last = passes.first(input_ids)
     for step in range(max_new):
         # A float32 copy, as generate makes: processors write into the scores, and logits may be bf16.
-        logits = out.logits[:, -1].to(copy=True, dtype=torch.float32, device=device)
+        logits = last.to(copy=True, dtype=torch.float32, device=device)
         chosen = logits
         for processor in scores:  # called directly: the list's own call re-reads each one's signature every step
             chosen = processor(cast(torch.LongTensor, input_ids), chosen)  # a legacy alias torch's cat lacks
@@ -118,4 +121,4 @@ def decode(model: Any, input_ids: torch.Tensor, max_new: int, scores: LogitsProc
         running &= ~torch.isin(tokens, ends)
         if step + 1 == max_new or cancel.is_set() or not running.any():
             return
-        out = model(tokens[:, None], past_key_values=cache, use_cache=True)
+        last = passes.next(tokens)

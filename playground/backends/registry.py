@@ -62,10 +62,13 @@ def _local(order: Order) -> Served:
             raise ModelError(order.progress.error or "The model's engine stopped before the model loaded.")
         return Served(engine.spec or order.spec, engine)
     from playground.backends.local import LocalBackend
+    from playground.backends.local_compile import COMPILING
     from playground.loading import load_model
 
     loaded = load_model(order.settings.model, order.models, order.settings, order.progress)
-    return Served(loaded.spec, LocalBackend(loaded))
+    if order.settings.compile_steps:
+        order.progress.step("compiling", COMPILING)
+    return Served(loaded.spec, LocalBackend(loaded, compile_steps=order.settings.compile_steps))
 
 
 def _origin(url: str | None) -> tuple[str, str, int | None] | None:

@@ -98,11 +98,15 @@ def main(conn: Connection, settings: Settings) -> None:
 def _load(settings: Settings, outbox: _Outbox) -> Any:
     try:
         from playground.backends.local import LocalBackend
+        from playground.backends.local_compile import COMPILING
         from playground.loading import load_model
         from playground.registry import load_registry
 
-        loaded = load_model(settings.model, load_registry(), settings, _ForwardedProgress(outbox))
-        backend = LocalBackend(loaded)
+        progress = _ForwardedProgress(outbox)
+        loaded = load_model(settings.model, load_registry(), settings, progress)
+        if settings.compile_steps:
+            progress.step("compiling", COMPILING)
+        backend = LocalBackend(loaded, compile_steps=settings.compile_steps)
     except PlaygroundError as exc:
         outbox.put((p.FAILED, exc.message))
         return None
