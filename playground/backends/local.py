@@ -19,7 +19,8 @@ processor of ours runs between the two, where ``generate`` also puts a
 caller's processors). So the numbers are the model's own view of
 the text, alternatives the sampler cut off still show, and under greedy
 decoding the chosen token is always the top alternative. Several candidates
-(``params.n``) are rows of one batch.
+(``params.n``) are rows of one batch. With ``--compile on`` each decode step
+runs compiled on a static cache (``local_compile``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ from playground.prompt import Prompt, Special, Text
 log = logging.getLogger("playground.backends.local")
 
 _END = object()  # sentinel the worker thread of ``stream`` puts when the generation is over
+_CONSUMER_TIMEOUT_S = 120.0  # a generation silent this long is dead; never hang a request on it
+Emit = Callable[[Event], None]
 
 
 class _Discard:
@@ -64,8 +67,6 @@ class _Discard:
 
     def put(self, value: torch.Tensor) -> None:
         pass
-_CONSUMER_TIMEOUT_S = 120.0  # a generation silent this long is dead; never hang a request on it
-Emit = Callable[[Event], None]
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ where the engine's eager loop runs at about 1.2x (README, Performance: ``bench/b
 Why it is opt-in: a compiled graph has fixed shapes, so each new (rows, cache length) compiles once:
 seconds with a warm compile cache, up to a minute on a cold one. Cache lengths are rounded up to powers
 of two (at least 128, at most the model's context) so that a handful of graphs serve every request,
-and the engine compiles the commonest one (one row, the shortest cache) while it loads. And compiled
-kernels may round differently from eager ones, so at a near tie the tokens can part from ``generate``'s.
+and the engine compiles the one a default request needs (one row, a short prompt and the default new
+tokens) while it loads. And compiled kernels may round differently from eager ones, so at a near tie the
+tokens can part from ``generate``'s.
 """
 
 from __future__ import annotations

@@ -99,7 +99,8 @@ def decode(model: Any, input_ids: torch.Tensor, max_new: int, scores: LogitsProc
            end_ids: list[int], pad_id: int, steps: Steps, cancel: threading.Event, passes: Passes | None = None
            ) -> None:
     """Write up to ``max_new`` tokens after each row of ``input_ids`` (rows that end are padded), handing
-    each step to ``steps`` as it is chosen. Stops when every row has ended, at ``max_new`` or on ``cancel``."""
+    each step to ``steps`` as it is chosen. Stops when every row has ended, at ``max_new`` or on ``cancel``.
+    ``passes`` runs the model (``local_compile``: eager by default, or compiled on a static cache)."""
     device = input_ids.device
     ends = torch.tensor(end_ids, dtype=torch.long, device=device)
     running = torch.ones(input_ids.shape[0], dtype=torch.bool, device=device)
