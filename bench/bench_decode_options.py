@@ -11,7 +11,8 @@ per-step bookkeeping.
 
 Greedy, a fixed number of new tokens, the same prompt, rounds interleaved so that the machine's drift
 hits every variant alike. With compilation, the compiled forward pass also runs alone in the same
-greedy loop on a static cache: the floor a compiled engine loop would have. Compilation happens once, before the rounds, and its time is printed apart.
+greedy loop on a static cache the size of the run (the floor of a compiled engine), and the engine's
+loop runs as ``--compile on`` runs it (its cache rounded up to a power of two, its per-step work eager). Compilation happens once, before the rounds, and its time is printed apart.
 
     python bench/bench_decode_options.py --tokens 128 --rounds 4 [--cpp-wrapper] [--no-compile]
 """
@@ -68,16 +69,18 @@ def main() -> None:
                 out = model(step, past_key_values=out.past_key_values, use_cache=True)
         return args.tokens / (time.perf_counter() - started)
 
-    def engine_loop() -> float:
-        """The app's decode loop, greedy, with no end token so that it writes all its tokens."""
+    def engine_loop(steps: Any = None) -> float:
+        """The app's decode loop, greedy, with no end token so that it writes all its tokens; with
+        ``steps`` (``CompiledSteps``) its passes compiled, as ``--compile on`` runs them."""
         from playground.backends.local_decode import decode, processors
         from playground.params import GenerationParams
 
         scores = processors(GenerationParams(temperature=0.0, repetition_penalty=1.0), [])
+        passes = steps.passes(ids.shape[1] + args.tokens) if steps is not None else None
         started = time.perf_counter()
         with torch.inference_mode():
             decode(model, ids, args.tokens, scores, greedy=True, end_ids=[], pad_id=0,
-                   steps=SimpleNamespace(put=lambda tokens: None), cancel=threading.Event())
+                   steps=SimpleNamespace(put=lambda tokens: None), cancel=threading.Event(), passes=passes)
         return args.tokens / (time.perf_counter() - started)
 
     def static_loop() -> float:
@@ -97,9 +100,11 @@ def main() -> None:
 
     eager = model.forward
     variants = {"plain generate (dynamic cache)": {}, "static cache": {"cache_implementation": "static"}}
-    compiled = None
+    compiled = engine_steps = None
     if not args.no_compile:
         import torch._inductor.config
+
+        from playground.backends.local_compile import CompiledSteps
 
         torch._inductor.config.cpp_wrapper = args.cpp_wrapper
         started = time.perf_counter()
@@ -109,10 +114,12 @@ def main() -> None:
         static_loop()  # and again for the bare loop's cache length
         print(f"torch.compile + first run: {time.perf_counter() - started:.1f} s")
         model.forward = eager
+        engine_steps = CompiledSteps(model, model.config.n_positions)  # the engine's own, C++ wrapper always
+        engine_loop(engine_steps)  # compiles for its cache length (a power of two)
     loop, engine = "forward pass alone, greedy loop", "the engine's decode loop"
-    compiled_loop = "compiled forward alone, static"
-    figures: dict[str, list[float]] = {
-        name: [] for name in [*variants, loop, engine, *(["compiled, static cache", compiled_loop] * bool(compiled))]}
+    compiled_loop, compiled_engine = "compiled forward alone, static", "the engine's loop, --compile on"
+    figures: dict[str, list[float]] = {name: [] for name in [
+        *variants, loop, engine, *(["compiled, static cache", compiled_loop, compiled_engine] * bool(compiled))]}
     for _ in range(args.rounds):
         for name, options in variants.items():
             figures[name].append(speed(**options))
@@ -123,6 +130,7 @@ def main() -> None:
             figures["compiled, static cache"].append(speed(cache_implementation="static"))
             figures[compiled_loop].append(static_loop())
             model.forward = eager
+            figures[compiled_engine].append(engine_loop(engine_steps))
     print(f"one decoding step: {step_profile(model, ids)}")
     base = statistics.median(figures["plain generate (dynamic cache)"])
     for name, values in figures.items():
